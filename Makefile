@@ -1,0 +1,57 @@
+# mlcycle — the two front-door commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Everything the embedded default writes (Airflow home, MLflow store, data) lives under one git-ignored folder.
+MLCYCLE_HOME ?= $(CURDIR)/.mlcycle
+# The CPU build of torch: on these machines pip's configuration names a local wheel folder (find-links);
+# uv does not read pip's configuration, so pass it on. Elsewhere, set
+# UV_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu before `make install`.
+FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null || $(PYTHON) -m pip config get :env:.find-links 2>/dev/null)
+UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
+
+export MLCYCLE_HOME
+
+.PHONY: help install lock lint typecheck test test-fast demo ui clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv
+
+install: $(VENV)/.installed  ## create .venv and install the locked stack + mlcycle (editable)
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip sync --python $(BIN)/python --compile-bytecode $(UV_FIND_LINKS) requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+lock:  ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 $(UV_FIND_LINKS) -o requirements.lock
+
+lint: install  ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install  ## the whole test suite (lint, unit, DAG integrity, data, integration)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+test-fast: install  ## everything but the integration tests
+	$(BIN)/pytest -m "not integration"
+
+demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through real Airflow
+	$(BIN)/python -m mlcycle.demo
+
+ui: install  ## open the Airflow and MLflow UIs on the demo's stores
+	$(BIN)/python -m mlcycle.demo ui
+
+clean:  ## remove the demo's state (keeps .venv)
+	rm -rf $(MLCYCLE_HOME)

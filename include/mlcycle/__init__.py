@@ -1,0 +1,3 @@
+"""mlcycle: the machine-learning lifecycle on Apache Airflow 3."""
+
+__version__ = "0.1.0"

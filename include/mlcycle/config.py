@@ -1,0 +1,285 @@
+"""Use-case configuration: `include/usecases/<name>/usecase.yaml`, validated by a typed model.
+
+This module is imported when Airflow parses DAGs, so it may only use the standard library,
+pydantic and yaml. A bad file raises `UseCaseConfigError` naming the file and the field path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+USECASES_ENV = "MLCYCLE_USECASES_DIR"
+# include/mlcycle/config.py -> include/usecases
+DEFAULT_USECASES_DIR = Path(__file__).resolve().parent.parent / "usecases"
+
+STEPS = ("ingest", "validate", "features", "train", "evaluate", "promote", "score", "monitor")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+_CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+
+
+class UseCaseConfigError(ValueError):
+    """A use-case file is missing, unreadable or invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos until proven otherwise: reject them instead of silently ignoring them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ColumnType = Literal["string", "float", "int", "timestamp"]
+ColumnRole = Literal["key", "timestamp", "target", "feature", "metadata"]
+
+
+class Column(_Strict):
+    """One column of the use case's data and what it is for."""
+
+    name: str
+    type: ColumnType
+    role: ColumnRole = "feature"
+    description: str = ""
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.type == "string"
+
+
+class Target(_Strict):
+    name: str
+    positive_label: int = 1
+    label_delay_days: int = Field(default=0, ge=0, description="days until labels of a partition arrive")
+
+
+class Schedules(_Strict):
+    """Cron expressions (UTC). Each run processes the day *before* its run time (data-interval semantics)."""
+
+    training: str = "0 2 * * *"
+    scoring: str = "0 4 * * *"
+    monitoring: str = "0 6 * * *"
+    start_date: dt.date = dt.date(2026, 1, 1)
+
+    @field_validator("training", "scoring", "monitoring")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value.startswith("@"):
+            return value
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression")
+        return value
+
+
+class Split(_Strict):
+    """How the training window is cut into train / valid / test (time-based: the latest days are test)."""
+
+    strategy: Literal["time"] = "time"
+    window_days: int = Field(default=14, ge=3)
+    valid_days: int = Field(default=2, ge=1)
+    test_days: int = Field(default=2, ge=1)
+    min_partitions: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _room_for_training(self) -> Split:
+        if self.valid_days + self.test_days >= self.window_days:
+            raise ValueError("valid_days + test_days must leave at least one day for training in window_days")
+        return self
+
+
+class ModelConfig(_Strict):
+    family: Literal["sklearn_hgb", "sklearn_logreg", "dummy"] = "sklearn_hgb"
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    decision_threshold: float = Field(default=0.5, gt=0, lt=1)
+    seed: int = 42
+
+
+class GateThresholds(_Strict):
+    metric: Literal["roc_auc", "pr_auc", "log_loss"] = "roc_auc"
+    min_metric: float = Field(default=0.55, description="absolute floor a candidate must reach")
+    min_improvement: float = Field(default=0.0, description="margin over the champion on the same test set")
+
+
+class DriftThresholds(_Strict):
+    numeric_method: str = "ks"
+    categorical_method: str = "chisquare"
+    p_value: float = Field(default=0.05, gt=0, lt=1)
+    drift_share: float = Field(default=0.3, gt=0, le=1, description="share of drifted columns = dataset drift")
+
+
+class Thresholds(_Strict):
+    gate: GateThresholds = GateThresholds()
+    drift: DriftThresholds = DriftThresholds()
+
+
+class Retraining(_Strict):
+    mode: Literal["notify_only", "auto_retrain"] = "auto_retrain"
+
+
+class Resources(_Strict):
+    """Kubernetes requests / limits of one step's pod (the local launcher ignores them)."""
+
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+    gpu: int = Field(default=0, ge=0)
+
+    @field_validator("cpu", "cpu_limit")
+    @classmethod
+    def _cpu(cls, value: str | None) -> str | None:
+        if value is not None and not _CPU.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes CPU quantity (e.g. '500m', '2')")
+        return value
+
+    @field_validator("memory", "memory_limit")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None and not _MEMORY.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes memory quantity (e.g. '512Mi', '4Gi')")
+        return value
+
+
+class UseCase(_Strict):
+    """A dataset + a prediction target + a model family, and how the lifecycle runs for it."""
+
+    name: str
+    description: str
+    owner: str = "mlcycle"
+    tags: list[str] = Field(default_factory=list)
+    contract: str = "contract.yaml"
+    columns: list[Column]
+    target: Target
+    slices: list[str] = Field(default_factory=list)
+    schedule: Schedules = Schedules()
+    split: Split = Split()
+    model: ModelConfig = ModelConfig()
+    thresholds: Thresholds = Thresholds()
+    retraining: Retraining = Retraining()
+    resources: dict[str, Resources] = Field(default_factory=dict)
+    # Where the use case folder lives; set by the loader, not by the YAML.
+    folder: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lower_snake_case, 2-41 characters, starting with a letter")
+        return value
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_steps(cls, value: dict[str, Resources]) -> dict[str, Resources]:
+        unknown = sorted(set(value) - {"default", *STEPS})
+        if unknown:
+            raise ValueError(f"unknown step(s) {unknown}; expected 'default' or one of {list(STEPS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UseCase:
+        names = [c.name for c in self.columns]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"columns: duplicated column name(s) {duplicated}")
+        roles = {c.name: c.role for c in self.columns}
+        if roles.get(self.target.name) != "target":
+            raise ValueError(f"target.name: {self.target.name!r} must be a column with role 'target'")
+        for role in ("key", "timestamp"):
+            if list(roles.values()).count(role) != 1:
+                raise ValueError(f"columns: exactly one column must have role {role!r}")
+        if not any(r == "feature" for r in roles.values()):
+            raise ValueError("columns: at least one column must have role 'feature'")
+        missing = [s for s in self.slices if s not in roles]
+        if missing:
+            raise ValueError(f"slices: {missing} are not columns")
+        return self
+
+    # ---- derived views (used by steps and the DAG factory) ----
+    @cached_property
+    def key(self) -> str:
+        return next(c.name for c in self.columns if c.role == "key")
+
+    @cached_property
+    def timestamp(self) -> str:
+        return next(c.name for c in self.columns if c.role == "timestamp")
+
+    @property
+    def features(self) -> list[Column]:
+        return [c for c in self.columns if c.role == "feature"]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [c.name for c in self.features if not c.is_categorical]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [c.name for c in self.features if c.is_categorical]
+
+    @property
+    def contract_path(self) -> Path:
+        return self.folder / self.contract
+
+    @property
+    def registered_model_name(self) -> str:
+        return f"{self.name}_model"
+
+    @property
+    def experiment_name(self) -> str:
+        return f"mlcycle/{self.name}"
+
+    def resources_for(self, step: str) -> Resources:
+        return self.resources.get(step) or self.resources.get("default") or Resources()
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "<root>"
+        lines.append(f"{path}: {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_usecase(path: Path) -> UseCase:
+    """Load and validate one `usecase.yaml`."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UseCaseConfigError(f"{path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise UseCaseConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UseCaseConfigError(f"{path}: <root>: expected a mapping, got {type(raw).__name__}")
+    try:
+        usecase = UseCase.model_validate({**raw, "folder": path.parent})
+    except ValidationError as exc:
+        raise UseCaseConfigError(_format_errors(path, exc)) from None
+    if usecase.name != path.parent.name:
+        raise UseCaseConfigError(f"{path}: name: {usecase.name!r} must equal its folder name {path.parent.name!r}")
+    if not usecase.contract_path.is_file():
+        raise UseCaseConfigError(f"{path}: contract: file {usecase.contract_path} does not exist")
+    return usecase
+
+
+def usecases_dir() -> Path:
+    return Path(os.environ.get(USECASES_ENV, DEFAULT_USECASES_DIR))
+
+
+def discover_usecases(folder: Path | None = None) -> list[UseCase]:
+    """Every `<folder>/<name>/usecase.yaml`, sorted by name. Adding a use case is adding a folder."""
+    root = folder or usecases_dir()
+    return [load_usecase(p) for p in sorted(root.glob("*/usecase.yaml"))]
+
+
+def get_usecase(name: str, folder: Path | None = None) -> UseCase:
+    root = folder or usecases_dir()
+    path = root / name / "usecase.yaml"
+    if not path.is_file():
+        known = sorted(p.parent.name for p in root.glob("*/usecase.yaml"))
+        raise UseCaseConfigError(f"unknown use case {name!r}: no {path} (known: {known})")
+    return load_usecase(path)

@@ -1,0 +1,377 @@
+"""The typed data contract of a use case, and its YAML loader.
+
+A contract is written by people, in YAML, next to the use case's ``usecase.yaml``. It says which
+columns a partition has, their types and value rules, which columns form the key, which column
+carries the event time and which one the label, and a few table-level rules. Every rule carries a
+severity: ``hard`` (a failure stops the pipeline) or ``soft`` (a failure is recorded and the run goes
+on). :mod:`mlcycle.contracts.gx_suite` compiles a contract into a Great Expectations suite.
+
+The format, in short::
+
+    version: 1
+    description: one browsing session per row
+    key: [session_id]            # unique (and non-null) together
+    timestamp: event_ts          # must fall inside the partition's day [D 00:00, D+1 00:00) UTC
+    target: purchased            # the label; absent from serving batches
+    columns:
+      session_id: {type: string, regex: '^\\d{8}-\\d{6}$'}
+      price: {type: float, min: 0.01, max: 1000}
+      country: {type: string, allowed: [US, GB], max_null_fraction: 0.01}
+      days_since_last_purchase: {type: float, nullable: true, min: 0}
+      session_duration_s: {type: float, min: 0, severity: soft}   # soft: its value rules only warn
+    table:
+      row_count: {min: 500, max: 100000}
+      label_positive_rate: {min: 0.02, max: 0.5, severity: hard}
+    rules:                       # optional: override the severity of any one rule
+      - {expectation: row_count, severity: soft}
+      - {expectation: not_null, column: days_since_last_purchase, severity: soft}
+
+Unknown keys are rejected everywhere, so a typo (``mni: 0``) is an error rather than a rule that
+silently never runs.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+__all__ = [
+    "COLUMN_RULES",
+    "TABLE_RULES",
+    "ColumnSpec",
+    "ColumnType",
+    "ContractError",
+    "DataContract",
+    "RateRule",
+    "RowCountRule",
+    "RuleName",
+    "RuleOverride",
+    "Severity",
+    "TableRules",
+    "load_contract",
+]
+
+Severity = Literal["hard", "soft"]
+"""``hard``: a failure stops the pipeline. ``soft``: a failure is recorded as a warning."""
+
+ColumnType = Literal["string", "float", "int", "timestamp"]
+"""Logical column types; each maps to one pandas dtype (str values, float64, int64, tz-aware UTC)."""
+
+ColumnRuleName = Literal["type", "not_null", "range", "allowed", "regex", "unique"]
+TableRuleName = Literal["columns", "key_unique", "timestamp_in_partition", "row_count", "label_positive_rate"]
+RuleName = Literal[ColumnRuleName, TableRuleName]
+"""The name of one rule of a contract, as used in ``rules:`` overrides and in validation reports."""
+
+COLUMN_RULES: tuple[str, ...] = get_args(ColumnRuleName)
+TABLE_RULES: tuple[str, ...] = get_args(TableRuleName)
+
+#: Rules whose severity a column's own ``severity`` sets (its *value* rules). ``type`` is schema: hard
+#: unless overridden in ``rules:``.
+VALUE_RULES: frozenset[str] = frozenset({"not_null", "range", "allowed", "regex", "unique"})
+
+
+class ContractError(ValueError):
+    """A contract file that cannot be read, parsed or validated; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    """Base of every contract model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    """One column: its type, whether it may be null, and its value rules."""
+
+    type: ColumnType
+    description: str | None = None
+    nullable: bool = False
+    max_null_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    min: float | None = None
+    max: float | None = None
+    # Strict members: YAML turns a bare NO into False and 01 into 1; keep what it produced so the
+    # check below can say so, instead of pydantic silently coercing it.
+    allowed: list[StrictStr | StrictInt | StrictFloat | StrictBool] | None = Field(default=None, min_length=1)
+    regex: str | None = None
+    unique: bool = False
+    severity: Severity = "hard"
+
+    @property
+    def null_fraction_allowed(self) -> float:
+        """The largest fraction of nulls the column may have (0 unless nullable or explicitly set)."""
+        if self.max_null_fraction is not None:
+            return self.max_null_fraction
+        return 1.0 if self.nullable else 0.0
+
+    @model_validator(mode="after")
+    def _rules_fit_type(self) -> ColumnSpec:
+        numeric = self.type in ("int", "float")
+        if (self.min is not None or self.max is not None) and not numeric:
+            raise ValueError(f"min/max apply to int and float columns, not to {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        if self.regex is not None:
+            if self.type != "string":
+                raise ValueError(f"regex applies to string columns, not to {self.type}")
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} does not compile: {exc}") from exc
+        if self.allowed is not None:
+            self._check_allowed(self.allowed)
+        if self.type == "int" and self.null_fraction_allowed > 0:
+            raise ValueError("an int column cannot hold nulls in pandas (int64); declare it as float")
+        return self
+
+    def _check_allowed(self, allowed: list[str | int | float | bool]) -> None:
+        for i, value in enumerate(allowed):
+            if self.type == "string" and not isinstance(value, str):
+                raise ValueError(
+                    f"allowed[{i}] = {value!r} is not a string (quote it: YAML reads yes/no/on/off "
+                    "as booleans and bare digits as numbers)"
+                )
+            if self.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"allowed[{i}] = {value!r} is not an integer")
+            if self.type == "float" and (isinstance(value, bool) or isinstance(value, str)):
+                raise ValueError(f"allowed[{i}] = {value!r} is not a number")
+            if self.type == "timestamp":
+                raise ValueError("allowed does not apply to timestamp columns")
+
+    def rule_names(self) -> list[str]:
+        """The column rules this spec produces, in the order they are compiled."""
+        names = ["type"]
+        if self.null_fraction_allowed < 1.0:
+            names.append("not_null")
+        if self.min is not None or self.max is not None:
+            names.append("range")
+        if self.allowed is not None:
+            names.append("allowed")
+        if self.regex is not None:
+            names.append("regex")
+        if self.unique:
+            names.append("unique")
+        return names
+
+
+class RowCountRule(_Strict):
+    """Bounds on the number of rows of a partition (inclusive)."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+    severity: Severity = "hard"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RowCountRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class RateRule(_Strict):
+    """Bounds on a fraction in [0, 1] (inclusive), e.g. the share of positive labels."""
+
+    min: float | None = Field(default=None, ge=0.0, le=1.0)
+    max: float | None = Field(default=None, ge=0.0, le=1.0)
+    severity: Severity = "hard"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RateRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+
+class TableRules(_Strict):
+    """Rules on the partition as a whole."""
+
+    row_count: RowCountRule | None = None
+    label_positive_rate: RateRule | None = None
+
+
+class RuleOverride(_Strict):
+    """Set the severity of one rule; ``column`` picks the column of a column rule."""
+
+    expectation: RuleName
+    column: str | None = None
+    severity: Severity
+
+
+class DataContract(_Strict):
+    """The data contract of one use case (see the module docstring for the YAML format)."""
+
+    version: Literal[1]
+    description: str | None = None
+    key: list[str] = Field(default_factory=list)
+    timestamp: str | None = None
+    target: str | None = None
+    columns: dict[str, ColumnSpec] = Field(min_length=1)
+    table: TableRules = Field(default_factory=TableRules)
+    rules: list[RuleOverride] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> DataContract:
+        for name in self.key:
+            if name not in self.columns:
+                raise ValueError(f"key column {name!r} is not among the columns")
+        if len(set(self.key)) != len(self.key):
+            raise ValueError(f"key {self.key} names a column twice")
+        if self.timestamp is not None:
+            spec = self.columns.get(self.timestamp)
+            if spec is None:
+                raise ValueError(f"timestamp column {self.timestamp!r} is not among the columns")
+            if spec.type != "timestamp":
+                raise ValueError(f"timestamp column {self.timestamp!r} has type {spec.type}, not timestamp")
+        if self.target is not None:
+            spec = self.columns.get(self.target)
+            if spec is None:
+                raise ValueError(f"target column {self.target!r} is not among the columns")
+            if spec.type not in ("int", "float"):
+                raise ValueError(f"target column {self.target!r} must be int or float, not {spec.type}")
+        if self.table.label_positive_rate is not None and self.target is None:
+            raise ValueError("table.label_positive_rate needs a target column")
+        seen: set[tuple[str, str | None]] = set()
+        for i, override in enumerate(self.rules):
+            self._check_override(i, override)
+            if (override.expectation, override.column) in seen:
+                raise ValueError(f"rules[{i}]: {override.expectation} is overridden twice")
+            seen.add((override.expectation, override.column))
+        return self
+
+    def _check_override(self, i: int, override: RuleOverride) -> None:
+        rule, column = override.expectation, override.column
+        if rule in COLUMN_RULES:
+            if column is None:
+                raise ValueError(f"rules[{i}]: {rule} is a column rule; name its column")
+            spec = self.columns.get(column)
+            if spec is None:
+                raise ValueError(f"rules[{i}]: column {column!r} is not among the columns")
+            if rule not in spec.rule_names():
+                raise ValueError(f"rules[{i}]: column {column!r} has no {rule} rule")
+            return
+        if column is not None:
+            raise ValueError(f"rules[{i}]: {rule} is a table rule; it takes no column")
+        missing = {
+            "key_unique": not self.key,
+            "timestamp_in_partition": self.timestamp is None,
+            "row_count": self.table.row_count is None,
+            "label_positive_rate": self.table.label_positive_rate is None,
+        }
+        if missing.get(rule, False):
+            raise ValueError(f"rules[{i}]: the contract has no {rule} rule")
+
+    def severity_of(self, rule: str, column: str | None = None) -> Severity:
+        """The severity of ``rule`` (on ``column`` for column rules), overrides included.
+
+        Defaults: schema rules (``columns``, ``type``, ``key_unique``, ``timestamp_in_partition``) are
+        hard; a column's value rules take the column's ``severity``; ``row_count`` and
+        ``label_positive_rate`` take their own ``severity``. An entry of ``rules:`` wins over all.
+        """
+        for override in self.rules:
+            if override.expectation == rule and override.column == column:
+                return override.severity
+        if column is not None and rule in VALUE_RULES:
+            return self.columns[column].severity
+        if rule == "row_count" and self.table.row_count is not None:
+            return self.table.row_count.severity
+        if rule == "label_positive_rate" and self.table.label_positive_rate is not None:
+            return self.table.label_positive_rate.severity
+        return "hard"
+
+    def column_names(self, *, serving: bool = False) -> list[str]:
+        """The columns a batch must have: all of them, or without the target for serving batches."""
+        return [c for c in self.columns if not (serving and c == self.target)]
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    """``("columns", "price", "min")`` -> ``columns.price.min``; list indexes as ``rules[0]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _format_validation_error(source: str, exc: ValidationError) -> str:
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        # Union members add a tag per alternative (e.g. ``allowed[3].str``); name only the field.
+        while loc and isinstance(loc[-1], str) and loc[-1] in {"str", "int", "float", "bool"}:
+            loc = loc[:-1]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        line = f"{source}: {_format_loc(loc)}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_contract(data: Any, *, source: str = "contract") -> DataContract:
+    """Validate already-parsed YAML/JSON data as a contract; errors name ``source`` and the field."""
+    if not isinstance(data, dict):
+        raise ContractError(f"{source}: the contract must be a mapping, got {type(data).__name__}")
+    try:
+        return DataContract.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(_format_validation_error(source, exc)) from None
+
+
+def load_contract(path: pathlib.Path) -> DataContract:
+    """Read and validate the contract at ``path``.
+
+    Raises:
+        ContractError: the file cannot be read, is not valid YAML (duplicate keys included), or does
+            not validate; the message names the file and the field path, e.g.
+            ``contract.yaml: columns.price.min: Input should be a valid number``.
+    """
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read the contract: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_contract(data, source=str(path))

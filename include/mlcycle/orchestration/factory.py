@@ -1,0 +1,36 @@
+"""The operator factory: one StepSpec -> the local or the Kubernetes launcher, per execution mode."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlcycle.orchestration.operators import LocalStepOperator
+from mlcycle.orchestration.spec import StepSpec
+from mlcycle.settings import IMAGE_ENV, NAMESPACE_ENV, execution_mode
+
+DEFAULT_IMAGE = "ghcr.io/mlcycle/mlcycle-task:0.1.0"
+
+
+def step_operator(spec: StepSpec, mode: str | None = None, **kwargs: Any) -> BaseOperator:
+    """Build the task that runs `spec`: a subprocess locally, a pod in `kubernetes` mode."""
+    common: dict[str, Any] = {
+        "retries": spec.retries,
+        "retry_delay": spec.retry_delay,
+        "execution_timeout": spec.timeout,
+        **kwargs,
+    }
+    if (mode or execution_mode()) == "kubernetes":
+        from mlcycle.orchestration.kubernetes import pod_operator  # heavy: only in kubernetes mode
+
+        return pod_operator(
+            spec,
+            image=os.environ.get(IMAGE_ENV, DEFAULT_IMAGE),
+            namespace=os.environ.get(NAMESPACE_ENV, "mlcycle"),
+            **common,
+        )
+    return LocalStepOperator(
+        task_id=spec.id, cmds=spec.argv[:1], arguments=spec.arguments, env_vars=dict(spec.env), **common
+    )

@@ -1,0 +1,53 @@
+"""Template macros every mlcycle DAG registers (`user_defined_macros`), evaluated at run time only.
+
+`mlcycle_partition` answers "which daily partition does this run process?" for every way a run starts:
+- a `partition` Param (manual trigger / backfill form) wins;
+- a scheduled run with data-interval semantics processes the day its interval starts;
+- a run triggered by a retraining request (Asset event) processes the partition named in the event;
+- otherwise (a manual run without a logical date) the day before the run was queued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+
+def _events(dag_run: Any) -> list[Any]:
+    return list(getattr(dag_run, "consumed_asset_events", None) or [])
+
+
+def mlcycle_partition(dag_run: Any, params: Mapping[str, Any] | None = None) -> str:
+    if params and params.get("partition"):
+        return str(dt.date.fromisoformat(str(params["partition"])))
+    conf = getattr(dag_run, "conf", None) or {}
+    if conf.get("partition"):
+        return str(dt.date.fromisoformat(str(conf["partition"])))
+    logical_date = getattr(dag_run, "logical_date", None)
+    if logical_date is not None:
+        return logical_date.date().isoformat()
+    for event in reversed(_events(dag_run)):
+        partition = (getattr(event, "extra", None) or {}).get("partition")
+        if partition:
+            return str(dt.date.fromisoformat(str(partition)))
+    run_after: dt.datetime = dag_run.run_after
+    return (run_after.date() - dt.timedelta(days=1)).isoformat()
+
+
+def mlcycle_trigger(dag_run: Any) -> str:
+    """A one-line answer to "why did this run start?", recorded on the MLflow runs it creates."""
+    conf = getattr(dag_run, "conf", None) or {}
+    events = _events(dag_run)
+    if events:
+        event = events[-1]
+        extra = getattr(event, "extra", None) or {}
+        source = f"{getattr(event, 'source_dag_id', '')}/{getattr(event, 'source_run_id', '')}"
+        return f"asset: {extra.get('reason', 'retraining requested')} (from {source})"
+    run_type = str(getattr(dag_run, "run_type", "") or "")
+    if conf.get("reason"):
+        return f"{run_type or 'manual'}: {conf['reason']}"
+    return run_type.rsplit(".", 1)[-1].lower() or "manual"
+
+
+MACROS = {"mlcycle_partition": mlcycle_partition, "mlcycle_trigger": mlcycle_trigger}

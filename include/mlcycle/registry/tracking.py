@@ -1,0 +1,101 @@
+"""MLflow conventions of mlcycle: one experiment per use case, one parent run per Airflow DAG run,
+one registered model per use case, aliases (`@champion`, `@challenger`) instead of stages.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from mlcycle import __version__
+from mlcycle.config import UseCase
+from mlcycle.settings import ARTIFACT_ROOT_ENV, IMAGE_ENV
+from mlcycle.steps.base import AirflowRun
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ROLE_TAG = "mlcycle.role"
+
+
+def client() -> MlflowClient:
+    return MlflowClient()
+
+
+def ensure_experiment(usecase: UseCase) -> str:
+    """The use case's experiment id (created on first use, artifacts under MLCYCLE_ARTIFACT_ROOT if set)."""
+    existing = mlflow.get_experiment_by_name(usecase.experiment_name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    artifact_root = os.environ.get(ARTIFACT_ROOT_ENV)
+    location = f"{artifact_root.rstrip('/')}/{usecase.name}" if artifact_root else None
+    try:
+        return str(
+            mlflow.create_experiment(
+                usecase.experiment_name,
+                artifact_location=location,
+                tags={"mlcycle.usecase": usecase.name, "mlcycle.owner": usecase.owner},
+            )
+        )
+    except MlflowException:  # created concurrently by another step
+        experiment = mlflow.get_experiment_by_name(usecase.experiment_name)
+        assert experiment is not None
+        return str(experiment.experiment_id)
+
+
+def run_tags(airflow: AirflowRun, partition: str) -> dict[str, str]:
+    return {
+        **airflow.tags(),
+        "mlcycle.partition": partition,
+        "mlcycle.code_version": os.environ.get("MLCYCLE_CODE_VERSION", __version__),
+        "mlcycle.image": os.environ.get(IMAGE_ENV, "local"),
+    }
+
+
+def parent_run(usecase: UseCase, airflow: AirflowRun, partition: str) -> str:
+    """The parent run of this Airflow DAG run: found again on retries (no orphans), else created."""
+    experiment_id = ensure_experiment(usecase)
+    if airflow.run_id:
+        found = mlflow.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`{ROLE_TAG}` = 'parent' and tags.`airflow.dag_id` = '{airflow.dag_id}' "
+                f"and tags.`airflow.run_id` = '{airflow.run_id}'"
+            ),
+            output_format="list",
+            max_results=1,
+        )
+        if found:
+            assert isinstance(found[0], Run)
+            return str(found[0].info.run_id)
+    name = f"{airflow.dag_id}/{airflow.run_id}" if airflow.run_id else f"manual/{partition}"
+    run = client().create_run(experiment_id, run_name=name, tags={**run_tags(airflow, partition), ROLE_TAG: "parent"})
+    client().set_terminated(run.info.run_id)
+    return str(run.info.run_id)
+
+
+def alias_version(usecase: UseCase, alias: str) -> ModelVersion | None:
+    """The version an alias points to now, or None (no registered model or no such alias)."""
+    try:
+        return client().get_model_version_by_alias(usecase.registered_model_name, alias)
+    except MlflowException:
+        return None
+
+
+def model_uri(usecase: UseCase, version: str | int) -> str:
+    """Models are always loaded by version, never by alias or "latest" (reproducible runs)."""
+    return f"models:/{usecase.registered_model_name}/{version}"
+
+
+def version_tags(usecase: UseCase, version: str | int) -> dict[str, str]:
+    return dict(client().get_model_version(usecase.registered_model_name, str(version)).tags)
+
+
+def set_version_tags(usecase: UseCase, version: str | int, tags: dict[str, Any]) -> None:
+    for key, value in tags.items():
+        client().set_model_version_tag(usecase.registered_model_name, str(version), key, str(value))

@@ -1,0 +1,85 @@
+"""features: the validated partitions of the training window -> train / valid / test splits.
+
+The split is by time (the latest days are test), so the model is always judged on data newer than
+what it learned from, and the test split of a partition is frozen: every candidate and the champion
+are compared on exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+
+import pandas as pd
+
+from mlcycle.config import UseCase
+from mlcycle.steps.base import NothingToDo, StepContext, StepResult
+from mlcycle.steps.ingest import DATA_FILE
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+def model_columns(usecase: UseCase) -> list[str]:
+    """Columns a features table keeps: key, timestamp, model features, slices and the target."""
+    wanted = [usecase.key, usecase.timestamp, *[c.name for c in usecase.features], *usecase.slices]
+    return list(dict.fromkeys([*wanted, usecase.target.name]))
+
+
+def split_of(day: dt.date, days: list[dt.date], usecase: UseCase) -> str:
+    """Which split a day falls in, counting back from the newest available day."""
+    rank = len(days) - 1 - days.index(day)
+    if rank < usecase.split.test_days:
+        return "test"
+    if rank < usecase.split.test_days + usecase.split.valid_days:
+        return "valid"
+    return "train"
+
+
+def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+    usecase = ctx.usecase
+    window = ctx.window(usecase.split.window_days)
+    days = [d for d in window if ctx.storage.exists(ctx.uri("validated", d))]
+    missing = [d.isoformat() for d in window if d not in days]
+    if len(days) < usecase.split.min_partitions:
+        raise NothingToDo(
+            f"{len(days)} validated partitions in the window {window[0]}..{window[-1]}, "
+            f"need split.min_partitions={usecase.split.min_partitions}",
+            missing=missing,
+        )
+    columns = model_columns(usecase)
+    frames: dict[str, list[pd.DataFrame]] = {s: [] for s in SPLITS}
+    digests: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for day in days:
+        uri = ctx.uri("validated", day)
+        manifest = ctx.storage.manifest(uri) or {}
+        with ctx.storage.local_copy(uri) as folder:
+            frame = pd.read_parquet(folder / DATA_FILE, columns=columns)
+        split = split_of(day, days, usecase)
+        frames[split].append(frame)
+        digests[split].append(manifest.get("raw_digest", ""))
+
+    target = ctx.uri("features")
+    manifest = {
+        "step": "features",
+        "window": [window[0].isoformat(), window[-1].isoformat()],
+        "days": {s: [d.isoformat() for d in days if split_of(d, days, usecase) == s] for s in SPLITS},
+        "missing": missing,
+        "input_digests": digests,
+    }
+    rows = {}
+    with ctx.storage.writer(target, manifest) as staging:
+        for split in SPLITS:
+            table = pd.concat(frames[split], ignore_index=True).sort_values(usecase.timestamp, kind="stable")
+            table.to_parquet(staging / f"{split}.parquet", index=False)
+            rows[split] = len(table)
+    log.info("features %s: %s rows per split, missing days %s", target, rows, missing)
+    return StepResult(
+        "features",
+        usecase.name,
+        ctx.partition.isoformat(),
+        outputs={"features": target},
+        metrics={"rows": rows, "missing_days": missing},
+    )

@@ -1,0 +1,34 @@
+"""generate: synthetic YarnIt landing partitions (the demo's data source)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.steps.ingest import DATA_FILE
+from mlcycle.storage.partitions import parse_partition
+from mlcycle.synthetic.yarnit import active_scenarios, generate_day, parse_scenario
+
+
+def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+    start, end = parse_partition(args.start), parse_partition(args.end)
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}")
+    scenarios = [parse_scenario(spec) for spec in args.scenario]
+    written: dict[str, int] = {}
+    day = start
+    while day <= end:
+        frame = generate_day(day, seed=args.seed, scenarios=scenarios, base_rows=args.rows)
+        manifest = {"step": "generate", "seed": args.seed, "scenarios": active_scenarios(day, scenarios)}
+        with ctx.storage.writer(ctx.uri("landing", day), manifest) as staging:
+            frame.to_parquet(staging / DATA_FILE, index=False)
+        written[day.isoformat()] = len(frame)
+        day += dt.timedelta(days=1)
+    return StepResult(
+        "generate",
+        ctx.usecase.name,
+        f"{start}..{end}",
+        outputs={"landing": ctx.storage.partition_uri(ctx.usecase.name, "landing", start).rsplit("/", 1)[0]},
+        metrics={"rows": written, "scenarios": args.scenario},
+    )
