@@ -120,6 +120,7 @@ class Thresholds(_Strict):
 
 class Retraining(_Strict):
     mode: Literal["notify_only", "auto_retrain"] = "auto_retrain"
+    cooldown_days: int = Field(default=3, ge=0, description="days after a retraining request before the next")
 
 
 class Resources(_Strict):

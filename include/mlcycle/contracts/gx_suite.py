@@ -20,7 +20,11 @@ from typing import Any
 import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
-from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.metadata_types import FailureSeverity
 
@@ -42,7 +46,7 @@ _TYPE_EXPECTED: dict[str, str] = {
     "string": "str values",
     "int": "dtype int64",
     "float": "dtype float64",
-    "timestamp": "tz-aware timestamps (datetime64[..., UTC])",
+    "timestamp": "tz-aware timestamps (any unit; UTC by convention)",
 }
 #: How many offending values a report quotes.
 _FIRST_VALUES = 5
@@ -304,8 +308,12 @@ def build_suite(
 
 def _batch_definition() -> Any:
     """A whole-DataFrame batch definition in a fresh ephemeral context (about 15 ms)."""
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),  # no Data Docs
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
     source = context.data_sources.add_pandas(name="mlcycle")
     asset = source.add_dataframe_asset(name="partition")
     return asset.add_batch_definition_whole_dataframe(name="whole")

@@ -69,7 +69,7 @@ Severity = Literal["hard", "soft"]
 """``hard``: a failure stops the pipeline. ``soft``: a failure is recorded as a warning."""
 
 ColumnType = Literal["string", "float", "int", "timestamp"]
-"""Logical column types; each maps to one pandas dtype (str values, float64, int64, tz-aware UTC)."""
+"""Logical column types: str values, float64, int64, tz-aware datetime64 (any unit, any tz)."""
 
 ColumnRuleName = Literal["type", "not_null", "range", "allowed", "regex", "unique"]
 TableRuleName = Literal["columns", "key_unique", "timestamp_in_partition", "row_count", "label_positive_rate"]

@@ -128,9 +128,17 @@ def monitoring_dag(usecase: UseCase) -> DAG:
     ) as dag:
         monitor = step_operator(StepSpec("monitor", usecase))
 
-        @task.branch(task_id="decide_retraining")
-        def decide(ti: Any = None) -> str:
-            decision = retraining_decision(ti.xcom_pull(task_ids="monitor"), mode)
+        @task.branch(task_id="decide_retraining", inlets=[asset])
+        def decide(ti: Any = None, inlet_events: Any = None) -> str:
+            # The Asset's own history holds the last request: no extra state store is needed.
+            previous = list(inlet_events[asset][-1:]) if inlet_events is not None else []
+            last = (previous[0].extra or {}).get("partition") if previous else None
+            decision = retraining_decision(
+                ti.xcom_pull(task_ids="monitor"),
+                mode,
+                cooldown_days=usecase.retraining.cooldown_days,
+                last_request=last,
+            )
             ti.xcom_push(key="decision", value=decision)
             print(f"retraining decision: {decision}")
             return "request_retraining" if decision["retrain"] else "no_retraining"

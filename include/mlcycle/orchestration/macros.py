@@ -35,19 +35,20 @@ def mlcycle_partition(dag_run: Any, params: Mapping[str, Any] | None = None) -> 
     return (run_after.date() - dt.timedelta(days=1)).isoformat()
 
 
-def mlcycle_trigger(dag_run: Any) -> str:
+def mlcycle_trigger(dag_run: Any, params: Mapping[str, Any] | None = None) -> str:
     """A one-line answer to "why did this run start?", recorded on the MLflow runs it creates."""
-    conf = getattr(dag_run, "conf", None) or {}
+    conf = {**(getattr(dag_run, "conf", None) or {})}
+    if params and params.get("reason"):
+        conf.setdefault("reason", params["reason"])
     events = _events(dag_run)
     if events:
         event = events[-1]
         extra = getattr(event, "extra", None) or {}
         source = f"{getattr(event, 'source_dag_id', '')}/{getattr(event, 'source_run_id', '')}"
         return f"asset: {extra.get('reason', 'retraining requested')} (from {source})"
-    run_type = str(getattr(dag_run, "run_type", "") or "")
-    if conf.get("reason"):
-        return f"{run_type or 'manual'}: {conf['reason']}"
-    return run_type.rsplit(".", 1)[-1].lower() or "manual"
+    run_type = getattr(dag_run, "run_type", None)
+    kind = str(getattr(run_type, "value", run_type) or "manual").lower()
+    return f"{kind}: {conf['reason']}" if conf.get("reason") else kind
 
 
 MACROS = {"mlcycle_partition": mlcycle_partition, "mlcycle_trigger": mlcycle_trigger}

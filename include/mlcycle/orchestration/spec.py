@@ -22,7 +22,7 @@ RUN_ENV = {
     "MLCYCLE_AIRFLOW_RUN_ID": "{{ dag_run.run_id }}",
     "MLCYCLE_AIRFLOW_LOGICAL_DATE": "{{ dag_run.logical_date.isoformat() if dag_run.logical_date else '' }}",
     "MLCYCLE_AIRFLOW_TRY_NUMBER": "{{ ti.try_number }}",
-    "MLCYCLE_TRIGGER": "{{ mlcycle_trigger(dag_run) }}",
+    "MLCYCLE_TRIGGER": "{{ mlcycle_trigger(dag_run, params) }}",
 }
 
 

@@ -58,8 +58,12 @@ def run_tags(airflow: AirflowRun, partition: str) -> dict[str, str]:
 
 
 def parent_run(usecase: UseCase, airflow: AirflowRun, partition: str) -> str:
-    """The parent run of this Airflow DAG run: found again on retries (no orphans), else created."""
+    """The parent run of this Airflow DAG run: found again on retries (no orphans), else created.
+
+    Also makes the use case's experiment the active one, so child runs and logged models land in it.
+    """
     experiment_id = ensure_experiment(usecase)
+    mlflow.set_experiment(experiment_id=experiment_id)
     if airflow.run_id:
         found = mlflow.search_runs(
             [experiment_id],

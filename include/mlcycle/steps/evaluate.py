@@ -44,7 +44,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         "partition": partition,
         "registered_model": usecase.registered_model_name,
         "candidate_version": candidate_version,
-        "champion_version": champion.version if champion else None,
+        "champion_version": str(champion.version) if champion else None,
         "test_set": features_uri + "/test.parquet",
         "metrics": metrics,
         **gate.to_dict(),

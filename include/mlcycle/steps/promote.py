@@ -44,7 +44,8 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     if args.decision:
         with ctx.storage.local_copy(args.decision) as folder:
             decision = json.loads((folder / "decision.json").read_text())
-        version, expected = str(decision["candidate_version"]), decision["champion_version"]
+        version = str(decision["candidate_version"])
+        expected = None if decision["champion_version"] is None else str(decision["champion_version"])
         if decision["decision"] != "promote":
             raise NothingToDo(
                 f"gate decided {decision['decision']!r} for version {version}: {'; '.join(decision['reasons'])}",

@@ -9,6 +9,7 @@ from importlib.metadata import version as installed_version
 from typing import Any
 
 import mlflow
+import mlflow.data.pandas_dataset
 import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
@@ -61,7 +62,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         ) as run,
     ):
         for split, table in splits.items():
-            dataset = mlflow.data.from_pandas(
+            dataset = mlflow.data.pandas_dataset.from_pandas(
                 table, source=features_uri, name=f"{usecase.name}-{split}", targets=target
             )
             mlflow.log_input(dataset, context=split)
@@ -127,6 +128,10 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
             "model_version": str(version.version),
             "run_id": candidate_run_id,
             "parent_run_id": parent_id,
-            **{k: round(v, 5) for k, v in metrics.items() if k.startswith(("valid_roc", "test_roc_auc", "test_pr"))},
+            **{
+                k: round(v, 5)
+                for k, v in metrics.items()
+                if k in ("valid_roc_auc", "test_roc_auc", "test_pr_auc", "test_log_loss")
+            },
         },
     )

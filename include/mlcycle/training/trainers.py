@@ -18,12 +18,12 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from mlcycle.config import UseCase
 
-
 # MLflow 3 saves sklearn models with skops, which refuses types it cannot vouch for. These are the
 # reviewed ones our pipelines contain (HistGradientBoosting's tree nodes; sklearn's own helpers); a
 # model file is only ever loaded from our own registry.
 SKOPS_TRUSTED_TYPES = [
     "functools.partial",
+    "numpy.dtype",  # OneHotEncoder(dtype=...) in the linear pipelines
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]

@@ -1,0 +1,271 @@
+"""`make demo`: three weeks of YarnIt through real Airflow, on the embedded default (SQLite, local files).
+
+Timeline (fixed dates, so every run of the demo tells the same story):
+- 2026-09-01 .. 2026-09-21 synthetic landing data; a heatwave (`covariate_shift`) from 2026-09-17.
+- `yarnit_training` for 2026-09-14 trains the first model; the gate promotes it (no champion yet).
+- `yarnit_scoring` and `yarnit_monitoring` run for every day 2026-09-15 .. 2026-09-21.
+- When monitoring detects dataset drift it emits a retraining request (an Airflow Asset event); the
+  training DAG is scheduled on that Asset. Here the demo plays the scheduler's part and starts the
+  training run for the Asset event (`airflow dags test` has no scheduler), passing the event along.
+
+DAG runs execute in-process through Airflow's own `dags test` code path, once per run, so the ~10 s
+CLI start-up is paid once instead of per run. `python -m mlcycle.demo ui` starts the UIs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mlcycle.settings import REPO_ROOT, embedded_environment, home
+
+USECASE = "yarnit"
+START, END = dt.date(2026, 9, 1), dt.date(2026, 9, 21)
+FIRST_TRAINING = dt.date(2026, 9, 14)
+DRIFT_FROM = dt.date(2026, 9, 17)
+SCENARIO = f"covariate_shift:{DRIFT_FROM}:{END}"
+
+
+def _say(message: str) -> None:
+    print(f"\n==> {message}", flush=True)
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _run(argv: list[str]) -> None:
+    subprocess.run(argv, check=True)
+
+
+class AirflowRunner:
+    """Runs DAG runs in this process through Airflow's `dags test` command code."""
+
+    def __init__(self) -> None:
+        from airflow.cli.commands import dag_command
+
+        self._dag_command = dag_command
+        self.runs: list[dict[str, Any]] = []
+
+    def run(self, dag_id: str, day: dt.date, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        # A few minutes past midnight: distinct from the scheduled runs' logical dates of the same day.
+        logical_date = dt.datetime(day.year, day.month, day.day, 0, 5, tzinfo=dt.UTC)
+        if conf:
+            logical_date += dt.timedelta(minutes=1 + len(self.runs))
+        args = argparse.Namespace(
+            dag_id=dag_id,
+            logical_date=logical_date,
+            conf=json.dumps(conf) if conf else None,
+            use_executor=False,
+            mark_success_pattern=None,
+            bundle_name=None,
+            dagfile_path=None,
+            show_dagrun=False,
+            imgcat_dagrun=False,
+            save_dagrun=None,
+        )
+        started = time.perf_counter()
+        failed = False
+        try:
+            self._dag_command.dag_test(args)
+        except SystemExit:
+            failed = True
+        seconds = time.perf_counter() - started
+        with create_session() as session:
+            tis = session.scalars(
+                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.logical_date == logical_date)
+            ).all()
+            states = {ti.task_id: str(ti.state) for ti in tis}
+        record = {
+            "dag_id": dag_id,
+            "partition": str(day),
+            "seconds": round(seconds, 1),
+            "failed": failed,
+            "tasks": states,
+        }
+        self.runs.append(record)
+        print(f"    {dag_id} {day}: {'FAILED' if failed else 'ok'} in {seconds:.0f}s  {states}", flush=True)
+        return record
+
+
+def latest_retraining_event(after_id: int) -> dict[str, Any] | None:
+    """The newest retraining-request Asset event emitted by the monitoring DAG (from Airflow's DB)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        event = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == f"{USECASE}_retraining_request", AssetEvent.id > after_id)
+            .order_by(AssetEvent.id.desc())
+        ).first()
+        if event is None:
+            return None
+        return {
+            "id": event.id,
+            "extra": dict(event.extra or {}),
+            "source": f"{event.source_dag_id}/{event.source_run_id}",
+        }
+
+
+def summary(storage_root: Path, runner: AirflowRunner) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    name = f"{USECASE}_model"
+    _say("Summary")
+    print(f"Registered model {name!r}:")
+    found = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    for number in found:
+        version = client.get_model_version(name, str(number))  # search results carry no aliases
+        tags = version.tags
+        print(
+            f"  v{version.version}: aliases={version.aliases or '-'} partition={tags.get('mlcycle.partition')} "
+            f"gate={tags.get('mlcycle.gate.decision', '-')} trigger={tags.get('mlcycle.trigger', '-')!r}"
+        )
+    print("Drift verdicts (yarnit_monitoring):")
+    for folder in sorted((storage_root / USECASE / "monitoring").glob("ds=*")):
+        drift = json.loads((folder / "summary.json").read_text())
+        drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
+        verdict = "DATASET DRIFT" if drift["dataset_drift"] else "no drift"
+        print(f"  {folder.name[3:]}: {verdict:13s} share={drift['drift_share']:.2f} drifted={drifted}")
+    print(f"Reports: {storage_root / USECASE / 'monitoring'}/ds=*/report.html")
+    retrains = [r for r in runner.runs if r["dag_id"].endswith("_training") and r["partition"] != str(FIRST_TRAINING)]
+    for run in retrains:
+        print(f"Retraining run caused by drift: yarnit_training for {run['partition']} -> {run['tasks']}")
+    total = sum(r["seconds"] for r in runner.runs)
+    print(f"{len(runner.runs)} DAG runs, {total:.0f}s of DAG time. Open the UIs with:  make ui")
+
+
+def demo() -> int:
+    env = embedded_environment()
+    os.environ.update(env)
+    root = home()
+    storage_root = Path(env["MLCYCLE_STORAGE_ROOT"])
+    if root.exists() and any(root.iterdir()):
+        _say(f"Starting from a clean slate: removing {root}")
+        import shutil
+
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    _say(f"Generating YarnIt landing data {START}..{END} with {SCENARIO}")
+    _run(
+        [
+            _bin("mlcycle"),
+            "generate",
+            "--usecase",
+            USECASE,
+            "--start",
+            str(START),
+            "--end",
+            str(END),
+            "--scenario",
+            SCENARIO,
+        ]
+    )
+    _say("Initialising Airflow's metadata database (SQLite)")
+    _run([_bin("airflow"), "db", "migrate"])
+
+    runner = AirflowRunner()
+    _say(f"Training the first model: {USECASE}_training for {FIRST_TRAINING}")
+    runner.run(f"{USECASE}_training", FIRST_TRAINING)
+
+    last_event = 0
+    day = FIRST_TRAINING + dt.timedelta(days=1)
+    while day <= END:
+        _say(f"Day {day}: scoring and monitoring")
+        runner.run(f"{USECASE}_scoring", day)
+        runner.run(f"{USECASE}_monitoring", day)
+        event = latest_retraining_event(last_event)
+        if event is not None:
+            last_event = event["id"]
+            reason = f"Asset event #{event['id']} from {event['source']}: {event['extra'].get('reason')}"
+            _say(f"Retraining requested -> {USECASE}_training for {event['extra']['partition']}")
+            runner.run(
+                f"{USECASE}_training",
+                dt.date.fromisoformat(event["extra"]["partition"]),
+                conf={"partition": event["extra"]["partition"], "reason": reason},
+            )
+        day += dt.timedelta(days=1)
+
+    summary(storage_root, runner)
+    print(f"Demo wall time: {time.perf_counter() - started:.0f}s")
+    failed = [r for r in runner.runs if r["failed"]]
+    return 1 if failed else 0
+
+
+def ui() -> int:
+    """Start Airflow (standalone: api-server, scheduler, dag-processor, triggerer) and the MLflow UI."""
+    env = {**os.environ, **embedded_environment()}
+    mlflow_port = os.environ.get("MLFLOW_PORT", "5000")
+    processes = [
+        subprocess.Popen(
+            [_bin("airflow"), "standalone"],
+            env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        ),
+        subprocess.Popen(
+            [
+                _bin("mlflow"),
+                "server",
+                "--backend-store-uri",
+                env["MLFLOW_TRACKING_URI"],
+                "--default-artifact-root",
+                env["MLCYCLE_ARTIFACT_ROOT"],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                mlflow_port,
+            ],
+            env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        ),
+    ]
+    print(
+        f"Airflow UI: http://127.0.0.1:{env['AIRFLOW__API__PORT']} (user 'admin'; password in "
+        f"{env['AIRFLOW_HOME']}/simple_auth_manager_passwords.json.generated)\n"
+        f"MLflow UI:  http://127.0.0.1:{mlflow_port}\nCtrl-C stops both.",
+        flush=True,
+    )
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlcycle.demo", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=["run", "ui"], default="run")
+    args = parser.parse_args(argv)
+    os.chdir(REPO_ROOT)
+    return demo() if args.command == "run" else ui()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

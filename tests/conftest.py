@@ -1,0 +1,28 @@
+"""Shared fixtures: every test that touches state gets its own MLCYCLE_HOME under tmp_path."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlcycle.settings import REPO_ROOT, embedded_environment
+
+USECASES = REPO_ROOT / "include" / "usecases"
+
+# Airflow reads its configuration at import: point it (and MLflow, and the data) at a throw-away home
+# before any test imports it, so tests never touch a developer's ~/airflow or the demo's state.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlcycle-tests-"))
+os.environ.update(embedded_environment(_SESSION_HOME))
+
+
+@pytest.fixture
+def mlcycle_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The embedded-default environment rooted in a fresh temporary folder (also for subprocesses)."""
+    env = embedded_environment(tmp_path / "mlcycle")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    yield {**os.environ, **env}

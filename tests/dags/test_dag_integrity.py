@@ -1,0 +1,102 @@
+"""DAG integrity over the DagBag: every DAG file parses, cheaply, into well-formed DAGs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlcycle.config import discover_usecases
+from mlcycle.settings import REPO_ROOT, embedded_environment
+
+HEAVY = ("pandas", "numpy", "sklearn", "torch", "mlflow", "great_expectations", "evidently", "pyarrow", "kubernetes")
+FAMILIES = ("training", "scoring", "monitoring", "promotion")
+
+PARSE_SCRIPT = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+started = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+seconds = time.perf_counter() - started
+heavy = sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)
+print(json.dumps({"dag_ids": sorted(bag.dag_ids), "errors": {k: str(v) for k, v in bag.import_errors.items()},
+                  "heavy": heavy, "seconds": seconds}))
+"""
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Parse the DAG folder in a fresh interpreter, as Airflow's dag processor does."""
+    env = {**os.environ, **embedded_environment(tmp_path_factory.mktemp("home"))}
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE_SCRIPT, str(REPO_ROOT / "dags"), json.dumps(HEAVY)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
+
+
+def test_no_import_errors(parsed: dict) -> None:
+    assert parsed["errors"] == {}
+
+
+def test_parsing_loads_no_heavy_library(parsed: dict) -> None:
+    assert parsed["heavy"] == [], f"DAG parsing imported {parsed['heavy']}"
+
+
+def test_four_dags_per_usecase(parsed: dict) -> None:
+    expected = sorted(f"{u.name}_{family}" for u in discover_usecases() for family in FAMILIES)
+    assert parsed["dag_ids"] == expected
+
+
+def _dag_ids() -> list[str]:
+    return sorted(f"{u.name}_{family}" for u in discover_usecases() for family in FAMILIES)
+
+
+@pytest.mark.parametrize("dag_id", _dag_ids())
+def test_dag_is_well_formed(dagbag, dag_id: str) -> None:
+    dag = dagbag.dags.get(dag_id)
+    assert dag is not None
+    assert dag.doc_md and len(dag.doc_md) > 40, "doc_md explains the DAG"
+    assert "mlcycle" in dag.tags and dag.tags
+    assert dag.start_date is not None and dag.start_date.year >= 2020, "static start_date"
+    assert dag.catchup is False
+    assert dag.max_active_runs >= 1
+    assert dag.user_defined_macros and "mlcycle_partition" in dag.user_defined_macros
+    dag.topological_sort()  # raises on a cycle
+    for task in dag.tasks:
+        assert task.owner and task.owner != "airflow", f"{task.task_id} has an explicit owner"
+        assert task.retries is not None
+        if task.task_type in ("LocalStepOperator", "StepPodOperator"):
+            assert task.execution_timeout is not None, f"{task.task_id} has a timeout"
+
+
+def test_training_runs_on_cron_and_retraining_requests(dagbag) -> None:
+    from airflow.sdk import AssetOrTimeSchedule
+
+    for usecase in discover_usecases():
+        dag = dagbag.dags.get(f"{usecase.name}_training")
+        assert isinstance(dag.timetable, AssetOrTimeSchedule)
+        monitoring = dagbag.dags.get(f"{usecase.name}_monitoring")
+        outlets = monitoring.get_task("request_retraining").outlets
+        assert [a.name for a in outlets] == [f"{usecase.name}_retraining_request"]
+        assert type(dagbag.dags.get(f"{usecase.name}_promotion").timetable).__name__ == "NullTimetable"  # manual only
+
+
+def test_promotion_dag_has_a_params_form(dagbag) -> None:
+    for usecase in discover_usecases():
+        params = dagbag.dags.get(f"{usecase.name}_promotion").params
+        assert {"action", "version", "approver", "reason"} <= set(params.keys())
+        assert params.get_param("action").schema["enum"] == ["promote", "rollback"]

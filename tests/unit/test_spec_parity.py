@@ -1,0 +1,129 @@
+"""One StepSpec, two launchers: the pod a KubernetesPodOperator would submit runs exactly the argv and
+env the local launcher runs, for every step task of every DAG of every use case."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mlcycle.config import discover_usecases
+from mlcycle.orchestration.dags import build_dags
+from mlcycle.orchestration.operators import LocalStepOperator
+
+
+@pytest.fixture(scope="module")
+def both_modes() -> dict[str, tuple[Any, Any]]:
+    """dag_id -> (local DAG, kubernetes DAG)."""
+    mp = pytest.MonkeyPatch()
+    out: dict[str, tuple[Any, Any]] = {}
+    for usecase in discover_usecases():
+        mp.setenv("MLCYCLE_EXECUTION_MODE", "local")
+        local = build_dags(usecase)
+        mp.setenv("MLCYCLE_EXECUTION_MODE", "kubernetes")
+        k8s = build_dags(usecase)
+        out.update({dag_id: (local[dag_id], k8s[dag_id]) for dag_id in local})
+    mp.undo()
+    return out
+
+
+def _step_tasks(both_modes: dict[str, tuple[Any, Any]]) -> list[tuple[str, str]]:
+    return [
+        (dag_id, task.task_id)
+        for dag_id, (local, _) in both_modes.items()
+        for task in local.tasks
+        if isinstance(task, LocalStepOperator)
+    ]
+
+
+class FakeTI:
+    try_number = 3
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> dict[str, Any]:
+        return {"metrics": {"model_version": "7"}, "outputs": {"decision": "/data/yarnit/evaluation/ds=2026-09-14/v7"}}
+
+
+def _context(dag: Any) -> dict[str, Any]:
+    run = SimpleNamespace(
+        dag_id=dag.dag_id,
+        run_id="scheduled__2026-09-14T02:00:00+00:00",
+        logical_date=dt.datetime(2026, 9, 14, 2, tzinfo=dt.UTC),
+        run_after=dt.datetime(2026, 9, 15, 2, tzinfo=dt.UTC),
+        run_type="scheduled",
+        conf={},
+        consumed_asset_events=[],
+    )
+    params = {"partition": None, "action": "promote", "version": 7, "approver": "ana", "reason": "reviewed"}
+    return {"dag_run": run, "params": params, "ti": FakeTI(), "dag": dag}
+
+
+def _pod_argv_env(task: Any) -> tuple[list[str], dict[str, str]]:
+    pod = task.build_pod_request_obj(dry_run=True)  # dry_run: no Kubernetes API client needed
+    container = pod.spec.containers[0]
+    env = {e.name: e.value for e in container.env or []}
+    return [*container.command, *container.args], env
+
+
+def test_every_dag_has_step_tasks(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    steps = {task for _, task in _step_tasks(both_modes)}
+    assert {"ingest", "validate", "features", "train", "evaluate", "promote", "score", "monitor"} <= steps
+
+
+def test_kubernetes_mode_builds_pod_operators(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    for dag_id, task_id in _step_tasks(both_modes):
+        assert isinstance(both_modes[dag_id][1].get_task(task_id), KubernetesPodOperator)
+
+
+def test_pod_runs_the_local_argv_and_env(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    pairs = _step_tasks(both_modes)
+    assert pairs
+    for dag_id, task_id in pairs:
+        local_dag, k8s_dag = both_modes[dag_id]
+        local, pod_task = local_dag.get_task(task_id), k8s_dag.get_task(task_id)
+        argv, env = _pod_argv_env(pod_task)
+        assert argv == local.argv, f"{dag_id}.{task_id}"
+        assert env == local.env_vars, f"{dag_id}.{task_id}"
+        assert argv[0] == "mlcycle" and argv[1] == local.arguments[0]
+
+
+def test_rendered_argv_and_env_are_identical(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    for dag_id, task_id in _step_tasks(both_modes):
+        local_dag, k8s_dag = both_modes[dag_id]
+        local, pod_task = local_dag.get_task(task_id), k8s_dag.get_task(task_id)
+        local.render_template_fields(_context(local_dag))
+        pod_task.render_template_fields(_context(k8s_dag))
+        argv, env = _pod_argv_env(pod_task)
+        assert argv == local.argv
+        assert env == local.env_vars
+        assert "{{" not in " ".join(argv) + " ".join(env.values())
+        assert argv[argv.index("--partition") + 1] == "2026-09-14"
+        assert env["MLCYCLE_AIRFLOW_TRY_NUMBER"] == "3"
+
+
+def test_exit_codes_map_to_the_same_outcomes() -> None:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+
+    from mlcycle.exitcodes import ExitCode
+    from mlcycle.orchestration.operators import raise_for_exit_code
+
+    raise_for_exit_code(ExitCode.OK, {}, "step")
+    with pytest.raises(AirflowSkipException):
+        raise_for_exit_code(ExitCode.NOTHING_TO_DO, {"reason": "no champion"}, "step")
+    with pytest.raises(AirflowFailException, match="contract failed"):
+        raise_for_exit_code(ExitCode.REJECTED, {"reason": "contract failed"}, "step")
+    with pytest.raises(AirflowException) as caught:
+        raise_for_exit_code(137, None, "step")
+    assert not isinstance(caught.value, (AirflowFailException, AirflowSkipException))
+
+
+def test_pod_operator_skips_on_nothing_to_do(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    from mlcycle.exitcodes import ExitCode
+
+    for dag_id, task_id in _step_tasks(both_modes):
+        pod_task = both_modes[dag_id][1].get_task(task_id)
+        assert list(pod_task.skip_on_exit_code) == [int(ExitCode.NOTHING_TO_DO)]
+        assert pod_task.do_xcom_push is True

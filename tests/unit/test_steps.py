@@ -1,0 +1,198 @@
+"""Each lifecycle step through its CLI, on a small YarnIt dataset: outputs, idempotency, exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlcycle.cli import main as cli_main
+from mlcycle.exitcodes import ExitCode
+from mlcycle.settings import embedded_environment
+
+FIRST, LAST = dt.date(2026, 9, 1), dt.date(2026, 9, 8)
+ROWS = 900
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    mp = pytest.MonkeyPatch()
+    values = embedded_environment(tmp_path_factory.mktemp("steps"))
+    for key, value in values.items():
+        mp.setenv(key, value)
+    yield values
+    mp.undo()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = cli_main(list(argv))
+    lines = [line for line in capsys.readouterr().out.strip().splitlines() if line.startswith("{")]
+    return code, json.loads(lines[-1])
+
+
+def step(capsys: pytest.CaptureFixture[str], name: str, day: dt.date, *extra: str) -> tuple[int, dict[str, Any]]:
+    return run(capsys, name, "--usecase", "yarnit", "--partition", day.isoformat(), *extra)
+
+
+def root(env: dict[str, str]) -> Path:
+    return Path(env["MLCYCLE_STORAGE_ROOT"]) / "yarnit"
+
+
+def test_help_explains_every_step() -> None:
+    out = subprocess.run([str(Path(sys.executable).parent / "mlcycle"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for name in ("ingest", "validate", "features", "train", "evaluate", "promote", "score", "monitor"):
+        assert name in out.stdout
+    assert "65 rejected" in out.stdout and "99 nothing to do" in out.stdout
+
+
+def test_generate_and_ingest(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = run(
+        capsys, "generate", "--usecase", "yarnit", "--start", str(FIRST), "--end", str(LAST), "--rows", str(ROWS)
+    )
+    assert code == 0 and len(result["metrics"]["rows"]) == 8
+    code, result = step(capsys, "ingest", LAST, "--lookback", "8")
+    assert code == 0 and len(result["metrics"]["written"]) == 8
+    assert len(result["metrics"]["digest"]) == 64
+    code, again = step(capsys, "ingest", LAST, "--lookback", "8")
+    assert code == 0 and len(again["metrics"]["unchanged"]) == 8, "re-running ingest changes nothing"
+
+
+def test_ingest_without_landing_data_is_an_error(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = step(capsys, "ingest", dt.date(2027, 1, 1))
+    assert code == ExitCode.ERROR and "no landing partition" in result["reason"]
+
+
+def test_validate_window(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = step(capsys, "validate", LAST, "--lookback", "8")
+    assert code == 0 and len(result["metrics"]["passed"]) == 8
+    assert result["metrics"]["summary"]["success"] is True
+    code, again = step(capsys, "validate", LAST)
+    assert code == 0 and again["metrics"]["unchanged"] == [LAST.isoformat()]
+
+
+def test_validate_rejects_and_quarantines_then_recovers(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad_day = dt.date(2026, 9, 9)
+    landing = root(env) / "landing"
+    run(capsys, "generate", "--usecase", "yarnit", "--start", str(bad_day), "--end", str(bad_day), "--rows", str(ROWS),
+        "--scenario", f"schema_break:{bad_day}")  # fmt: skip
+    assert step(capsys, "ingest", bad_day)[0] == 0
+    code, result = step(capsys, "validate", bad_day)
+    assert code == ExitCode.REJECTED
+    assert "quarantine" in result["quarantine"]
+    reason = json.loads((root(env) / "quarantine" / f"ds={bad_day}" / "reason.json").read_text())
+    assert any("price" in line for line in reason["failed"]), reason["failed"]
+    assert not (root(env) / "validated" / f"ds={bad_day}").exists()
+    # The fix lands (good data for the day), the step re-runs and succeeds; quarantine is cleared.
+    run(capsys, "generate", "--usecase", "yarnit", "--start", str(bad_day), "--end", str(bad_day), "--rows", str(ROWS))
+    assert landing.joinpath(f"ds={bad_day}", "data.parquet").exists()
+    assert step(capsys, "ingest", bad_day)[0] == 0
+    assert step(capsys, "validate", bad_day)[0] == 0
+    assert not (root(env) / "quarantine" / f"ds={bad_day}").exists()
+
+
+def test_features_needs_enough_partitions(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = step(capsys, "features", FIRST + dt.timedelta(days=2))
+    assert code == ExitCode.NOTHING_TO_DO and "need split.min_partitions=5" in result["reason"]
+
+
+def test_features_split_by_time(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = step(capsys, "features", LAST)
+    assert code == 0
+    folder = Path(result["outputs"]["features"])
+    train, test = pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "test.parquet")
+    assert train["event_ts"].max() < test["event_ts"].min()
+    assert set(train["session_id"]).isdisjoint(test["session_id"])
+    assert "customer_id" not in train.columns, "metadata columns never reach features"
+
+
+def test_train_evaluate_promote(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    code, trained = step(capsys, "train", LAST)
+    assert code == 0 and trained["metrics"]["model_version"] == "1"
+    assert trained["metrics"]["test_roc_auc"] > 0.6
+    code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "1")
+    assert code == 0 and evaluated["metrics"]["decision"] == "promote"
+    code, promoted = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
+    assert code == 0 and promoted["metrics"]["champion_version"] == "1"
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("yarnit_model", "champion")
+    assert str(version.version) == "1"
+    assert version.tags["mlcycle.gate.decision"] == "promote"
+    assert version.tags["mlcycle.features_uri"].endswith(f"features/ds={LAST}")
+    run_ = client.get_run(version.tags["mlcycle.run_id"])
+    assert run_.data.tags["mlcycle.partition"] == LAST.isoformat()
+    assert {i.dataset.name for i in run_.inputs.dataset_inputs} == {"yarnit-train", "yarnit-valid", "yarnit-test"}
+
+
+def test_stale_decision_loses_the_compare_and_set(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    assert step(capsys, "train", LAST)[0] == 0  # version 2, evaluated while v1 is champion
+    code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "2")
+    decision_file = Path(evaluated["outputs"]["decision"]) / "decision.json"
+    record = json.loads(decision_file.read_text())
+    assert record["champion_version"] == "1"
+    # Someone else moved the champion in between: the decision is stale and must not win.
+    record.update(decision="promote", champion_version=None)
+    decision_file.write_text(json.dumps(record))
+    code, result = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
+    assert code == ExitCode.REJECTED and "champion changed since evaluation" in result["reason"]
+    assert str(MlflowClient().get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+
+
+def test_manual_promote_and_rollback(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    code, _ = step(capsys, "promote", LAST, "--action", "promote", "--model-version", "2", "--approver", "ana",
+                   "--reason", "reviewed")  # fmt: skip
+    assert code == 0
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("yarnit_model", "champion")
+    assert str(champion.version) == "2" and champion.tags["mlcycle.previous_champion"] == "1"
+    assert champion.tags["mlcycle.approver"] == "ana"
+    code, result = step(capsys, "promote", LAST, "--action", "rollback", "--approver", "ana", "--reason", "bad")
+    assert code == 0 and result["metrics"]["champion_version"] == "1"
+    assert str(client.get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+
+
+def test_score_uses_the_champion_version(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = step(capsys, "score", LAST)
+    assert code == 0 and result["metrics"]["model_version"] == "1"
+    predictions = pd.read_parquet(result["outputs"]["predictions"])
+    validated = pd.read_parquet(root(env) / "validated" / f"ds={LAST}" / "data.parquet")
+    assert len(predictions) == len(validated) and predictions["prediction_id"].is_unique
+    assert set(predictions["model_version"]) == {"1"} and set(predictions["model_role"]) == {"champion"}
+    assert predictions["score"].between(0, 1).all()
+    assert step(capsys, "score", LAST)[1]["metrics"] == result["metrics"], "re-scoring is idempotent"
+
+
+def test_monitor_writes_the_drift_report(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = step(capsys, "monitor", LAST)
+    assert code == 0
+    assert isinstance(result["metrics"]["dataset_drift"], bool)
+    report = Path(result["outputs"]["report"])
+    assert "<html" in report.read_text()[:5000].lower()
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert {c["stattest"] for c in summary["columns"]} == {"ks", "chisquare"}
+
+
+def test_score_without_champion_is_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mp = pytest.MonkeyPatch()
+    for key, value in embedded_environment(tmp_path).items():
+        mp.setenv(key, value)
+    try:
+        code, result = step(capsys, "score", LAST)
+    finally:
+        mp.undo()
+    assert code == ExitCode.NOTHING_TO_DO and "no @champion" in result["reason"]
