@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock lint typecheck test test-fast demo ui clean
+.PHONY: help install lock lint test test-fast demo ui bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through 
 
 ui: install  ## open the Airflow and MLflow UIs on the demo's stores
 	$(BIN)/python -m mlcycle.demo ui
+
+bench: install  ## benchmarks: DAG parse time vs an empty-DAG baseline
+	$(BIN)/python -m mlcycle.benchmarks.dag_parse --repeat 5
 
 clean:  ## remove the demo's state (keeps .venv)
 	rm -rf $(MLCYCLE_HOME)

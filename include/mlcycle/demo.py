@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from mlcycle.settings import REPO_ROOT, embedded_environment, home
@@ -57,6 +58,7 @@ class AirflowRunner:
 
     def run(self, dag_id: str, day: dt.date, conf: dict[str, Any] | None = None) -> dict[str, Any]:
         from airflow.models.taskinstance import TaskInstance
+        from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
@@ -88,12 +90,22 @@ class AirflowRunner:
                 select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.logical_date == logical_date)
             ).all()
             states = {ti.task_id: str(ti.state) for ti in tis}
+            run_ids = {ti.run_id for ti in tis}
+            decision = session.scalars(
+                select(XComModel.value).where(
+                    XComModel.dag_id == dag_id,
+                    XComModel.run_id.in_(run_ids),
+                    XComModel.task_id == "decide_retraining",
+                    XComModel.key == "decision",
+                )
+            ).first()
         record = {
             "dag_id": dag_id,
             "partition": str(day),
             "seconds": round(seconds, 1),
             "failed": failed,
             "tasks": states,
+            "retraining": XComModel.deserialize_value(SimpleNamespace(value=decision)) if decision else None,
         }
         self.runs.append(record)
         print(f"    {dag_id} {day}: {'FAILED' if failed else 'ok'} in {seconds:.0f}s  {states}", flush=True)
@@ -137,12 +149,17 @@ def summary(storage_root: Path, runner: AirflowRunner) -> None:
             f"  v{version.version}: aliases={version.aliases or '-'} partition={tags.get('mlcycle.partition')} "
             f"gate={tags.get('mlcycle.gate.decision', '-')} trigger={tags.get('mlcycle.trigger', '-')!r}"
         )
-    print("Drift verdicts (yarnit_monitoring):")
+    print("Drift verdicts (yarnit_monitoring) and retraining decisions:")
+    decisions = {r["partition"]: r["retraining"] for r in runner.runs if r.get("retraining")}
     for folder in sorted((storage_root / USECASE / "monitoring").glob("ds=*")):
         drift = json.loads((folder / "summary.json").read_text())
         drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
         verdict = "DATASET DRIFT" if drift["dataset_drift"] else "no drift"
         print(f"  {folder.name[3:]}: {verdict:13s} share={drift['drift_share']:.2f} drifted={drifted}")
+        decision = decisions.get(folder.name[3:])
+        if decision:
+            action = "RETRAIN REQUESTED" if decision["retrain"] else "no retraining"
+            print(f"      -> {action}: {decision['reason']}")
     print(f"Reports: {storage_root / USECASE / 'monitoring'}/ds=*/report.html")
     retrains = [r for r in runner.runs if r["dag_id"].endswith("_training") and r["partition"] != str(FIRST_TRAINING)]
     for run in retrains:
@@ -152,7 +169,7 @@ def summary(storage_root: Path, runner: AirflowRunner) -> None:
 
 
 def demo() -> int:
-    env = embedded_environment()
+    env = _environment()
     os.environ.update(env)
     root = home()
     storage_root = Path(env["MLCYCLE_STORAGE_ROOT"])
@@ -210,9 +227,15 @@ def demo() -> int:
     return 1 if failed else 0
 
 
+def _environment() -> dict[str, str]:
+    """The embedded default, with this venv's bin/ first on PATH (`airflow standalone` spawns `airflow`)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**embedded_environment(), "PATH": path}
+
+
 def ui() -> int:
     """Start Airflow (standalone: api-server, scheduler, dag-processor, triggerer) and the MLflow UI."""
-    env = {**os.environ, **embedded_environment()}
+    env = {**os.environ, **_environment()}
     mlflow_port = os.environ.get("MLFLOW_PORT", "5000")
     processes = [
         subprocess.Popen(
