@@ -15,6 +15,7 @@ CLI start-up is paid once instead of per run. `python -m mlcycle.demo ui` starts
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -147,8 +148,10 @@ def summary(storage_root: Path, runner: AirflowRunner) -> None:
         tags = version.tags
         print(
             f"  v{version.version}: aliases={version.aliases or '-'} partition={tags.get('mlcycle.partition')} "
-            f"gate={tags.get('mlcycle.gate.decision', '-')} trigger={tags.get('mlcycle.trigger', '-')!r}"
+            f"gate={tags.get('mlcycle.gate.decision', '-')}"
         )
+        print(f"      gate: {tags.get('mlcycle.gate.reasons', '-')}")
+        print(f"      trigger: {tags.get('mlcycle.trigger', '-')}")
     print("Drift verdicts (yarnit_monitoring) and retraining decisions:")
     decisions = {r["partition"]: r["retraining"] for r in runner.runs if r.get("retraining")}
     for folder in sorted((storage_root / USECASE / "monitoring").glob("ds=*")):
@@ -170,7 +173,7 @@ def summary(storage_root: Path, runner: AirflowRunner) -> None:
 
 def demo() -> int:
     env = _environment()
-    os.environ.update(env)
+    os.environ.update({**env, **_quiet()})
     root = home()
     storage_root = Path(env["MLCYCLE_STORAGE_ROOT"])
     if root.exists() and any(root.iterdir()):
@@ -233,31 +236,49 @@ def _environment() -> dict[str, str]:
     return {**embedded_environment(), "PATH": path}
 
 
+def _quiet() -> dict[str, str]:
+    # `dags test` streams every task log line; the demo shows one line per DAG run instead.
+    # MLCYCLE_DEMO_VERBOSE=1 brings the full Airflow and step logs back.
+    if os.environ.get("MLCYCLE_DEMO_VERBOSE"):
+        return {}
+    return {"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
+    """SIGTERM a service's whole process group; SIGKILL what is still there after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()  # reap the leader so the group can empty
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def ui() -> int:
     """Start Airflow (standalone: api-server, scheduler, dag-processor, triggerer) and the MLflow UI."""
     env = {**os.environ, **_environment()}
     mlflow_port = os.environ.get("MLFLOW_PORT", "5000")
+    server = [
+        _bin("mlflow"), "server",
+        "--backend-store-uri", env["MLFLOW_TRACKING_URI"],
+        "--default-artifact-root", env["MLCYCLE_ARTIFACT_ROOT"],
+        "--host", "127.0.0.1", "--port", mlflow_port,
+    ]  # fmt: skip
+    # Each service gets its own process group, so stopping it stops everything it spawned
+    # (`airflow standalone` leaves its api-server, scheduler, ... orphaned when only it is signalled).
     processes = [
-        subprocess.Popen(
-            [_bin("airflow"), "standalone"],
-            env=env,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        ),
-        subprocess.Popen(
-            [
-                _bin("mlflow"),
-                "server",
-                "--backend-store-uri",
-                env["MLFLOW_TRACKING_URI"],
-                "--default-artifact-root",
-                env["MLCYCLE_ARTIFACT_ROOT"],
-                "--host",
-                "127.0.0.1",
-                "--port",
-                mlflow_port,
-            ],
-            env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        ),
+        subprocess.Popen([_bin("airflow"), "standalone"], env=env, start_new_session=True),
+        subprocess.Popen(server, env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, start_new_session=True),
     ]
     print(
         f"Airflow UI: http://127.0.0.1:{env['AIRFLOW__API__PORT']} (user 'admin'; password in "
@@ -265,6 +286,7 @@ def ui() -> int:
         f"MLflow UI:  http://127.0.0.1:{mlflow_port}\nCtrl-C stops both.",
         flush=True,
     )
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(1)
@@ -272,13 +294,7 @@ def ui() -> int:
         pass
     finally:
         for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _stop_group(process)
     return 0
 
 
