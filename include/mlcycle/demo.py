@@ -90,7 +90,8 @@ class AirflowRunner:
             tis = session.scalars(
                 select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.logical_date == logical_date)
             ).all()
-            states = {ti.task_id: str(ti.state) for ti in tis}
+            ordered = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date or 0, ti.task_id))
+            states = {ti.task_id: str(ti.state) for ti in ordered}
             run_ids = {ti.run_id for ti in tis}
             decision = session.scalars(
                 select(XComModel.value).where(
