@@ -72,7 +72,16 @@ COMMANDS: tuple[Command, ...] = (
         "Compiles the use case's contract into a Great Expectations suite and validates raw/ds=D. "
         "Passing data is committed to validated/ds=D with the validation summary; data failing a hard "
         "rule is moved to quarantine/ds=D with reason.json and the step exits REJECTED (65).",
-        (_LOOKBACK,),
+        (
+            _LOOKBACK,
+            Arg(
+                ("--serving",),
+                {
+                    "action": "store_true",
+                    "help": "check only the serving subset of the contract (no label rules): the scoring DAG's gate",
+                },
+            ),
+        ),
     ),
     Command(
         "features",

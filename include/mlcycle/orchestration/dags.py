@@ -107,7 +107,7 @@ def scoring_dag(usecase: UseCase) -> DAG:
     ) as dag:
         chain(
             step_operator(StepSpec("ingest", usecase)),
-            step_operator(StepSpec("validate", usecase)),
+            step_operator(StepSpec("validate", usecase, ("--serving",))),
             step_operator(StepSpec("score", usecase)),
         )
     return dag

@@ -24,6 +24,8 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     if not reference_uri:
         raise ValueError(f"champion version {champion.version} has no mlcycle.features_uri tag")
     current_uri = ctx.uri("validated")
+    if not ctx.storage.exists(current_uri):
+        raise NothingToDo(f"no validated data for {partition} (not landed yet, or rejected and quarantined)")
     columns = [c.name for c in usecase.features]
     with ctx.storage.local_copy(reference_uri) as folder:
         reference = pd.read_parquet(folder / "train.parquet", columns=columns)
