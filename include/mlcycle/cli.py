@@ -97,7 +97,9 @@ COMMANDS: tuple[Command, ...] = (
         "fit the use case's model on the splits, log it to MLflow and register it as @challenger",
         "Fits the model family of usecase.yaml (preprocessing inside the logged pipeline), logs params, "
         "per-split metrics, datasets (with digests) and Airflow tags to one parent run per DAG run, and "
-        "registers the model version with the @challenger alias.",
+        "registers the model version with the @challenger alias. If a version was already trained on the "
+        "same data digests, config and code, it is reused (a cache hit) unless --cache off.",
+        (Arg(("--cache",), {"choices": ["on", "off"], "default": "on", "help": "reuse an identical earlier run"}),),
     ),
     Command(
         "evaluate",
@@ -138,6 +140,14 @@ COMMANDS: tuple[Command, ...] = (
         "Compares validated/ds=D with the champion's training split (KS for numeric, chi-squared for "
         "categorical columns by default), stores report.html / report.json / summary.json under "
         "monitoring/ds=D and returns the per-column verdicts.",
+    ),
+    Command(
+        "report",
+        "mlcycle.steps.report",
+        "list every registered version of the use case's model and when it held @champion",
+        "Reads the MLflow registry: versions, aliases, gate decisions, the Airflow run that trained each, "
+        "the @champion periods, previous champions and approvers (the audit trail for rollbacks).",
+        needs_partition=False,
     ),
     Command(
         "generate",

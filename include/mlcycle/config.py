@@ -101,9 +101,19 @@ class ModelConfig(_Strict):
 
 
 class GateThresholds(_Strict):
-    metric: Literal["roc_auc", "pr_auc", "log_loss"] = "roc_auc"
+    """What a candidate must show to replace the champion (see mlcycle.evaluation.gate)."""
+
+    metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
     min_metric: float = Field(default=0.55, description="absolute floor a candidate must reach")
     min_improvement: float = Field(default=0.0, description="margin over the champion on the same test set")
+    baseline_hurdle: float = Field(default=0.02, description="margin over the rule (dummy) baseline")
+    slice_tolerance: float = Field(default=0.05, ge=0, description="largest allowed per-slice drop vs champion")
+    max_change: float = Field(default=0.15, gt=0, description="a larger jump either way needs a human")
+    leakage_threshold: float = Field(default=0.99, description="a ranking metric (AUC) this good is flagged as possible leakage")
+    latency_p95_ms: float = Field(default=50.0, gt=0, description="p95 per-row predict time budget")
+    fairness_group: str | None = Field(default=None, description="column for the 80 % rule (selection rates)")
+    fairness_min_ratio: float = Field(default=0.8, gt=0, le=1)
+    recent_days: int = Field(default=3, ge=1, description="labelled days before the partition to re-check on")
 
 
 class DriftThresholds(_Strict):
@@ -199,6 +209,9 @@ class UseCase(_Strict):
         missing = [s for s in self.slices if s not in roles]
         if missing:
             raise ValueError(f"slices: {missing} are not columns")
+        group = self.thresholds.gate.fairness_group
+        if group is not None and group not in roles:
+            raise ValueError(f"thresholds.gate.fairness_group: {group!r} is not a column")
         return self
 
     # ---- derived views (used by steps and the DAG factory) ----

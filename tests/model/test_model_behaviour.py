@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mlcycle.config import get_usecase
-from mlcycle.steps.train import feature_frame
+from mlcycle.evaluation.evidence import feature_frame
 from mlcycle.synthetic.yarnit import generate_day
 from mlcycle.training.trainers import build_model
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from mlcycle.config import GateThresholds
-from mlcycle.evaluation.gate import decide
+from mlcycle.evaluation.gate import Evidence, decide, selection_rate_ratio
 from mlcycle.orchestration.macros import mlcycle_partition, mlcycle_trigger
 from mlcycle.retraining import retraining_decision
 
@@ -71,13 +71,70 @@ def test_retraining_cooldown() -> None:
     assert after["retrain"] is True
 
 
-def test_gate() -> None:
-    gate = GateThresholds(metric="roc_auc", min_metric=0.6, min_improvement=0.01)
-    assert decide(gate, {"roc_auc": 0.8}, None).decision == "promote"
-    assert decide(gate, {"roc_auc": 0.55}, None).decision == "reject"
-    assert decide(gate, {"roc_auc": 0.805}, {"roc_auc": 0.8}).decision == "reject"
-    assert decide(gate, {"roc_auc": 0.82}, {"roc_auc": 0.8}).decision == "promote"
-    assert decide(gate, {"roc_auc": float("nan")}, None).decision == "reject"
-    loss = GateThresholds(metric="log_loss", min_metric=0.5, min_improvement=0.0)
-    assert decide(loss, {"log_loss": 0.3}, {"log_loss": 0.35}).decision == "promote"
-    assert decide(loss, {"log_loss": 0.4}, {"log_loss": 0.35}).decision == "reject"
+def _ev(auc: float, **kw) -> Evidence:
+    return Evidence(metrics={"roc_auc": auc, "log_loss": 0.3}, **kw)
+
+
+GATE = GateThresholds(metric="roc_auc", min_metric=0.6, min_improvement=0.01, baseline_hurdle=0.05)
+BASELINE = {"roc_auc": 0.5, "log_loss": 0.4}
+
+
+def test_gate_first_model_and_floor() -> None:
+    assert decide(GATE, _ev(0.8), None, BASELINE).decision == "promote"
+    low = decide(GATE, _ev(0.55), None, BASELINE)
+    assert low.decision == "reject" and low.checks["floor"] is False
+    assert decide(GATE, _ev(float("nan")), None).decision == "reject"
+    assert decide(GATE, _ev(0.8, finite=False), None).decision == "reject"
+
+
+def test_gate_worse_candidate_is_rejected_better_is_promoted() -> None:
+    worse = decide(GATE, _ev(0.805), _ev(0.8), BASELINE)
+    assert worse.decision == "reject" and worse.checks["beats_champion"] is False
+    better = decide(GATE, _ev(0.82), _ev(0.8), BASELINE)
+    assert better.decision == "promote" and all(better.checks.values())
+
+
+def test_gate_baseline_hurdle() -> None:
+    gate = GateThresholds(min_metric=0.5, baseline_hurdle=0.05)
+    result = decide(gate, _ev(0.53), None, {"roc_auc": 0.5})
+    assert result.decision == "reject" and result.checks["baseline"] is False
+
+
+def test_gate_slice_regression_rejects() -> None:
+    champion = _ev(0.80, slices={"roc_auc.country.US": 0.80, "roc_auc.country.DE": 0.78})
+    candidate = _ev(0.83, slices={"roc_auc.country.US": 0.86, "roc_auc.country.DE": 0.70})
+    result = decide(GATE, candidate, champion, BASELINE)
+    assert result.decision == "reject" and result.checks["slices"] is False
+    assert "roc_auc.country.DE" in result.reasons[0]
+
+
+def test_gate_recent_window_regression_rejects() -> None:
+    champion = _ev(0.80, recent={"roc_auc": 0.80, "log_loss": 0.3})
+    candidate = _ev(0.82, recent={"roc_auc": 0.70, "log_loss": 0.3})
+    assert decide(GATE, candidate, champion, BASELINE).checks["recent_window"] is False
+
+
+def test_gate_huge_jump_and_leakage_need_a_human() -> None:
+    jump = decide(GATE, _ev(0.97), _ev(0.75), BASELINE)
+    assert jump.decision == "needs_manual_review" and "implausibly large change" in jump.reasons[0]
+    leak = decide(GATE, _ev(0.995), None, BASELINE)
+    assert leak.decision == "needs_manual_review" and "possible leakage" in leak.reasons[0]
+
+
+def test_gate_latency_and_fairness() -> None:
+    slow = decide(GATE, _ev(0.8, latency_p95_ms=500.0), None, BASELINE)
+    assert slow.decision == "reject" and slow.checks["latency"] is False
+    gate = GATE.model_copy(update={"fairness_group": "age_band"})
+    unfair = decide(gate, _ev(0.8, selection_rates={"a": 0.20, "b": 0.10}), None, BASELINE)
+    assert unfair.decision == "reject" and unfair.checks["fairness"] is False
+    fair = decide(gate, _ev(0.8, selection_rates={"a": 0.20, "b": 0.17}), None, BASELINE)
+    assert fair.decision == "promote" and fair.checks["fairness"] is True
+    assert selection_rate_ratio({"a": 0.2, "b": 0.1}) == pytest.approx(0.5)
+
+
+def test_gate_lower_is_better_metric() -> None:
+    loss = GateThresholds(metric="log_loss", min_metric=0.5, min_improvement=0.0, baseline_hurdle=0.0)
+    better = Evidence(metrics={"log_loss": 0.30})
+    worse = Evidence(metrics={"log_loss": 0.40})
+    assert decide(loss, better, Evidence(metrics={"log_loss": 0.35})).decision == "promote"
+    assert decide(loss, worse, Evidence(metrics={"log_loss": 0.35})).decision == "reject"

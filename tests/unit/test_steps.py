@@ -122,7 +122,7 @@ def test_train_evaluate_promote(env: dict[str, str], capsys: pytest.CaptureFixtu
     assert code == 0 and trained["metrics"]["model_version"] == "1"
     assert trained["metrics"]["test_roc_auc"] > 0.6
     code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "1")
-    assert code == 0 and evaluated["metrics"]["decision"] == "promote"
+    assert code == 0 and evaluated["metrics"]["decision"] == "promote", evaluated["metrics"]
     code, promoted = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
     assert code == 0 and promoted["metrics"]["champion_version"] == "1"
     client = MlflowClient()
@@ -133,12 +133,18 @@ def test_train_evaluate_promote(env: dict[str, str], capsys: pytest.CaptureFixtu
     run_ = client.get_run(version.tags["mlcycle.run_id"])
     assert run_.data.tags["mlcycle.partition"] == LAST.isoformat()
     assert {i.dataset.name for i in run_.inputs.dataset_inputs} == {"yarnit-train", "yarnit-valid", "yarnit-test"}
+    plots = {a.path for a in client.list_artifacts(run_.info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/pr.png", "plots/calibration.png", "plots/confusion_matrix.png"} <= plots
+    card = client.download_artifacts(run_.info.run_id, "model_card.md")
+    assert "Gate decision" in Path(card).read_text() and "**promote**" in Path(card).read_text()
+    assert run_.data.metrics["test_roc_auc"] > 0.6 and "test_brier" in run_.data.metrics
 
 
 def test_stale_decision_loses_the_compare_and_set(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     from mlflow.tracking import MlflowClient
 
-    assert step(capsys, "train", LAST)[0] == 0  # version 2, evaluated while v1 is champion
+    code, trained = step(capsys, "train", LAST, "--cache", "off")  # version 2, evaluated while v1 is champion
+    assert code == 0 and trained["metrics"]["model_version"] == "2" and not trained["metrics"]["cache_hit"]
     code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "2")
     decision_file = Path(evaluated["outputs"]["decision"]) / "decision.json"
     record = json.loads(decision_file.read_text())
@@ -149,6 +155,30 @@ def test_stale_decision_loses_the_compare_and_set(env: dict[str, str], capsys: p
     code, result = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
     assert code == ExitCode.REJECTED and "champion changed since evaluation" in result["reason"]
     assert str(MlflowClient().get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+
+
+def test_same_inputs_twice_is_a_cache_hit(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    before = {v.version for v in MlflowClient().search_model_versions("name='yarnit_model'")}
+    code, again = step(capsys, "train", LAST)
+    assert code == 0 and again["metrics"]["cache_hit"] is True
+    assert again["metrics"]["model_version"] == "2", "the newest identical run is reused"
+    assert {v.version for v in MlflowClient().search_model_versions("name='yarnit_model'")} == before
+    code, forced = step(capsys, "train", LAST, "--cache", "off")
+    assert code == 0 and forced["metrics"]["cache_hit"] is False and forced["metrics"]["model_version"] == "3"
+    # Same data, config and seed: the retrained model measures the same.
+    for metric in ("valid_roc_auc", "test_roc_auc", "test_log_loss"):
+        assert forced["metrics"][metric] == pytest.approx(again["metrics"][metric], abs=1e-6)
+
+
+def test_report_lists_every_version(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = run(capsys, "report", "--usecase", "yarnit")
+    assert code == 0
+    versions = {row["version"]: row for row in result["metrics"]["versions"]}
+    assert set(versions) == {"1", "2", "3"}
+    assert versions["1"]["champion_periods"] and versions["1"]["champion_periods"][-1][1] is None
+    assert versions["3"]["champion_periods"] == []
 
 
 def test_manual_promote_and_rollback(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,6 +194,8 @@ def test_manual_promote_and_rollback(env: dict[str, str], capsys: pytest.Capture
     code, result = step(capsys, "promote", LAST, "--action", "rollback", "--approver", "ana", "--reason", "bad")
     assert code == 0 and result["metrics"]["champion_version"] == "1"
     assert str(client.get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+    periods = json.loads(client.get_model_version("yarnit_model", "2").tags["mlcycle.champion_periods"])
+    assert len(periods) == 1 and periods[0][1] is not None, "v2's reign is closed by the rollback"
 
 
 def test_score_uses_the_champion_version(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -73,13 +73,18 @@ def training_dag(usecase: UseCase) -> DAG:
         params={
             "partition": _partition_param(),
             "reason": Param("", type="string", title="Reason", description="Why this run (recorded in MLflow)."),
+            "no_cache": Param(
+                False, type="boolean", title="Retrain even if cached", description="Skip the training cache."
+            ),
         },
     ) as dag:
         chain(
             step_operator(StepSpec("ingest", usecase, ("--lookback", window))),
             step_operator(StepSpec("validate", usecase, ("--lookback", window))),
             step_operator(StepSpec("features", usecase)),
-            step_operator(StepSpec("train", usecase, retries=1)),
+            step_operator(
+                StepSpec("train", usecase, ("--cache", "{{ 'off' if params.no_cache else 'on' }}"), retries=1)
+            ),
             step_operator(
                 StepSpec(
                     "evaluate",

@@ -48,11 +48,16 @@ def ensure_experiment(usecase: UseCase) -> str:
         return str(experiment.experiment_id)
 
 
+def code_version() -> str:
+    """The code that trains: MLCYCLE_CODE_VERSION (the image's git sha in production) or the package version."""
+    return os.environ.get("MLCYCLE_CODE_VERSION", __version__)
+
+
 def run_tags(airflow: AirflowRun, partition: str) -> dict[str, str]:
     return {
         **airflow.tags(),
         "mlcycle.partition": partition,
-        "mlcycle.code_version": os.environ.get("MLCYCLE_CODE_VERSION", __version__),
+        "mlcycle.code_version": code_version(),
         "mlcycle.image": os.environ.get(IMAGE_ENV, "local"),
     }
 

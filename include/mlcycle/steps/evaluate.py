@@ -1,21 +1,39 @@
-"""evaluate: candidate vs current @champion on the same frozen test split -> a decision record."""
+"""evaluate: candidate vs current @champion on the same frozen test set -> a decision record."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
+from typing import Any
 
 import mlflow
 import pandas as pd
 
+from mlcycle.evaluation.card import model_card
+from mlcycle.evaluation.evidence import baseline_metrics, measure
 from mlcycle.evaluation.gate import decide
 from mlcycle.registry import tracking
 from mlcycle.steps.base import StepContext, StepResult
-from mlcycle.steps.train import feature_frame, predict_score
-from mlcycle.training.metrics import classification_metrics
+from mlcycle.steps.ingest import DATA_FILE
 
 log = logging.getLogger(__name__)
+
+
+def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
+    """The latest labelled days before the partition (label delay respected), as one frame."""
+    usecase = ctx.usecase
+    last = ctx.partition - dt.timedelta(days=usecase.target.label_delay_days)
+    days = [last - dt.timedelta(days=i) for i in range(usecase.thresholds.gate.recent_days)]
+    frames, used = [], []
+    for day in sorted(days):
+        uri = ctx.uri("validated", day)
+        if ctx.storage.exists(uri):
+            with ctx.storage.local_copy(uri) as folder:
+                frames.append(pd.read_parquet(folder / DATA_FILE))
+            used.append(day.isoformat())
+    return (pd.concat(frames, ignore_index=True) if frames else None), used
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
@@ -24,29 +42,37 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     features_uri = ctx.uri("features")
     with ctx.storage.local_copy(features_uri) as folder:
         test = pd.read_parquet(folder / "test.parquet")
-    inputs, labels = feature_frame(usecase, test), test[usecase.target.name].to_numpy()
-    threshold = usecase.model.decision_threshold
+        train = pd.read_parquet(folder / "train.parquet", columns=[usecase.target.name])
+    recent, recent_days = recent_window(ctx)
 
     # Pin the champion seen now: promotion later is a compare-and-set against exactly this version.
     champion = tracking.alias_version(usecase, tracking.CHAMPION)
-    scores = {
-        "candidate": predict_score(mlflow.pyfunc.load_model(tracking.model_uri(usecase, candidate_version)), inputs)
-    }
-    if champion is not None:
-        scores["champion"] = predict_score(
-            mlflow.pyfunc.load_model(tracking.model_uri(usecase, champion.version)), inputs
-        )
-    metrics = {role: classification_metrics(labels, s, threshold) for role, s in scores.items()}
-    gate = decide(usecase.thresholds.gate, metrics["candidate"], metrics.get("champion"))
+    champion_version = str(champion.version) if champion else None
+    candidate_model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, candidate_version))
+    candidate, _ = measure(usecase, candidate_model, test, recent, with_latency=True)
+    champion_evidence = None
+    if champion_version is not None and champion_version != candidate_version:
+        champion_model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, champion_version))
+        champion_evidence, _ = measure(usecase, champion_model, test, recent, with_latency=False)
+    baseline = baseline_metrics(usecase, train, test)
+    gate = decide(usecase.thresholds.gate, candidate, champion_evidence, baseline)
+    if champion_version == candidate_version:
+        gate.decision, gate.reasons = "reject", [f"version {candidate_version} is already @champion"]
 
-    record = {
+    record: dict[str, Any] = {
         "usecase": usecase.name,
         "partition": partition,
         "registered_model": usecase.registered_model_name,
         "candidate_version": candidate_version,
-        "champion_version": str(champion.version) if champion else None,
+        "champion_version": champion_version,
         "test_set": features_uri + "/test.parquet",
-        "metrics": metrics,
+        "recent_window": recent_days,
+        "thresholds": usecase.thresholds.gate.model_dump(),
+        "evidence": {
+            "candidate": candidate.__dict__,
+            "champion": None if champion_evidence is None else champion_evidence.__dict__,
+            "baseline": baseline,
+        },
         **gate.to_dict(),
         "airflow": ctx.airflow.tags(),
     }
@@ -58,12 +84,17 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     with mlflow.start_run(run_id=parent_id):
         mlflow.log_dict(record, f"gate/decision-v{candidate_version}.json")
         mlflow.set_tag("mlcycle.gate.decision", gate.decision)
+    candidate_run = tracking.version_tags(usecase, candidate_version).get("mlcycle.run_id")
+    if candidate_run:
+        with mlflow.start_run(run_id=candidate_run):
+            mlflow.log_text(model_card(usecase, record), "model_card.md")
+            mlflow.log_dict(record, "gate/decision.json")
     tracking.set_version_tags(
         usecase,
         candidate_version,
         {
             "mlcycle.gate.decision": gate.decision,
-            "mlcycle.gate.reasons": "; ".join(gate.reasons),
+            "mlcycle.gate.reasons": "; ".join(gate.reasons)[:4000],
             "mlcycle.gate.record": uri,
         },
     )
@@ -76,10 +107,11 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         metrics={
             "decision": gate.decision,
             "candidate_version": candidate_version,
-            "champion_version": record["champion_version"],
+            "champion_version": champion_version,
             "metric": gate.metric,
             "candidate": round(gate.candidate, 5),
             "champion": None if gate.champion is None else round(gate.champion, 5),
+            "checks": gate.checks,
             "reasons": gate.reasons,
         },
     )

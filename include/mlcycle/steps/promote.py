@@ -9,9 +9,14 @@ import logging
 
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
+from mlcycle.registry.lock import registry_lock
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
+from mlcycle.storage.partitions import Storage
 
 log = logging.getLogger(__name__)
+
+# Version tag holding when the version held @champion: what `mlcycle report` prints.
+PERIODS = "mlcycle.champion_periods"
 
 
 def current_champion(usecase: UseCase) -> str | None:
@@ -19,12 +24,16 @@ def current_champion(usecase: UseCase) -> str | None:
     return None if champion is None else str(champion.version)
 
 
-def compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
+def compare_and_set(storage: Storage, usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
     """Point @champion at `new` only if it still points at `expected` (None: no champion yet).
 
-    MLflow has no transactional alias update; the check and the set are adjacent, and the loser of a
-    race between two gate runs is the one whose expectation is stale, which this check catches.
+    The check and the set run under the registry lock, so of two racing promotions exactly one wins.
     """
+    with registry_lock(storage, usecase.name):
+        _compare_and_set(usecase, new, expected, record)
+
+
+def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
     seen = current_champion(usecase)
     if seen != expected:
         raise Rejected(
@@ -33,8 +42,25 @@ def compare_and_set(usecase: UseCase, new: str, expected: str | None, record: di
             expected=expected,
             found=seen,
         )
-    tracking.set_version_tags(usecase, new, {**record, "mlcycle.previous_champion": expected or ""})
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    tracking.set_version_tags(
+        usecase,
+        new,
+        {**record, "mlcycle.previous_champion": expected or "", PERIODS: _periods(usecase, new, opened=now)},
+    )
     tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHAMPION, new)
+    if seen is not None and seen != new:
+        tracking.set_version_tags(usecase, seen, {PERIODS: _periods(usecase, seen, closed=now)})
+
+
+def _periods(usecase: UseCase, version: str, *, opened: str | None = None, closed: str | None = None) -> str:
+    """The version's @champion periods, [[from, to|null], ...], with one opened or the last one closed."""
+    periods = json.loads(tracking.version_tags(usecase, version).get(PERIODS, "[]"))
+    if opened:
+        periods.append([opened, None])
+    if closed and periods and periods[-1][1] is None:
+        periods[-1][1] = closed
+    return json.dumps(periods)
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
@@ -79,10 +105,10 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     if args.action == "rollback" and not args.decision:
         # A rollback must not erase the lineage: keep the older previous_champion of the restored version.
         restored_previous = tracking.version_tags(usecase, version).get("mlcycle.previous_champion", "")
-        compare_and_set(usecase, version, expected, record)
+        compare_and_set(ctx.storage, usecase, version, expected, record)
         tracking.set_version_tags(usecase, version, {"mlcycle.previous_champion": restored_previous})
     else:
-        compare_and_set(usecase, version, expected, record)
+        compare_and_set(ctx.storage, usecase, version, expected, record)
     log.info("%s: @champion %s -> %s", action, expected, version)
     result.metrics = {"action": action, "champion_version": version, "previous_champion": expected}
     result.outputs = {"model_uri": tracking.model_uri(usecase, version)}

@@ -9,10 +9,10 @@ import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
 
+from mlcycle.evaluation.evidence import feature_frame, predict_score
 from mlcycle.registry import tracking
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE
-from mlcycle.steps.train import feature_frame, predict_score
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import time
 from importlib.metadata import version as installed_version
@@ -10,11 +12,12 @@ from typing import Any
 
 import mlflow
 import mlflow.data.pandas_dataset
-import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
 from mlcycle.config import UseCase
+from mlcycle.evaluation.evidence import feature_frame
+from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.steps.features import SPLITS
@@ -23,21 +26,56 @@ from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
 log = logging.getLogger(__name__)
 
-
-def feature_frame(usecase: UseCase, table: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns, in the declared order (the model signature)."""
-    return table[[c.name for c in usecase.features]]
-
-
-def predict_score(model: Any, frame: pd.DataFrame) -> np.ndarray:
-    """Positive-class probability from a pyfunc whose predict is predict_proba."""
-    output = np.asarray(model.predict(frame))
-    return output[:, 1] if output.ndim == 2 else output
+CACHE_TAG = "mlcycle.cache_key"
+SUMMARY_METRICS = ("valid_roc_auc", "test_roc_auc", "test_pr_auc", "test_log_loss")
 
 
 def pip_requirements() -> list[str]:
     # Explicit: MLflow's inference scans the whole environment (torch, pytest, ...) and is slow.
     return [f"{dist}=={installed_version(dist)}" for dist in ("scikit-learn", "skops", "pandas", "numpy", "pyarrow")]
+
+
+def cache_key(usecase: UseCase, manifest: dict[str, Any]) -> str:
+    """What makes a training run repeatable: data digests, model config and code version."""
+    material = {
+        "digests": manifest["input_digests"],
+        "days": manifest["days"],
+        "model": usecase.model.model_dump(),
+        "features": [c.model_dump() for c in usecase.features],
+        "code": tracking.code_version(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached_version(usecase: UseCase, key: str) -> Any | None:
+    """A registered version whose training run had the same cache key, if one exists."""
+    client = tracking.client()
+    try:
+        versions = client.search_model_versions(f"name='{usecase.registered_model_name}'")
+    except Exception:  # no registered model yet
+        return None
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        if version.tags.get(CACHE_TAG) == key:
+            return version
+    return None
+
+
+def _result(
+    ctx: StepContext, version: str, run_id: str, parent_id: str, metrics: dict[str, float], **extra: Any
+) -> StepResult:
+    return StepResult(
+        "train",
+        ctx.usecase.name,
+        ctx.partition.isoformat(),
+        outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri("features")},
+        metrics={
+            "model_version": version,
+            "run_id": run_id,
+            "parent_run_id": parent_id,
+            **{k: round(v, 5) for k, v in metrics.items() if k in SUMMARY_METRICS},
+            **extra,
+        },
+    )
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
@@ -46,24 +84,34 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     manifest = ctx.storage.manifest(features_uri)
     if manifest is None:
         raise FileNotFoundError(f"no features at {features_uri}: run the features step first")
-    with ctx.storage.local_copy(features_uri) as folder:
-        splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
     target = usecase.target.name
     threshold = usecase.model.decision_threshold
-
     parent_id = tracking.parent_run(usecase, ctx.airflow, partition)
+
+    key = cache_key(usecase, manifest)
+    hit = None if args.cache == "off" else cached_version(usecase, key)
+    if hit is not None:
+        run_id = hit.tags.get("mlcycle.run_id", "")
+        cached_metrics = tracking.client().get_run(run_id).data.metrics if run_id else {}
+        with mlflow.start_run(run_id=parent_id):
+            mlflow.set_tags({"mlcycle.cache_hit": "true", "mlcycle.cache_version": str(hit.version)})
+        log.info("cache hit: version %s was trained on the same data, config and code", hit.version)
+        return _result(ctx, str(hit.version), run_id, parent_id, cached_metrics, cache_hit=True)
+
+    with ctx.storage.local_copy(features_uri) as folder:
+        splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
     model = build_model(usecase)
     with (
         mlflow.start_run(run_id=parent_id),
         mlflow.start_run(
             run_name=f"{usecase.model.family}-{partition}",
             nested=True,
-            tags={**tracking.run_tags(ctx.airflow, partition), tracking.ROLE_TAG: "candidate"},
+            tags={**tracking.run_tags(ctx.airflow, partition), tracking.ROLE_TAG: "candidate", CACHE_TAG: key},
         ) as run,
     ):
         for split, table in splits.items():
             dataset = mlflow.data.pandas_dataset.from_pandas(
-                table, source=features_uri, name=f"{usecase.name}-{split}", targets=target
+                table, source=f"{features_uri}/{split}.parquet", name=f"{usecase.name}-{split}", targets=target
             )
             mlflow.log_input(dataset, context=split)
         mlflow.log_params(
@@ -88,9 +136,12 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
             for name, value in classification_metrics(table[target].to_numpy(), score, threshold).items():
                 metrics[f"{split}_{name}"] = value
             if split == "test":
-                metrics.update(
-                    {f"test_{k}": v for k, v in slice_metrics(table, table[target], score, usecase.slices).items()}
-                )
+                slices = slice_metrics(table, table[target], score, usecase.slices)
+                metrics.update({f"test_{k}": v for k, v in slices.items()})
+                figures = diagnostic_figures(table[target].to_numpy(), score, threshold, slices)
+                for path, figure in figures.items():
+                    mlflow.log_figure(figure, path)
+                close(figures)
         mlflow.log_metrics(metrics)
 
         example = feature_frame(usecase, splits["train"]).head(5)
@@ -114,24 +165,10 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
             "mlcycle.features_uri": features_uri,
             "mlcycle.run_id": candidate_run_id,
             "mlcycle.parent_run_id": parent_id,
+            CACHE_TAG: key,
             **{f"mlcycle.data_digest.{s}": ",".join(manifest["input_digests"][s]) for s in SPLITS},
         },
     )
     tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHALLENGER, version.version)
     log.info("registered %s version %s as @challenger", usecase.registered_model_name, version.version)
-    return StepResult(
-        "train",
-        usecase.name,
-        partition,
-        outputs={"model_uri": tracking.model_uri(usecase, version.version), "features": features_uri},
-        metrics={
-            "model_version": str(version.version),
-            "run_id": candidate_run_id,
-            "parent_run_id": parent_id,
-            **{
-                k: round(v, 5)
-                for k, v in metrics.items()
-                if k in ("valid_roc_auc", "test_roc_auc", "test_pr_auc", "test_log_loss")
-            },
-        },
-    )
+    return _result(ctx, str(version.version), candidate_run_id, parent_id, metrics, cache_hit=False)

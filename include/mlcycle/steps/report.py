@@ -1,0 +1,43 @@
+"""report: every version ever registered for a use case, and when it held @champion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mlcycle.registry import tracking
+from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.steps.promote import PERIODS
+
+
+def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+    usecase = ctx.usecase
+    client = tracking.client()
+    name = usecase.registered_model_name
+    numbers = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+    rows = []
+    for number in numbers:
+        version = client.get_model_version(name, str(number))  # search results carry no aliases
+        tags = version.tags
+        periods = json.loads(tags.get(PERIODS, "[]"))
+        rows.append(
+            {
+                "version": str(number),
+                "aliases": list(version.aliases),
+                "partition": tags.get("mlcycle.partition"),
+                "airflow_run": f"{tags.get('airflow.dag_id', '')}/{tags.get('airflow.run_id', '')}",
+                "gate": tags.get("mlcycle.gate.decision"),
+                "champion_periods": periods,
+                "previous_champion": tags.get("mlcycle.previous_champion") or None,
+                "approver": tags.get("mlcycle.approver"),
+            }
+        )
+    print(f"{name}: {len(rows)} versions", flush=True)
+    for row in rows:
+        held = ", ".join(f"{start} -> {end or 'now'}" for start, end in row["champion_periods"]) or "never champion"
+        print(
+            f"  v{row['version']:<4} {','.join(row['aliases']) or '-':22s} gate={row['gate'] or '-':20s} "
+            f"partition={row['partition']}  champion: {held}",
+            flush=True,
+        )
+    return StepResult("report", usecase.name, "", metrics={"versions": rows})

@@ -1,0 +1,90 @@
+"""Two promotions racing for @champion: exactly one wins (the registry lock makes check-and-set atomic)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mlcycle.config import get_usecase
+from mlcycle.settings import embedded_environment
+from mlcycle.steps import promote
+from mlcycle.steps.base import Rejected
+from mlcycle.storage.partitions import Storage
+
+
+@pytest.fixture
+def two_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import mlflow
+    import numpy as np
+    from sklearn.dummy import DummyClassifier
+
+    for key, value in embedded_environment(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    usecase = get_usecase("yarnit")
+    experiment = mlflow.create_experiment("race", artifact_location=str(tmp_path / "artifacts"))
+    for _ in range(2):
+        with mlflow.start_run(experiment_id=experiment):
+            model = DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 0, 1])
+            info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+        mlflow.register_model(info.model_uri, usecase.registered_model_name)
+    yield usecase, Storage(str(tmp_path / "data"))
+    mlflow.set_tracking_uri(None)
+
+
+def _race(usecase, storage) -> list[str]:
+    """Both promotions expect "no champion"; each pauses between its check and its set."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def attempt(version: str) -> None:
+        barrier.wait()
+        try:
+            promote.compare_and_set(storage, usecase, version, None, {"mlcycle.promoted_by": "test"})
+            outcomes.append(f"won:{version}")
+        except Rejected:
+            outcomes.append(f"lost:{version}")
+
+    threads = [threading.Thread(target=attempt, args=(v,)) for v in ("1", "2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
+
+
+def test_exactly_one_of_two_racing_promotions_wins(two_versions, monkeypatch: pytest.MonkeyPatch) -> None:
+    usecase, storage = two_versions
+    real = promote.current_champion
+
+    def slow_check(u):  # widen the window between check and set, as a slow network would
+        seen = real(u)
+        time.sleep(0.5)
+        return seen
+
+    monkeypatch.setattr(promote, "current_champion", slow_check)
+    outcomes = _race(usecase, storage)
+    assert sum(o.startswith("won") for o in outcomes) == 1, outcomes
+    assert sum(o.startswith("lost") for o in outcomes) == 1, outcomes
+    winner = next(o.split(":")[1] for o in outcomes if o.startswith("won"))
+    assert promote.current_champion(usecase) == winner
+    assert not (Path(storage.root) / "yarnit" / "registry" / "champion.lock").exists(), "lock released"
+
+
+def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race above is real: with the lock removed, both promotions pass their check."""
+    usecase, storage = two_versions
+    real = promote.current_champion
+
+    def slow_check(u):
+        seen = real(u)
+        time.sleep(0.5)
+        return seen
+
+    monkeypatch.setattr(promote, "current_champion", slow_check)
+    monkeypatch.setattr(promote, "registry_lock", lambda *a, **k: contextlib.nullcontext())
+    assert _race(usecase, storage) == ["won:1", "won:2"]
