@@ -72,6 +72,13 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
             decision = json.loads((folder / "decision.json").read_text())
         version = str(decision["candidate_version"])
         expected = None if decision["champion_version"] is None else str(decision["champion_version"])
+        if decision["decision"] == "needs_manual_review":
+            raise NothingToDo(
+                f"version {version} needs manual review ({'; '.join(decision['reasons'])}); to promote it, trigger "
+                f"{usecase.name}_promotion with version={version}, an approver and a reason",
+                candidate_version=version,
+                needs_manual_review=True,
+            )
         if decision["decision"] != "promote":
             raise NothingToDo(
                 f"gate decided {decision['decision']!r} for version {version}: {'; '.join(decision['reasons'])}",
