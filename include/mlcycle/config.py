@@ -94,7 +94,7 @@ class Split(_Strict):
 
 
 class ModelConfig(_Strict):
-    family: Literal["sklearn_hgb", "sklearn_logreg", "dummy"] = "sklearn_hgb"
+    family: Literal["sklearn_hgb", "sklearn_logreg", "torch_mlp", "dummy"] = "sklearn_hgb"
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     decision_threshold: float = Field(default=0.5, gt=0, lt=1)
     seed: int = 42
@@ -109,7 +109,9 @@ class GateThresholds(_Strict):
     baseline_hurdle: float = Field(default=0.02, description="margin over the rule (dummy) baseline")
     slice_tolerance: float = Field(default=0.05, ge=0, description="largest allowed per-slice drop vs champion")
     max_change: float = Field(default=0.15, gt=0, description="a larger jump either way needs a human")
-    leakage_threshold: float = Field(default=0.99, description="a ranking metric (AUC) this good is flagged as possible leakage")
+    leakage_threshold: float = Field(
+        default=0.99, description="a ranking metric (AUC) this good is flagged as possible leakage"
+    )
     latency_p95_ms: float = Field(default=50.0, gt=0, description="p95 per-row predict time budget")
     fairness_group: str | None = Field(default=None, description="column for the 80 % rule (selection rates)")
     fairness_min_ratio: float = Field(default=0.8, gt=0, le=1)

@@ -35,7 +35,7 @@ columns:
 target: {name: churned}
 slices: [plan]
 split: {window_days: 6, valid_days: 1, test_days: 1, min_partitions: 4}
-model: {family: sklearn_logreg, params: {C: 0.5}}
+model: {family: FAMILY}
 thresholds: {gate: {min_metric: 0.6}}
 """
 
@@ -78,10 +78,19 @@ def churn_day(day: dt.date, rows: int = 600) -> pd.DataFrame:
     )
 
 
-def test_churn_folder_is_a_working_usecase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+@pytest.mark.parametrize(
+    "family",
+    ["sklearn_logreg", "{family: torch_mlp, params: {hidden_sizes: '16', epochs: 15, lr: 0.01, batch_size: 128}}"],
+)
+def test_churn_folder_is_a_working_usecase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, family: str
+) -> None:
     folder = tmp_path / "usecases" / "churn"
     folder.mkdir(parents=True)
-    (folder / "usecase.yaml").write_text(USECASE)
+    usecase_yaml = USECASE.replace(
+        "model: {family: FAMILY}", f"model: {family if family.startswith('{') else '{family: ' + family + '}'}"
+    )
+    (folder / "usecase.yaml").write_text(usecase_yaml)
     (folder / "contract.yaml").write_text(CONTRACT)
     for key, value in embedded_environment(tmp_path / "home").items():
         monkeypatch.setenv(key, value)
@@ -109,5 +118,11 @@ def test_churn_folder_is_a_working_usecase(tmp_path: Path, monkeypatch: pytest.M
     assert step("features")["metrics"]["rows"] == {"train": 2400, "valid": 600, "test": 600}
     trained = step("train")
     assert trained["metrics"]["test_roc_auc"] > 0.6
+    if "torch" in family:  # the torch pipeline round-trips through MLflow as a pyfunc, with its curves
+        from mlflow.tracking import MlflowClient
+
+        run = MlflowClient().get_run(trained["metrics"]["run_id"])
+        assert run.data.params["torch.device"] == "cpu"
+        assert len(MlflowClient().get_metric_history(run.info.run_id, "epoch_train_loss")) >= 1
     decision = step("evaluate", "--model-version", trained["metrics"]["model_version"])
     assert step("promote", "--decision", decision["outputs"]["decision"])["metrics"]["champion_version"] == "1"

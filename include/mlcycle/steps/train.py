@@ -19,6 +19,7 @@ from mlcycle.config import UseCase
 from mlcycle.evaluation.evidence import feature_frame
 from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
+from mlcycle.settings import home
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.steps.features import SPLITS
 from mlcycle.training.metrics import classification_metrics, slice_metrics
@@ -78,6 +79,34 @@ def _result(
     )
 
 
+def fit_torch(ctx: StepContext, model: Any, splits: dict[str, pd.DataFrame]) -> None:
+    """Fit the torch pipeline with per-epoch checkpoints (a retried task resumes) and log its curves."""
+    from mlcycle.training.pyfunc import log_epoch_history
+    from mlcycle.training.torch_mlp import fit_pipeline
+
+    usecase, target = ctx.usecase, ctx.usecase.target.name
+    # Local launcher: under MLCYCLE_HOME; in a pod this must be a volume that outlives the pod to resume.
+    checkpoints = home() / "checkpoints" / usecase.name / ctx.partition.isoformat()
+    model.set_params(model__checkpoint_dir=str(checkpoints))
+    fit_pipeline(
+        model,
+        feature_frame(usecase, splits["train"]),
+        splits["train"][target],
+        feature_frame(usecase, splits["valid"]),
+        splits["valid"][target],
+    )
+    network = model[-1]
+    log_epoch_history(network.history_)
+    mlflow.log_params(
+        {
+            "torch.device": str(network.device_),
+            "torch.best_epoch": network.best_epoch_,
+            "torch.epochs_run": network.n_epochs_,
+        }
+    )
+    mlflow.set_tag("mlcycle.resumed_from_epoch", str(network.resumed_from_epoch_))
+
+
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     features_uri = ctx.uri("features")
@@ -101,6 +130,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     with ctx.storage.local_copy(features_uri) as folder:
         splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
     model = build_model(usecase)
+    is_torch = usecase.model.family == "torch_mlp"
     with (
         mlflow.start_run(run_id=parent_id),
         mlflow.start_run(
@@ -127,7 +157,10 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         mlflow.set_tags({f"mlcycle.days.{s}": ",".join(manifest["days"][s]) for s in SPLITS})
 
         started = time.perf_counter()
-        model.fit(feature_frame(usecase, splits["train"]), splits["train"][target])
+        if is_torch:
+            fit_torch(ctx, model, splits)
+        else:
+            model.fit(feature_frame(usecase, splits["train"]), splits["train"][target])
         fit_seconds = time.perf_counter() - started
 
         metrics: dict[str, float] = {"fit_seconds": fit_seconds}
@@ -145,15 +178,28 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         mlflow.log_metrics(metrics)
 
         example = feature_frame(usecase, splits["train"]).head(5)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, model.predict_proba(example)),
-            input_example=example,
-            pip_requirements=pip_requirements(),
-            pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        )
+        signature = infer_signature(example, model.predict_proba(example))
+        if is_torch:
+            from mlcycle.training.pyfunc import log_torch_pipeline
+
+            info = log_torch_pipeline(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pip_requirements=[*pip_requirements(), f"torch=={installed_version('torch').split('+')[0]}"],
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            )
+        else:
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+                pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            )
         candidate_run_id = run.info.run_id
 
     version = mlflow.register_model(info.model_uri, usecase.registered_model_name)

@@ -58,6 +58,13 @@ def build_model(usecase: UseCase) -> Pipeline:
     if family == "sklearn_logreg":
         estimator = LogisticRegression(max_iter=1000, random_state=seed, **params)
         return Pipeline([("preprocess", _preprocessor(usecase, ordinal=False)), ("model", estimator)])
+    if family == "torch_mlp":
+        from mlcycle.training.torch_mlp import TorchMLPClassifier  # lazy: importing torch costs ~5 s
+
+        # The GPU is used only when the use case asks for one for its train step (and one is present).
+        torch_params: dict[str, Any] = {"use_gpu": usecase.resources_for("train").gpu > 0, **params}
+        network = TorchMLPClassifier(seed=seed, **torch_params)
+        return Pipeline([("preprocess", _preprocessor(usecase, ordinal=False)), ("model", network)])
     if family == "dummy":
         return Pipeline(
             [
