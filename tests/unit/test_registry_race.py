@@ -79,12 +79,13 @@ def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.Monke
     """The race above is real: with the lock removed, both promotions pass their check."""
     usecase, storage = two_versions
     real = promote.current_champion
+    both_checked = threading.Barrier(2)
 
-    def slow_check(u):
+    def racing_check(u):  # both promotions read the champion before either moves it
         seen = real(u)
-        time.sleep(0.5)
+        both_checked.wait(timeout=30)
         return seen
 
-    monkeypatch.setattr(promote, "current_champion", slow_check)
+    monkeypatch.setattr(promote, "current_champion", racing_check)
     monkeypatch.setattr(promote, "registry_lock", lambda *a, **k: contextlib.nullcontext())
     assert _race(usecase, storage) == ["won:1", "won:2"]
