@@ -55,7 +55,14 @@ def _context(dag: Any) -> dict[str, Any]:
         conf={},
         consumed_asset_events=[],
     )
-    params = {"partition": None, "action": "promote", "version": 7, "approver": "ana", "reason": "reviewed"}
+    params = {
+        "partition": None,
+        "action": "promote",
+        "version": 7,
+        "approver": "ana",
+        "reason": "reviewed",
+        "no_cache": False,
+    }
     return {"dag_run": run, "params": params, "ti": FakeTI(), "dag": dag}
 
 
