@@ -53,9 +53,10 @@ demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through 
 ui: install  ## open the Airflow and MLflow UIs on the demo's stores
 	$(BIN)/python -m mlcycle.demo ui
 
-bench: install  ## benchmarks: DAG parse time; training rows/s (add SIZES=100000,1000000 for the full run)
+bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=100000,1000000 for more); GX vs pandas validation
 	$(BIN)/python -m mlcycle.benchmarks.dag_parse --repeat 5
 	$(BIN)/python -m mlcycle.benchmarks.train --sizes $(or $(SIZES),100000)
+	$(BIN)/python -m mlcycle.benchmarks.validate --sizes 100k,1m
 
 clean:  ## remove the demo's state (keeps .venv)
 	rm -rf $(MLCYCLE_HOME)

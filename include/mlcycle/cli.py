@@ -60,25 +60,30 @@ COMMANDS: tuple[Command, ...] = (
         "ingest",
         "mlcycle.steps.ingest",
         "copy a landing partition into an immutable raw snapshot with its digest",
-        "Reads <root>/<usecase>/landing/ds=D/ and commits <root>/<usecase>/raw/ds=D/ (data + sha256 "
-        "manifest). Re-running with unchanged landing data changes nothing. A missing landing partition "
-        "is an error (retried: data may still arrive).",
+        "Reads <root>/<usecase>/landing/ds=D/data.parquet or data.csv (UTF-8, comma-delimited, header) and "
+        "commits <root>/<usecase>/raw/ds=D/: the original bytes, with a manifest recording digest and format. "
+        "Re-running with unchanged landing data changes nothing. A missing landing partition is an error "
+        "(retried: data may still arrive).",
         (_LOOKBACK,),
     ),
     Command(
         "validate",
         "mlcycle.steps.validate",
         "check a raw partition against the use case's data contract (Great Expectations)",
-        "Compiles the use case's contract into a Great Expectations suite and validates raw/ds=D. "
-        "Passing data is committed to validated/ds=D with the validation summary; data failing a hard "
-        "rule is moved to quarantine/ds=D with reason.json and the step exits REJECTED (65).",
+        "Compiles the use case's contract into a Great Expectations suite and validates raw/ds=D, with the "
+        "training profile (every rule) or, with --serving, the serving profile (no rules on the target). "
+        "Passing data is committed to validated/ds=D (manifest: profile, summary, soft warnings); data failing "
+        "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json and the step exits "
+        "REJECTED (65). validation.json (the full GX result) and report.html are stored with the partition "
+        "and logged to the DAG run's MLflow parent run under validation/<D>/.",
         (
             _LOOKBACK,
             Arg(
                 ("--serving",),
                 {
                     "action": "store_true",
-                    "help": "check only the serving subset of the contract (no label rules): the scoring DAG's gate",
+                    "help": "validate with the serving profile: every rule except those on the target, which may "
+                    "be absent (the scoring DAG's gate)",
                 },
             ),
         ),
@@ -87,7 +92,8 @@ COMMANDS: tuple[Command, ...] = (
         "features",
         "mlcycle.steps.features",
         "build the train/valid/test splits of the training window ending at the partition",
-        "Reads the validated partitions of the window (usecase.yaml: split.window_days), keeps the "
+        "Reads the partitions of the window (usecase.yaml: split.window_days) validated with the training "
+        "profile, keeps the "
         "model's columns and cuts them by time: the latest test_days are test, the valid_days before "
         "are valid, the rest train. Exits NOTHING_TO_DO (99) when fewer than split.min_partitions exist.",
     ),

@@ -47,7 +47,9 @@ def make_frame(n: int = 600, day: datetime.date = DAY, seed: int = 7) -> pd.Data
     rng = np.random.default_rng(seed)
     start = pd.Timestamp(day, tz="UTC")
     previous = np.where(rng.random(n) < 0.4, 0, rng.poisson(3, n) + 1).astype("int64")
-    days_since = np.where(previous == 0, np.nan, rng.uniform(0, 400, n).round(1))
+    tenure = rng.integers(0, 3_000, n).astype("int64")
+    # Nobody bought before they signed up (the contract's compare rule).
+    days_since = np.where(previous == 0, np.nan, np.floor(rng.uniform(0, 1, n) * tenure))
     return pd.DataFrame(
         {
             "session_id": [f"{day:%Y%m%d}-{i:06d}" for i in range(n)],
@@ -64,7 +66,7 @@ def make_frame(n: int = 600, day: datetime.date = DAY, seed: int = 7) -> pd.Data
             "discount_pct": rng.choice([0.0, 0.1, 0.2, 0.3], n),
             "pages_viewed": (rng.poisson(6, n) + 1).astype("int64"),
             "session_duration_s": rng.exponential(300.0, n).round(1),
-            "customer_tenure_days": rng.integers(0, 3_000, n).astype("int64"),
+            "customer_tenure_days": tenure,
             "previous_purchases": previous,
             "days_since_last_purchase": days_since,
             "purchased": (rng.random(n) < 0.12).astype("int64"),
@@ -114,6 +116,15 @@ def test_yarnit_contract_loads(contract: DataContract) -> None:
     assert contract.severity_of("range", "days_since_last_purchase") == "hard"
     assert contract.severity_of("row_count") == "hard"
     assert contract.severity_of("label_positive_rate") == "hard"
+    # Statistics are drift-like (soft), cardinality and cross-column rules hard, volume dips soft.
+    assert contract.severity_of("median", "session_duration_s") == "soft"
+    assert contract.severity_of("mean", "price") == "soft"
+    assert contract.severity_of("distinct", "fibre") == "hard"
+    assert contract.severity_of("compare", "customer_tenure_days") == "hard"
+    assert contract.severity_of("volume") == "soft"
+    assert contract.severity_of("forbidden_columns") == "hard"
+    assert "email" in contract.forbidden_columns
+    assert [r.text for r in contract.compare] == ["customer_tenure_days >= days_since_last_purchase"]
 
 
 def write(tmp_path: pathlib.Path, data: Any) -> pathlib.Path:
@@ -179,6 +190,46 @@ def yarnit_data() -> dict[str, Any]:
             "contract.yaml: columns.country: allowed[8] = False is not a string",
         ),
         (lambda d: d.update(version=2), "contract.yaml: version: Input should be 1"),
+        (
+            lambda d: d["columns"]["country"].update(mean={"min": 1}),
+            "contract.yaml: columns.country: mean/median apply to int and float columns, not to string",
+        ),
+        (
+            lambda d: d["columns"]["price"].update(median={"min": 5, "max": 1}),
+            "contract.yaml: columns.price.median: min (5) is greater than max (1)",
+        ),
+        (
+            lambda d: d["columns"]["event_ts"].update(distinct={"max": 3}),
+            "distinct applies to string and int columns, not to timestamp",
+        ),
+        (
+            lambda d: d["forbidden_columns"].append("Country"),
+            "forbidden_columns[12]: 'Country' is also a contract column",
+        ),
+        (
+            lambda d: d["compare"].append({"left": "price", "op": ">=", "right": "cost"}),
+            "compare[1]: column 'cost' is not among the columns",
+        ),
+        (
+            lambda d: d["compare"].append({"left": "price", "op": ">=", "right": "country"}),
+            "compare[1]: price >= country compares number with string",
+        ),
+        (
+            lambda d: d["compare"].append({"left": "price", "op": "=>", "right": "discount_pct"}),
+            "contract.yaml: compare[1].op: Input should be '>=', '>', '<=' or '<'",
+        ),
+        (
+            lambda d: d["table"]["volume"].update(min_history=9),
+            "contract.yaml: table.volume: min_history (9) is greater than history (7)",
+        ),
+        (
+            lambda d: d["rules"].append({"expectation": "compare", "column": "price", "severity": "soft"}),
+            "rules[1]: compare overrides name the left column of a compare rule",
+        ),
+        (
+            lambda d: d["rules"].append({"expectation": "median", "column": "price", "severity": "hard"}),
+            "rules[1]: column 'price' has no median rule",
+        ),
     ],
 )
 def test_bad_contract_names_file_and_field(
@@ -261,12 +312,12 @@ MUTATIONS: dict[str, tuple[Mutation, set[tuple[str, str | None, str]]]] = {
     "renamed column": (
         lambda df: df.rename(columns={"price": "price_eur"}),
         {("columns", None, "hard"), ("type", "price", "hard"), ("not_null", "price", "hard"),
-         ("range", "price", "hard")},
+         ("range", "price", "hard"), ("mean", "price", "soft")},
     ),
     "dropped column": (
         lambda df: df.drop(columns=["country"]),
         {("columns", None, "hard"), ("type", "country", "hard"), ("not_null", "country", "hard"),
-         ("allowed", "country", "hard")},
+         ("allowed", "country", "hard"), ("distinct", "country", "hard")},
     ),
     "extra column": (
         lambda df: df.assign(coupon_code="SPRING"),
@@ -291,6 +342,10 @@ MUTATIONS: dict[str, tuple[Mutation, set[tuple[str, str | None, str]]]] = {
     "negative price": (
         lambda df: _set(df, "price", [3, 10], [-3.5, -1.0]),
         {("range", "price", "hard")},
+    ),
+    "number in a string column": (
+        lambda df: _set(df.astype({"country": object}), "country", [0], 44),
+        {("type", "country", "hard"), ("allowed", "country", "hard")},
     ),
     "unknown country": (
         lambda df: _set(df, "country", slice(0, 5), "XX"),
@@ -368,6 +423,11 @@ def test_failure_reports_read_well(contract: DataContract, frame: pd.DataFrame) 
 
     as_string = validate_frame(frame.assign(pages_viewed=frame["pages_viewed"].astype(str)), contract)
     assert only(as_string, "type", "pages_viewed").observed.startswith("dtype object; 600 of 600 rows")
+    mixed = validate_frame(_set(frame.astype({"country": object}), "country", [0], 44), contract)
+    assert (
+        only(mixed, "type", "country").observed
+        == "dtype object; 1 of 600 rows (0.2 %) of another type; first values: [44]"
+    )
     as_float = validate_frame(frame.assign(pages_viewed=frame["pages_viewed"] * 1.0), contract)
     assert only(as_float, "type", "pages_viewed").observed == "dtype float64"
 
@@ -396,9 +456,14 @@ def test_serving_subset_passes_without_target(contract: DataContract, frame: pd.
     training = validate_frame(serving, contract, partition=DAY)
     assert not training.success
     assert only(training, "columns").observed == "missing: ['purchased']"
-    # A serving batch that still carries the label is a schema break too.
-    leaked = validate_frame(frame, contract, partition=DAY, serving=True)
-    assert only(leaked, "columns").observed == "unexpected: ['purchased']"
+    # A serving batch may still carry its label (labels arrive with the data here); it is not checked,
+    # so a day whose labels are broken can still be scored.
+    labelled = validate_frame(frame.assign(purchased=0), contract, partition=DAY, serving=True)
+    assert labelled.success, labelled.messages()
+    assert not validate_frame(frame.assign(purchased=0), contract, partition=DAY).success
+    # Any other extra column is still a schema break.
+    extra = validate_frame(serving.assign(coupon="X"), contract, partition=DAY, serving=True)
+    assert only(extra, "columns").observed == "unexpected: ['coupon']"
 
 
 def test_validation_is_fast(contract: DataContract) -> None:
@@ -424,3 +489,79 @@ def test_compound_key_and_minimal_contract() -> None:
     duplicated = validate_frame(df.assign(day=1), contract)
     assert failed(duplicated) == {("key_unique", None, "hard")}
     assert only(duplicated, "key_unique").expected == "unique key (store, day)"
+
+
+# ------------------------------------------------------------------- volume, PII, cross-column
+
+
+def _rules(suite: Any) -> dict[tuple[str, str | None], Any]:
+    return {(e.meta[META_KEY]["rule"], e.meta[META_KEY]["column"]): e for e in suite.expectations if e.meta}
+
+
+def test_volume_rule_follows_the_trailing_mean(contract: DataContract, frame: pd.DataFrame) -> None:
+    # Too little history: the rule is left out rather than judged on one or two days.
+    assert ("volume", None) not in _rules(build_suite(contract, history=[1000, 1000]))
+    volume = _rules(build_suite(contract, history=[1000, 2000, 1000, 2000]))[("volume", None)]
+    assert (volume.min_value, volume.max_value) == (750, 3000)  # mean 1500 of the last 4 -> x0.5 .. x2
+    last7 = _rules(build_suite(contract, history=[10**6] + [1000] * 7))[("volume", None)]
+    assert (last7.min_value, last7.max_value) == (500, 2000), "only the newest `history` partitions count"
+
+    dip = validate_frame(frame, contract, partition=DAY, history=[2000, 2000, 2000])
+    assert dip.success, "a volume dip only warns"
+    volume_failure = only(dip, "volume")
+    assert volume_failure.severity == "soft"
+    assert volume_failure.observed == "600 rows (0.30 x the trailing mean)"
+    assert volume_failure.expected.startswith("between 1000 and 4000 rows")
+    assert validate_frame(frame, contract, partition=DAY, history=[600, 600, 600]).failures == []
+
+
+def test_forbidden_columns_match_any_letter_case(contract: DataContract, frame: pd.DataFrame) -> None:
+    result = validate_frame(frame.assign(Email="x@example.org"), contract, partition=DAY)
+    assert not result.success
+    assert only(result, "forbidden_columns").observed == "present: ['Email']"
+    assert failed(result) == {("columns", None, "hard"), ("forbidden_columns", None, "hard")}
+
+
+def test_compare_rules_and_their_operators(frame: pd.DataFrame) -> None:
+    contract = parse_contract(
+        {
+            "version": 1,
+            "columns": {"a": {"type": "float"}, "b": {"type": "float", "nullable": True}},
+            "compare": [
+                {"left": "a", "op": "<", "right": "b"},
+                {"left": "b", "op": ">=", "right": "a", "severity": "soft"},
+            ],
+        }
+    )
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [2.0, 2.0, np.nan, 5.0]})
+    result = validate_frame(df, contract)
+    # Row 1 has a == b: it breaks a < b (hard) but not b >= a; row 2 is skipped (b is null).
+    assert failed(result) == {("compare", "a", "hard")}
+    assert only(result, "compare", "a").observed == "1 of 4 rows (25.0 %) breaking the rule; first values: [[2.0, 2.0]]"
+    assert only(result, "compare", "a").expected == "a < b on every row where both are set"
+    swapped = validate_frame(df.assign(b=[0.0, 2.0, np.nan, 5.0]), contract)
+    assert failed(swapped) == {("compare", "a", "hard"), ("compare", "b", "soft")}
+
+
+def test_statistics_catch_a_unit_change_that_single_values_miss(contract: DataContract, frame: pd.DataFrame) -> None:
+    minutes = validate_frame(frame.assign(session_duration_s=frame["session_duration_s"] / 60), contract, partition=DAY)
+    assert minutes.success and failed(minutes) == {("median", "session_duration_s", "soft")}
+    assert only(minutes, "median", "session_duration_s").observed.startswith("median 3.")
+
+
+def test_failed_row_rules_quote_sample_rows(contract: DataContract, frame: pd.DataFrame) -> None:
+    result = validate_frame(_set(frame.copy(), "price", [3, 10], [-3.5, -1.0]), contract, partition=DAY)
+    price = only(result, "range", "price")
+    assert price.unexpected_count == 2 and price.values == [-3.5, -1.0]
+    assert [row["session_id"] for row in price.rows] == [frame["session_id"].iloc[3], frame["session_id"].iloc[10]]
+    assert price.rows[0]["event_ts"].startswith(f"{DAY:%Y-%m-%d}T")
+    json.dumps(price.to_dict(rows=True))
+    assert "rows" not in price.to_dict(), "the compact form (XCom, manifest) leaves the rows out"
+    assert validate_frame(frame.head(100), contract, sample_rows=0).failures[0].rows == []
+
+
+def test_summary_limit(contract: DataContract, frame: pd.DataFrame) -> None:
+    result = validate_frame(frame.drop(columns=["price", "country", "device"]), contract, partition=DAY)
+    summary = result.summary(limit=3)
+    assert len(summary["failed"]) == 3 and summary["more"] == len(result.failures) - 3
+    assert "more" not in result.summary()

@@ -12,19 +12,29 @@ The format, in short::
     description: one browsing session per row
     key: [session_id]            # unique (and non-null) together
     timestamp: event_ts          # must fall inside the partition's day [D 00:00, D+1 00:00) UTC
-    target: purchased            # the label; absent from serving batches
+    target: purchased            # the label; optional in serving batches
     columns:
       session_id: {type: string, regex: '^\\d{8}-\\d{6}$'}
       price: {type: float, min: 0.01, max: 1000}
       country: {type: string, allowed: [US, GB], max_null_fraction: 0.01}
       days_since_last_purchase: {type: float, nullable: true, min: 0}
-      session_duration_s: {type: float, min: 0, severity: soft}   # soft: its value rules only warn
+      session_duration_s:        # soft: its value rules only warn
+        {type: float, min: 0, severity: soft, median: {min: 30, max: 1200}}  # statistics: soft by default
+      fibre: {type: string, distinct: {max: 15}}   # cardinality: at most 15 distinct values
+    forbidden_columns: [email, phone]   # PII: present at all (any letter case) = hard failure
+    compare:                            # cross-column rules, row by row (nulls are skipped)
+      - {left: customer_tenure_days, op: ">=", right: days_since_last_purchase}
     table:
       row_count: {min: 500, max: 100000}
+      volume: {history: 7, min_history: 3, min_ratio: 0.5, max_ratio: 2.0}   # soft by default
       label_positive_rate: {min: 0.02, max: 0.5, severity: hard}
     rules:                       # optional: override the severity of any one rule
       - {expectation: row_count, severity: soft}
       - {expectation: not_null, column: days_since_last_purchase, severity: soft}
+
+Profiles: the *training* profile is the whole contract. The *serving* profile (scoring batches) drops
+every rule on the target column (its type, values, ``label_positive_rate``, statistics and ``compare``
+rules that use it) and accepts the target column as optional: a scoring batch may or may not carry it.
 
 Unknown keys are rejected everywhere, so a typo (``mni: 0``) is an error rather than a rule that
 silently never runs.
@@ -32,6 +42,7 @@ silently never runs.
 
 from __future__ import annotations
 
+import math
 import pathlib
 import re
 from typing import Any, Literal, get_args
@@ -54,14 +65,18 @@ __all__ = [
     "TABLE_RULES",
     "ColumnSpec",
     "ColumnType",
+    "CompareRule",
     "ContractError",
     "DataContract",
+    "DistinctRule",
     "RateRule",
     "RowCountRule",
     "RuleName",
     "RuleOverride",
     "Severity",
+    "StatRule",
     "TableRules",
+    "VolumeRule",
     "load_contract",
 ]
 
@@ -71,10 +86,21 @@ Severity = Literal["hard", "soft"]
 ColumnType = Literal["string", "float", "int", "timestamp"]
 """Logical column types: str values, float64, int64, tz-aware datetime64 (any unit, any tz)."""
 
-ColumnRuleName = Literal["type", "not_null", "range", "allowed", "regex", "unique"]
-TableRuleName = Literal["columns", "key_unique", "timestamp_in_partition", "row_count", "label_positive_rate"]
+ColumnRuleName = Literal["type", "not_null", "range", "allowed", "regex", "unique", "mean", "median", "distinct"]
+TableRuleName = Literal[
+    "columns",
+    "forbidden_columns",
+    "key_unique",
+    "timestamp_in_partition",
+    "row_count",
+    "volume",
+    "label_positive_rate",
+    "compare",
+]
 RuleName = Literal[ColumnRuleName, TableRuleName]
-"""The name of one rule of a contract, as used in ``rules:`` overrides and in validation reports."""
+"""The name of one rule of a contract, as used in ``rules:`` overrides and in validation reports.
+
+``compare`` is overridden per left-hand column (``{expectation: compare, column: <left>}``)."""
 
 COLUMN_RULES: tuple[str, ...] = get_args(ColumnRuleName)
 TABLE_RULES: tuple[str, ...] = get_args(TableRuleName)
@@ -82,6 +108,10 @@ TABLE_RULES: tuple[str, ...] = get_args(TableRuleName)
 #: Rules whose severity a column's own ``severity`` sets (its *value* rules). ``type`` is schema: hard
 #: unless overridden in ``rules:``.
 VALUE_RULES: frozenset[str] = frozenset({"not_null", "range", "allowed", "regex", "unique"})
+#: Column rules that carry their own ``severity`` (statistics: drift-like shifts, and cardinality).
+STAT_RULES: tuple[str, ...] = ("mean", "median", "distinct")
+#: Comparison operators of ``compare`` rules.
+CompareOp = Literal[">=", ">", "<=", "<"]
 
 
 class ContractError(ValueError):
@@ -94,8 +124,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StatRule(_Strict):
+    """Bounds on a column statistic (``mean``, ``median``), inclusive.
+
+    A statistic outside its usual range is a drift-like shift (a unit change from seconds to
+    minutes moves the median sixty-fold while every single value stays plausible), so it is soft
+    unless the contract says otherwise.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    severity: Severity = "soft"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StatRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+
+class DistinctRule(_Strict):
+    """Bounds on the number of distinct non-null values of a column (its cardinality), inclusive."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+    severity: Severity = "hard"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DistinctRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
 class ColumnSpec(_Strict):
-    """One column: its type, whether it may be null, and its value rules."""
+    """One column: its type, whether it may be null, its value rules and its statistics."""
 
     type: ColumnType
     description: str | None = None
@@ -108,6 +175,9 @@ class ColumnSpec(_Strict):
     allowed: list[StrictStr | StrictInt | StrictFloat | StrictBool] | None = Field(default=None, min_length=1)
     regex: str | None = None
     unique: bool = False
+    mean: StatRule | None = None
+    median: StatRule | None = None
+    distinct: DistinctRule | None = None
     severity: Severity = "hard"
 
     @property
@@ -135,6 +205,10 @@ class ColumnSpec(_Strict):
             self._check_allowed(self.allowed)
         if self.type == "int" and self.null_fraction_allowed > 0:
             raise ValueError("an int column cannot hold nulls in pandas (int64); declare it as float")
+        if (self.mean is not None or self.median is not None) and not numeric:
+            raise ValueError(f"mean/median apply to int and float columns, not to {self.type}")
+        if self.distinct is not None and self.type not in ("string", "int"):
+            raise ValueError(f"distinct applies to string and int columns, not to {self.type}")
         return self
 
     def _check_allowed(self, allowed: list[str | int | float | bool]) -> None:
@@ -164,6 +238,7 @@ class ColumnSpec(_Strict):
             names.append("regex")
         if self.unique:
             names.append("unique")
+        names.extend(rule for rule in STAT_RULES if getattr(self, rule) is not None)
         return names
 
 
@@ -199,11 +274,63 @@ class RateRule(_Strict):
         return self
 
 
+class VolumeRule(_Strict):
+    """The row count against the trailing mean of the previous validated partitions.
+
+    The ``validate`` step reads the row counts of the (at most) ``history`` newest validated
+    partitions before this one (among the ``4 x history`` days before it, at least 28) from their
+    manifests; with fewer than ``min_history`` of them the rule is left out. The partition must have
+    between ``min_ratio`` and ``max_ratio`` times their mean.
+    """
+
+    history: int = Field(default=7, ge=1)
+    min_history: int = Field(default=3, ge=1)
+    min_ratio: float | None = Field(default=0.5, ge=0.0)
+    max_ratio: float | None = Field(default=None, gt=0.0)
+    severity: Severity = "soft"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VolumeRule:
+        if self.min_ratio is None and self.max_ratio is None:
+            raise ValueError("give min_ratio, max_ratio or both")
+        if self.min_ratio is not None and self.max_ratio is not None and self.min_ratio > self.max_ratio:
+            raise ValueError(f"min_ratio ({self.min_ratio:g}) is greater than max_ratio ({self.max_ratio:g})")
+        if self.min_history > self.history:
+            raise ValueError(f"min_history ({self.min_history}) is greater than history ({self.history})")
+        return self
+
+    def bounds(self, counts: list[int]) -> tuple[int | None, int | None, float] | None:
+        """(min rows, max rows, trailing mean) for the previous partitions' ``counts`` (newest last),
+        or None when there are fewer than ``min_history`` of them."""
+        recent = counts[-self.history :]
+        if len(recent) < self.min_history:
+            return None
+        mean = sum(recent) / len(recent)
+        low = math.ceil(self.min_ratio * mean) if self.min_ratio is not None else None
+        high = math.floor(self.max_ratio * mean) if self.max_ratio is not None else None
+        return low, high, mean
+
+
 class TableRules(_Strict):
     """Rules on the partition as a whole."""
 
     row_count: RowCountRule | None = None
+    volume: VolumeRule | None = None
     label_positive_rate: RateRule | None = None
+
+
+class CompareRule(_Strict):
+    """A cross-column rule checked row by row: ``left op right`` (rows where either is null are skipped)."""
+
+    left: str
+    op: CompareOp
+    right: str
+    severity: Severity = "hard"
+    description: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
 
 
 class RuleOverride(_Strict):
@@ -223,6 +350,8 @@ class DataContract(_Strict):
     timestamp: str | None = None
     target: str | None = None
     columns: dict[str, ColumnSpec] = Field(min_length=1)
+    forbidden_columns: list[str] = Field(default_factory=list)
+    compare: list[CompareRule] = Field(default_factory=list)
     table: TableRules = Field(default_factory=TableRules)
     rules: list[RuleOverride] = Field(default_factory=list)
 
@@ -247,6 +376,12 @@ class DataContract(_Strict):
                 raise ValueError(f"target column {self.target!r} must be int or float, not {spec.type}")
         if self.table.label_positive_rate is not None and self.target is None:
             raise ValueError("table.label_positive_rate needs a target column")
+        lowered = {c.lower() for c in self.columns}
+        for i, name in enumerate(self.forbidden_columns):
+            if name.lower() in lowered:
+                raise ValueError(f"forbidden_columns[{i}]: {name!r} is also a contract column")
+        for i, rule in enumerate(self.compare):
+            self._check_compare(i, rule)
         seen: set[tuple[str, str | None]] = set()
         for i, override in enumerate(self.rules):
             self._check_override(i, override)
@@ -255,8 +390,24 @@ class DataContract(_Strict):
             seen.add((override.expectation, override.column))
         return self
 
+    def _check_compare(self, i: int, rule: CompareRule) -> None:
+        kinds = []
+        for side in (rule.left, rule.right):
+            spec = self.columns.get(side)
+            if spec is None:
+                raise ValueError(f"compare[{i}]: column {side!r} is not among the columns")
+            kinds.append("number" if spec.type in ("int", "float") else spec.type)
+        if kinds[0] != kinds[1] or kinds[0] == "string":
+            raise ValueError(
+                f"compare[{i}]: {rule.text} compares {kinds[0]} with {kinds[1]}; compare two numbers or two timestamps"
+            )
+
     def _check_override(self, i: int, override: RuleOverride) -> None:
         rule, column = override.expectation, override.column
+        if rule == "compare":
+            if column is None or not any(c.left == column for c in self.compare):
+                raise ValueError(f"rules[{i}]: compare overrides name the left column of a compare rule")
+            return
         if rule in COLUMN_RULES:
             if column is None:
                 raise ValueError(f"rules[{i}]: {rule} is a column rule; name its column")
@@ -272,7 +423,9 @@ class DataContract(_Strict):
             "key_unique": not self.key,
             "timestamp_in_partition": self.timestamp is None,
             "row_count": self.table.row_count is None,
+            "volume": self.table.volume is None,
             "label_positive_rate": self.table.label_positive_rate is None,
+            "forbidden_columns": not self.forbidden_columns,
         }
         if missing.get(rule, False):
             raise ValueError(f"rules[{i}]: the contract has no {rule} rule")
@@ -280,8 +433,9 @@ class DataContract(_Strict):
     def severity_of(self, rule: str, column: str | None = None) -> Severity:
         """The severity of ``rule`` (on ``column`` for column rules), overrides included.
 
-        Defaults: schema rules (``columns``, ``type``, ``key_unique``, ``timestamp_in_partition``) are
-        hard; a column's value rules take the column's ``severity``; ``row_count`` and
+        Defaults: schema rules (``columns``, ``forbidden_columns``, ``type``, ``key_unique``,
+        ``timestamp_in_partition``) are hard; a column's value rules take the column's ``severity``;
+        statistics (``mean``, ``median``, ``distinct``), ``compare``, ``row_count``, ``volume`` and
         ``label_positive_rate`` take their own ``severity``. An entry of ``rules:`` wins over all.
         """
         for override in self.rules:
@@ -289,15 +443,30 @@ class DataContract(_Strict):
                 return override.severity
         if column is not None and rule in VALUE_RULES:
             return self.columns[column].severity
-        if rule == "row_count" and self.table.row_count is not None:
-            return self.table.row_count.severity
-        if rule == "label_positive_rate" and self.table.label_positive_rate is not None:
-            return self.table.label_positive_rate.severity
+        if column is not None and rule in STAT_RULES:
+            stat: StatRule | DistinctRule | None = getattr(self.columns[column], rule)
+            if stat is not None:
+                return stat.severity
+        if rule == "compare":
+            for entry in self.compare:
+                if entry.left == column:
+                    return entry.severity
+        table_rule: RowCountRule | VolumeRule | RateRule | None = {
+            "row_count": self.table.row_count,
+            "volume": self.table.volume,
+            "label_positive_rate": self.table.label_positive_rate,
+        }.get(rule)
+        if table_rule is not None:
+            return table_rule.severity
         return "hard"
 
     def column_names(self, *, serving: bool = False) -> list[str]:
         """The columns a batch must have: all of them, or without the target for serving batches."""
         return [c for c in self.columns if not (serving and c == self.target)]
+
+    def compare_rules(self, *, serving: bool = False) -> list[CompareRule]:
+        """The cross-column rules of a profile: serving leaves out those that use the target."""
+        return [r for r in self.compare if not (serving and self.target in (r.left, r.right))]
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -3,6 +3,11 @@
 The split is by time (the latest days are test), so the model is always judged on data newer than
 what it learned from, and the test split of a partition is frozen: every candidate and the champion
 are compared on exactly the same rows.
+
+Only days validated with the ``training`` profile count: a day that passed only the serving profile
+(e.g. scored on a day whose labels were broken) is not training data until `validate` (without
+``--serving``) has passed it. Forbidden (PII) columns cannot get here: a partition that has one is
+rejected by the contract, and only the model's columns are read.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import pandas as pd
 
 from mlcycle.config import UseCase
+from mlcycle.contracts.profiles import TRAINING, profile_of
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE
 
@@ -38,16 +44,31 @@ def split_of(day: dt.date, days: list[dt.date], usecase: UseCase) -> str:
     return "train"
 
 
+def training_days(ctx: StepContext, window: list[dt.date]) -> tuple[list[dt.date], list[str]]:
+    """(days of the window validated with the training profile, days validated only as serving)."""
+    days, serving_only = [], []
+    for day in window:
+        manifest = ctx.storage.manifest(ctx.uri("validated", day))
+        if manifest is None:
+            continue
+        if profile_of(manifest) == TRAINING:
+            days.append(day)
+        else:
+            serving_only.append(day.isoformat())
+    return days, serving_only
+
+
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase = ctx.usecase
     window = ctx.window(usecase.split.window_days)
-    days = [d for d in window if ctx.storage.exists(ctx.uri("validated", d))]
+    days, serving_only = training_days(ctx, window)
     missing = [d.isoformat() for d in window if d not in days]
     if len(days) < usecase.split.min_partitions:
         raise NothingToDo(
-            f"{len(days)} validated partitions in the window {window[0]}..{window[-1]}, "
+            f"{len(days)} partitions validated for training in the window {window[0]}..{window[-1]}, "
             f"need split.min_partitions={usecase.split.min_partitions}",
             missing=missing,
+            serving_only=serving_only,
         )
     columns = model_columns(usecase)
     frames: dict[str, list[pd.DataFrame]] = {s: [] for s in SPLITS}
@@ -67,6 +88,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         "window": [window[0].isoformat(), window[-1].isoformat()],
         "days": {s: [d.isoformat() for d in days if split_of(d, days, usecase) == s] for s in SPLITS},
         "missing": missing,
+        "serving_only": serving_only,
         "input_digests": digests,
     }
     rows = {}
@@ -81,5 +103,5 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         usecase.name,
         ctx.partition.isoformat(),
         outputs={"features": target},
-        metrics={"rows": rows, "missing_days": missing},
+        metrics={"rows": rows, "missing_days": missing, "serving_only_days": serving_only},
     )

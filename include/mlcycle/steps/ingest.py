@@ -1,4 +1,9 @@
-"""ingest: landing/ds=D -> raw/ds=D, an immutable snapshot of what arrived, with its digest."""
+"""ingest: landing/ds=D -> raw/ds=D, an immutable snapshot of what arrived, with its digest.
+
+A landing partition holds `data.parquet` or `data.csv` (UTF-8, comma-delimited, with a header). Raw keeps
+the original bytes under the original name and records the format in its manifest; the validate step
+reads either (see `mlcycle.contracts.reading`) and always commits Parquet to validated/.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +11,57 @@ import argparse
 import datetime as dt
 import logging
 import shutil
+from pathlib import Path
 
+from mlcycle.contracts.formats import FORMATS
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.storage.partitions import sha256_file
 
 log = logging.getLogger(__name__)
 
+#: The data file of validated/ (and of Parquet landing and raw partitions).
 DATA_FILE = "data.parquet"
+
+
+def landed_file(folder: Path) -> tuple[Path, str] | None:
+    """The data file of a landing or raw folder and its format (Parquet preferred), or None."""
+    for name, fmt in FORMATS.items():
+        if (folder / name).is_file():
+            return folder / name, fmt
+    return None
+
+
+def raw_file(folder: Path, manifest: dict[str, object]) -> tuple[Path, str]:
+    """The data file of a committed raw partition and its format (older manifests: Parquet)."""
+    fmt = str(manifest.get("format") or "parquet")
+    name = str(manifest.get("file") or next(n for n, f in FORMATS.items() if f == fmt))
+    return folder / name, fmt
 
 
 def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
     """Snapshot one landing partition into raw; unchanged landing data is not rewritten."""
     landing, raw = ctx.uri("landing", day), ctx.uri("raw", day)
     with ctx.storage.local_copy(landing) as folder:
-        source = folder / DATA_FILE
-        if not source.is_file():
-            raise FileNotFoundError(f"{landing} has no {DATA_FILE}")
+        found = landed_file(folder)
+        if found is None:
+            raise FileNotFoundError(f"{landing} has none of {', '.join(FORMATS)}")
+        source, fmt = found
         digest = sha256_file(source)
         previous = ctx.storage.manifest(raw)
-        if previous and previous.get("digest") == digest:
-            return {"uri": raw, "digest": digest, "status": "unchanged"}
+        if previous and previous.get("digest") == digest and previous.get("file", DATA_FILE) == source.name:
+            return {"uri": raw, "digest": digest, "status": "unchanged", "format": fmt}
         manifest = {
             "step": "ingest",
             "source": landing,
             "digest": digest,
+            "format": fmt,
+            "file": source.name,
             "replaces": previous.get("digest") if previous else None,
         }
         with ctx.storage.writer(raw, manifest) as staging:
-            shutil.copy2(source, staging / DATA_FILE)
-    log.info("ingested %s -> %s (sha256 %s)", landing, raw, digest[:12])
-    return {"uri": raw, "digest": digest, "status": "written"}
+            shutil.copy2(source, staging / source.name)
+    log.info("ingested %s -> %s (%s, sha256 %s)", landing, raw, fmt, digest[:12])
+    return {"uri": raw, "digest": digest, "status": "written", "format": fmt}
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
@@ -53,4 +79,5 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         if day == ctx.partition:
             result.outputs["raw"] = done["uri"]
             result.metrics["digest"] = done["digest"]
+            result.metrics["format"] = done["format"]
     return result

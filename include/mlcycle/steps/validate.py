@@ -1,4 +1,22 @@
-"""validate: raw/ds=D -> validated/ds=D if the data contract holds, else quarantine/ds=D + reason.json."""
+"""validate: raw/ds=D -> validated/ds=D if the data contract holds, else quarantine/ds=D + reason.json.
+
+Two profiles of the same contract (training/serving skew is caught by checking both with one file):
+
+- ``training`` (default; the training DAG): the whole contract, label rules included.
+- ``serving`` (``--serving``; the scoring DAG): no rules on the target, which may be absent.
+
+The validated partition's manifest records the profile it passed. A training validation covers
+serving, not the other way round: the training DAG re-validates a day that passed only as serving,
+and `features` uses only days validated as training. A day that passes serving but fails training
+(a label outage) keeps its serving-validated partition, so scoring and monitoring of that day stay
+valid, and is quarantined for training with its reason.
+
+Every validation stores, with the partition it commits (validated/ or quarantine/): the full GX
+result (`validation.json`) and a readable report (`report.html`); a rejected one also `reason.json`
+(failed expectations, observed values, sample rows) and the refused bytes as they arrived. The same
+files are logged to the MLflow parent run of the DAG run under `validation/<partition>/`. raw/ is
+never changed: it stays the immutable record of what arrived.
+"""
 
 from __future__ import annotations
 
@@ -7,71 +25,211 @@ import datetime as dt
 import json
 import logging
 import shutil
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from mlcycle.contracts.gx_suite import validate_frame
-from mlcycle.contracts.model import load_contract
+from mlcycle.contracts.gx_suite import ContractResult, validate_frame
+from mlcycle.contracts.model import DataContract, load_contract
+from mlcycle.contracts.profiles import SERVING, TRAINING, covers, profile_of
+from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable_result
+from mlcycle.contracts.report import render_html
 from mlcycle.steps.base import Rejected, StepContext, StepResult
-from mlcycle.steps.ingest import DATA_FILE
+from mlcycle.steps.ingest import DATA_FILE, raw_file
+from mlcycle.storage.partitions import sha256_file
 
 log = logging.getLogger(__name__)
 
+#: Failed expectations quoted in a summary (XCom, manifest) and in the REJECTED reason.
+SUMMARY_LIMIT = 20
+REASON_LIMIT = 3
+RUNBOOK = "docs/runbooks/data-rejected.md"
 
-def validate_partition(ctx: StepContext, day: dt.date) -> dict[str, Any]:
-    """Validate one raw partition; returns {"status": passed|failed|unchanged, "summary": ...}."""
+
+def trailing_row_counts(ctx: StepContext, day: dt.date, contract: DataContract) -> list[int]:
+    """Row counts of the newest validated partitions before ``day`` (oldest first), from their manifests.
+
+    At most ``table.volume.history`` of them, searched among the ``4 x history`` days before ``day``
+    (at least 28): a volume that old says little about today's, and the search stays a few reads.
+    """
+    volume = contract.table.volume
+    if volume is None:
+        return []
+    counts: list[int] = []
+    for back in range(1, max(4 * volume.history, 28) + 1):
+        manifest = ctx.storage.manifest(ctx.uri("validated", day - dt.timedelta(days=back)))
+        rows = (manifest or {}).get("rows")
+        if isinstance(rows, int):
+            counts.append(rows)
+            if len(counts) == volume.history:
+                break
+    return counts[::-1]
+
+
+def _reason(
+    ctx: StepContext, day: dt.date, profile: str, outcome: ContractResult, facts: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "usecase": ctx.usecase.name,
+        "partition": day.isoformat(),
+        "profile": profile,
+        **facts,
+        "failed": [f.message() for f in outcome.hard_failures],
+        "warnings": [f.message() for f in outcome.soft_failures],
+        "failures": [f.to_dict(rows=True) for f in outcome.failures],
+        "summary": outcome.summary(),
+        "runbook": RUNBOOK,
+        "rerun": f"mlcycle ingest/validate --usecase {ctx.usecase.name} --partition {day.isoformat()}"
+        + (" --serving" if profile == SERVING else ""),
+    }
+
+
+def log_to_mlflow(ctx: StepContext, validations: list[tuple[dt.date, str]]) -> str:
+    """Log committed validations (day, uri) to the DAG run's MLflow parent run, under
+    ``validation/<day>/``; returns the run id."""
+    import mlflow
+
+    from mlcycle.registry import tracking
+
+    parent = tracking.parent_run(ctx.usecase, ctx.airflow, ctx.partition.isoformat())
+    with mlflow.start_run(run_id=parent):
+        for day, uri in validations:
+            with ctx.storage.local_copy(uri) as folder:
+                for name in ("validation.json", "report.html", "reason.json"):
+                    if (folder / name).is_file():
+                        mlflow.log_artifact(str(folder / name), artifact_path=f"validation/{day.isoformat()}")
+    return parent
+
+
+def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) -> dict[str, Any]:
+    """Validate one raw partition with a profile.
+
+    Returns {"status": passed | failed | unchanged, "uri", "profile", "summary", "outcome"?}.
+    """
     raw, validated, quarantine = (ctx.uri(d, day) for d in ("raw", "validated", "quarantine"))
     raw_manifest = ctx.storage.manifest(raw)
     if raw_manifest is None:
         raise FileNotFoundError(f"no raw partition at {raw}: run ingest first")
+    contract_path = Path(ctx.usecase.contract_path)
+    contract_digest = sha256_file(contract_path)
     done = ctx.storage.manifest(validated)
-    if done and done.get("raw_digest") == raw_manifest["digest"]:
-        return {"status": "unchanged", "uri": validated, "summary": done.get("summary", {})}
+    if (
+        done
+        and done.get("raw_digest") == raw_manifest["digest"]
+        and done.get("contract_digest") == contract_digest
+        and covers(profile_of(done), profile)
+    ):
+        return {
+            "status": "unchanged",
+            "uri": validated,
+            "profile": profile_of(done),
+            "summary": done.get("summary", {}),
+        }
 
-    contract = load_contract(ctx.usecase.contract_path)
+    contract = load_contract(contract_path)
+    history = trailing_row_counts(ctx, day, contract)
     with ctx.storage.local_copy(raw) as folder:
-        frame = pd.read_parquet(folder / DATA_FILE)
-        outcome = validate_frame(frame, contract, partition=day)
-        summary = outcome.summary()
-        manifest = {"step": "validate", "raw_digest": raw_manifest["digest"], "summary": summary}
+        source, fmt = raw_file(folder, raw_manifest)
+        frame = None
+        try:
+            if not source.is_file():
+                raise UnreadableData(f"raw partition {raw} has no {source.name}")
+            frame = read_partition(source, fmt, contract)
+        except UnreadableData as exc:
+            outcome = unreadable_result(str(exc), fmt)
+        else:
+            outcome = validate_frame(frame, contract, partition=day, serving=profile == SERVING, history=history)
+        facts = {
+            "source": raw,
+            "raw_digest": raw_manifest["digest"],
+            "format": fmt,
+            "rows": None if frame is None else len(frame),
+        }
+        manifest = {
+            "step": "validate",
+            "profile": profile,
+            **facts,
+            "contract_digest": contract_digest,
+            "history": history,
+            "summary": outcome.summary(limit=SUMMARY_LIMIT),
+        }
         target = validated if outcome.success else quarantine
+        title = f"{ctx.usecase.name} {day.isoformat()} ({profile} profile)"
         with ctx.storage.writer(target, manifest) as staging:
-            shutil.copy2(folder / DATA_FILE, staging / DATA_FILE)
-            (staging / "validation.json").write_text(json.dumps(outcome.raw, default=str))
             if not outcome.success:
-                reason = {
-                    "partition": day.isoformat(),
-                    "source": raw,
-                    "failed": [f.message() for f in outcome.hard_failures],
-                    "warnings": [f.message() for f in outcome.soft_failures],
-                    "summary": summary,
-                }
-                (staging / "reason.json").write_text(json.dumps(reason, indent=2, default=str))
+                if source.is_file():
+                    shutil.copy2(source, staging / source.name)  # the refused bytes, as they arrived
+                reason = _reason(ctx, day, profile, outcome, facts)
+                (staging / "reason.json").write_text(json.dumps(reason, indent=2, default=str), encoding="utf-8")
+            elif fmt == "parquet":
+                shutil.copy2(source, staging / DATA_FILE)
+            else:
+                assert frame is not None
+                frame.to_parquet(staging / DATA_FILE, index=False)
+            (staging / "validation.json").write_text(json.dumps(outcome.raw, default=str), encoding="utf-8")
+            page = render_html(outcome, title=title, facts={**facts, "profile": profile})
+            (staging / "report.html").write_text(page, encoding="utf-8")
     for failure in outcome.hard_failures:
         log.error("%s: %s", day, failure.message())
     for failure in outcome.soft_failures:
         log.warning("%s: %s", day, failure.message())
     if outcome.success:
-        ctx.storage.delete(quarantine)  # a fixed partition leaves quarantine
+        _leave_quarantine(ctx, quarantine, profile, str(raw_manifest["digest"]))
     status = "passed" if outcome.success else "failed"
-    return {"status": status, "uri": target, "summary": summary}
+    return {"status": status, "uri": target, "profile": profile, "summary": manifest["summary"], "outcome": outcome}
+
+
+def _leave_quarantine(ctx: StepContext, quarantine: str, profile: str, raw_digest: str) -> None:
+    """A partition that passes leaves quarantine, unless it passed only as serving the very data that
+    failed training (that record still says why the day cannot be trained on)."""
+    record = ctx.storage.manifest(quarantine)
+    if record is None:
+        return
+    if profile == SERVING and profile_of(record) == TRAINING and record.get("raw_digest") == raw_digest:
+        return
+    ctx.storage.delete(quarantine)
+
+
+def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: ContractResult, uri: str) -> str:
+    """The one-line reason of a REJECTED validation: what the task log and the alert show."""
+    hard = outcome.hard_failures
+    shown = "; ".join(f.message() for f in hard[:REASON_LIMIT])
+    more = f"; (+{len(hard) - REASON_LIMIT} more)" if len(hard) > REASON_LIMIT else ""
+    return (
+        f"{ctx.usecase.name} {day.isoformat()}: data contract failed ({profile} profile, {len(hard)} hard and "
+        f"{len(outcome.soft_failures)} soft failures of {outcome.evaluated} expectations): {shown}{more}. "
+        f"Quarantined at {uri} (reason.json, report.html); runbook: {RUNBOOK}"
+    )
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+    profile = SERVING if getattr(args, "serving", False) else TRAINING
     result = StepResult("validate", ctx.usecase.name, ctx.partition.isoformat())
+    result.metrics["profile"] = profile
+    validations: list[tuple[dt.date, str]] = []
+    current: dict[str, Any] = {}
     for day in ctx.window(args.lookback):
         if not ctx.storage.exists(ctx.uri("raw", day)) and day != ctx.partition:
             continue  # nothing landed that day; the features step reports the gap
-        done = validate_partition(ctx, day)
+        done = validate_partition(ctx, day, profile)
         result.metrics.setdefault(done["status"], []).append(day.isoformat())
+        if done["status"] != "unchanged":
+            validations.append((day, done["uri"]))
         if day == ctx.partition:
-            result.metrics["summary"] = done["summary"]
-            if done["status"] == "failed":
-                raise Rejected(
-                    f"{ctx.usecase.name} {day}: data contract failed; quarantined at {done['uri']}",
-                    quarantine=done["uri"],
-                    summary=done["summary"],
-                )
-            result.outputs["validated"] = done["uri"]
+            current = done
+    if validations:
+        try:
+            result.metrics["mlflow_run_id"] = log_to_mlflow(ctx, validations)
+        except Exception as exc:  # the data verdict stands even when tracking is down
+            log.warning("could not log the validation results to MLflow: %s", exc)
+            result.metrics["mlflow_error"] = f"{type(exc).__name__}: {exc}"
+    result.metrics["summary"] = current["summary"]
+    if current["status"] == "failed":
+        raise Rejected(
+            rejection_reason(ctx, ctx.partition, profile, current["outcome"], current["uri"]),
+            quarantine=current["uri"],
+            profile=profile,
+            summary=current["summary"],
+            **({"mlflow_run_id": result.metrics["mlflow_run_id"]} if "mlflow_run_id" in result.metrics else {}),
+        )
+    result.outputs["validated"] = current["uri"]
     return result
