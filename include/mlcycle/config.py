@@ -78,9 +78,15 @@ class Schedules(_Strict):
 
 
 class Split(_Strict):
-    """How the training window is cut into train / valid / test (time-based: the latest days are test)."""
+    """How the training window is cut into train / valid / test.
 
-    strategy: Literal["time"] = "time"
+    `time` (default): the latest `test_days` are test, the `valid_days` before them valid, the rest train.
+    `stratified`: every day is pooled and entity keys are split by a stable hash, within each label class,
+    in the proportions valid_days / window_days and test_days / window_days. Both keep the splits disjoint
+    on the entity key.
+    """
+
+    strategy: Literal["time", "stratified"] = "time"
     window_days: int = Field(default=14, ge=3)
     valid_days: int = Field(default=2, ge=1)
     test_days: int = Field(default=2, ge=1)

@@ -1,7 +1,9 @@
 """`make demo`: three weeks of YarnIt through real Airflow, on the embedded default (SQLite, local files).
 
 Timeline (fixed dates, so every run of the demo tells the same story):
-- 2026-09-01 .. 2026-09-21 synthetic landing data; a heatwave (`covariate_shift`) from 2026-09-17.
+- 2026-09-01 .. 2026-09-21 synthetic landing data; a heatwave (`covariate_shift`) from 2026-09-17, and a
+  broken upstream export on 2026-09-16 (`schema_break`: `price` renamed, `device` dropped) that the data
+  contract rejects and quarantines; the champion is untouched and the next day proceeds.
 - `yarnit_training` for 2026-09-14 trains the first model; the gate promotes it (no champion yet).
 - `yarnit_scoring` and `yarnit_monitoring` run for every day 2026-09-15 .. 2026-09-21.
 - When monitoring detects dataset drift it emits a retraining request (an Airflow Asset event); the
@@ -33,7 +35,10 @@ USECASE = "yarnit"
 START, END = dt.date(2026, 9, 1), dt.date(2026, 9, 21)
 FIRST_TRAINING = dt.date(2026, 9, 14)
 DRIFT_FROM = dt.date(2026, 9, 17)
-SCENARIO = f"covariate_shift:{DRIFT_FROM}:{END}"
+BROKEN_DAY = dt.date(2026, 9, 16)
+SCENARIOS = [f"covariate_shift:{DRIFT_FROM}:{END}", f"schema_break:{BROKEN_DAY}"]
+# The schema break must be stopped by the scoring DAG's contract gate: that run is meant to fail.
+EXPECTED_FAILURES = {(f"{USECASE}_scoring", str(BROKEN_DAY))}
 
 
 def _say(message: str) -> None:
@@ -114,6 +119,16 @@ class AirflowRunner:
         return record
 
 
+def champion_version() -> str | None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(f"{USECASE}_model", "champion").version)
+    except MlflowException:
+        return None
+
+
 def latest_retraining_event(after_id: int) -> dict[str, Any] | None:
     """The newest retraining-request Asset event emitted by the monitoring DAG (from Airflow's DB)."""
     from airflow.models.asset import AssetEvent, AssetModel
@@ -165,6 +180,18 @@ def summary(storage_root: Path, runner: AirflowRunner) -> None:
             action = "RETRAIN REQUESTED" if decision["retrain"] else "no retraining"
             print(f"      -> {action}: {decision['reason']}")
     print(f"Reports: {storage_root / USECASE / 'monitoring'}/ds=*/report.html")
+    print("Quarantined partitions (data contract):")
+    for reason_file in sorted((storage_root / USECASE / "quarantine").glob("ds=*/reason.json")):
+        reason = json.loads(reason_file.read_text())
+        print(f"  {reason_file.parent.name[3:]}: {len(reason['failed'])} hard failures -> {reason_file}")
+        for line in reason["failed"][:4]:
+            print(f"      {line}")
+    for run in runner.runs:
+        if run.get("champion_before") is not None:
+            print(
+                f"Champion across the rejected {run['dag_id']} {run['partition']}: "
+                f"v{run['champion_before']} before, v{run['champion_after']} after"
+            )
     retrains = [r for r in runner.runs if r["dag_id"].endswith("_training") and r["partition"] != str(FIRST_TRAINING)]
     for run in retrains:
         print(f"Retraining run caused by drift: yarnit_training for {run['partition']} -> {run['tasks']}")
@@ -185,21 +212,9 @@ def demo() -> int:
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    _say(f"Generating YarnIt landing data {START}..{END} with {SCENARIO}")
-    _run(
-        [
-            _bin("mlcycle"),
-            "generate",
-            "--usecase",
-            USECASE,
-            "--start",
-            str(START),
-            "--end",
-            str(END),
-            "--scenario",
-            SCENARIO,
-        ]
-    )
+    _say(f"Generating YarnIt landing data {START}..{END} with {', '.join(SCENARIOS)}")
+    scenario_args = [arg for spec in SCENARIOS for arg in ("--scenario", spec)]
+    _run([_bin("mlcycle"), "generate", "--usecase", USECASE, "--start", str(START), "--end", str(END), *scenario_args])
     _say("Initialising Airflow's metadata database (SQLite)")
     _run([_bin("airflow"), "db", "migrate"])
 
@@ -211,7 +226,10 @@ def demo() -> int:
     day = FIRST_TRAINING + dt.timedelta(days=1)
     while day <= END:
         _say(f"Day {day}: scoring and monitoring")
-        runner.run(f"{USECASE}_scoring", day)
+        before = champion_version()
+        scoring = runner.run(f"{USECASE}_scoring", day)
+        if scoring["failed"]:
+            scoring.update(champion_before=before, champion_after=champion_version())
         runner.run(f"{USECASE}_monitoring", day)
         event = latest_retraining_event(last_event)
         if event is not None:
@@ -227,8 +245,11 @@ def demo() -> int:
 
     summary(storage_root, runner)
     print(f"Demo wall time: {time.perf_counter() - started:.0f}s")
-    failed = [r for r in runner.runs if r["failed"]]
-    return 1 if failed else 0
+    outcomes = {(r["dag_id"], r["partition"]): r["failed"] for r in runner.runs}
+    unexpected = [key for key, failed in outcomes.items() if failed != (key in EXPECTED_FAILURES)]
+    if unexpected:
+        print(f"UNEXPECTED outcomes (failed when it should pass, or the reverse): {unexpected}")
+    return 1 if unexpected else 0
 
 
 def _environment() -> dict[str, str]:

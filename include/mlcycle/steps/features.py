@@ -29,9 +29,26 @@ SPLITS = ("train", "valid", "test")
 
 
 def model_columns(usecase: UseCase) -> list[str]:
-    """Columns a features table keeps: key, timestamp, model features, slices and the target."""
+    """Columns a features table keeps: key, timestamp, model features, slices, fairness group, target."""
+    group = usecase.thresholds.gate.fairness_group
     wanted = [usecase.key, usecase.timestamp, *[c.name for c in usecase.features], *usecase.slices]
-    return list(dict.fromkeys([*wanted, usecase.target.name]))
+    return list(dict.fromkeys([*wanted, *([group] if group else []), usecase.target.name]))
+
+
+def stratified_splits(usecase: UseCase, table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Split by a stable hash of the entity key, within each label class (keys never straddle splits)."""
+    key, target, split = usecase.key, usecase.target.name, usecase.split
+    per_key = table.groupby(key, sort=False)[target].max()
+    rank = pd.Series(pd.util.hash_pandas_object(per_key.index.to_series(), index=False).to_numpy(), index=per_key.index)
+    assignment = pd.Series("train", index=per_key.index)
+    test_share, valid_share = split.test_days / split.window_days, split.valid_days / split.window_days
+    for _, keys in per_key.groupby(per_key):
+        ordered = rank.loc[keys.index].sort_values().index
+        n_test, n_valid = round(len(ordered) * test_share), round(len(ordered) * valid_share)
+        assignment.loc[ordered[:n_test]] = "test"
+        assignment.loc[ordered[n_test : n_test + n_valid]] = "valid"
+    which = table[key].map(assignment)
+    return {name: table[which == name] for name in SPLITS}
 
 
 def split_of(day: dt.date, days: list[dt.date], usecase: UseCase) -> str:
@@ -73,20 +90,25 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     columns = model_columns(usecase)
     frames: dict[str, list[pd.DataFrame]] = {s: [] for s in SPLITS}
     digests: dict[str, list[str]] = {s: [] for s in SPLITS}
+    stratified = usecase.split.strategy == "stratified"
     for day in days:
         uri = ctx.uri("validated", day)
         manifest = ctx.storage.manifest(uri) or {}
         with ctx.storage.local_copy(uri) as folder:
             frame = pd.read_parquet(folder / DATA_FILE, columns=columns)
-        split = split_of(day, days, usecase)
-        frames[split].append(frame)
-        digests[split].append(manifest.get("raw_digest", ""))
+        for split in SPLITS if stratified else (split_of(day, days, usecase),):
+            digests[split].append(manifest.get("raw_digest", ""))
+        frames["train" if stratified else split_of(day, days, usecase)].append(frame)
+    if stratified:
+        pooled = stratified_splits(usecase, pd.concat(frames["train"], ignore_index=True))
+        frames = {name: [table] for name, table in pooled.items()}
 
     target = ctx.uri("features")
     manifest = {
         "step": "features",
         "window": [window[0].isoformat(), window[-1].isoformat()],
-        "days": {s: [d.isoformat() for d in days if split_of(d, days, usecase) == s] for s in SPLITS},
+        "strategy": usecase.split.strategy,
+        "days": {s: [d.isoformat() for d in days if stratified or split_of(d, days, usecase) == s] for s in SPLITS},
         "missing": missing,
         "serving_only": serving_only,
         "input_digests": digests,
