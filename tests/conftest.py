@@ -26,3 +26,14 @@ def mlcycle_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     yield {**os.environ, **env}
+
+
+@pytest.fixture(scope="module")
+def module_env(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """One embedded-default environment shared by the tests of a module (for step-by-step scenarios)."""
+    mp = pytest.MonkeyPatch()
+    values = embedded_environment(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    for key, value in values.items():
+        mp.setenv(key, value)
+    yield values
+    mp.undo()

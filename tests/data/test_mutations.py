@@ -33,8 +33,9 @@ import pytest
 
 from mlcycle.cli import main as cli_main
 from mlcycle.exitcodes import ExitCode
-from mlcycle.settings import embedded_environment
 from mlcycle.synthetic.yarnit import generate_day
+from mlcycle.testing import step
+from mlcycle.testing import usecase_root as root
 
 DAY = dt.date(2026, 9, 10)  # the day every mutation lands on
 HISTORY = [DAY - dt.timedelta(days=i) for i in (3, 2, 1)]
@@ -49,27 +50,8 @@ Landing = tuple[str, bytes]  # (file name in landing/, its bytes)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    mp = pytest.MonkeyPatch()
-    values = embedded_environment(tmp_path_factory.mktemp("mutations"))
-    for key, value in values.items():
-        mp.setenv(key, value)
-    yield values
-    mp.undo()
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    code = cli_main(list(argv))
-    lines = [line for line in capsys.readouterr().out.strip().splitlines() if line.startswith("{")]
-    return code, json.loads(lines[-1])
-
-
-def step(capsys: pytest.CaptureFixture[str], name: str, day: dt.date, *extra: str) -> tuple[int, dict[str, Any]]:
-    return run(capsys, name, "--usecase", "yarnit", "--partition", day.isoformat(), *extra)
-
-
-def root(env: dict[str, str]) -> Path:
-    return Path(env["MLCYCLE_STORAGE_ROOT"]) / "yarnit"
+def env(module_env: dict[str, str]) -> dict[str, str]:
+    return module_env
 
 
 def land(env: dict[str, str], day: dt.date, landing: Landing) -> None:

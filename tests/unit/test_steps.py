@@ -6,43 +6,23 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
-from mlcycle.cli import main as cli_main
 from mlcycle.exitcodes import ExitCode
 from mlcycle.settings import embedded_environment
+from mlcycle.testing import run, step
+from mlcycle.testing import usecase_root as root
 
 FIRST, LAST = dt.date(2026, 9, 1), dt.date(2026, 9, 8)
 ROWS = 900
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    mp = pytest.MonkeyPatch()
-    values = embedded_environment(tmp_path_factory.mktemp("steps"))
-    for key, value in values.items():
-        mp.setenv(key, value)
-    yield values
-    mp.undo()
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    code = cli_main(list(argv))
-    lines = [line for line in capsys.readouterr().out.strip().splitlines() if line.startswith("{")]
-    return code, json.loads(lines[-1])
-
-
-def step(capsys: pytest.CaptureFixture[str], name: str, day: dt.date, *extra: str) -> tuple[int, dict[str, Any]]:
-    return run(capsys, name, "--usecase", "yarnit", "--partition", day.isoformat(), *extra)
-
-
-def root(env: dict[str, str]) -> Path:
-    return Path(env["MLCYCLE_STORAGE_ROOT"]) / "yarnit"
+def env(module_env: dict[str, str]) -> dict[str, str]:
+    return module_env
 
 
 def test_help_explains_every_step() -> None:
