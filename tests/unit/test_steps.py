@@ -137,6 +137,19 @@ def test_stale_decision_loses_the_compare_and_set(env: dict[str, str], capsys: p
     assert str(MlflowClient().get_model_version_by_alias("yarnit_model", "champion").version) == "1"
 
 
+def test_rejected_candidate_leaves_the_champion(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "2")
+    decision_file = Path(evaluated["outputs"]["decision"]) / "decision.json"
+    record = json.loads(decision_file.read_text())
+    record.update(decision="reject", reasons=["roc_auc=0.70 does not beat champion 0.80 by 0.0"])
+    decision_file.write_text(json.dumps(record))
+    code, result = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
+    assert code == ExitCode.NOTHING_TO_DO and "gate decided 'reject'" in result["reason"]
+    assert str(MlflowClient().get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+
+
 def test_same_inputs_twice_is_a_cache_hit(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     from mlflow.tracking import MlflowClient
 
