@@ -120,13 +120,10 @@ class AirflowRunner:
 
 
 def champion_version() -> str | None:
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+    from mlcycle.config import get_usecase
+    from mlcycle.steps.promote import current_champion
 
-    try:
-        return str(MlflowClient().get_model_version_by_alias(f"{USECASE}_model", "champion").version)
-    except MlflowException:
-        return None
+    return current_champion(get_usecase(USECASE))
 
 
 def latest_retraining_event(after_id: int) -> dict[str, Any] | None:
@@ -152,15 +149,13 @@ def latest_retraining_event(after_id: int) -> dict[str, Any] | None:
 
 
 def summary(storage_root: Path, runner: AirflowRunner) -> None:
-    from mlflow.tracking import MlflowClient
+    from mlcycle.config import get_usecase
+    from mlcycle.registry.tracking import all_versions
 
-    client = MlflowClient()
-    name = f"{USECASE}_model"
+    usecase = get_usecase(USECASE)
     _say("Summary")
-    print(f"Registered model {name!r}:")
-    found = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
-    for number in found:
-        version = client.get_model_version(name, str(number))  # search results carry no aliases
+    print(f"Registered model {usecase.registered_model_name!r}:")
+    for version in all_versions(usecase):
         tags = version.tags
         print(
             f"  v{version.version}: aliases={version.aliases or '-'} partition={tags.get('mlcycle.partition')} "

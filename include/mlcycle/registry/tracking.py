@@ -96,6 +96,16 @@ def alias_version(usecase: UseCase, alias: str) -> ModelVersion | None:
         return None
 
 
+def all_versions(usecase: UseCase) -> list[ModelVersion]:
+    """Every registered version of the use case's model, oldest first, with its aliases and tags.
+
+    Search results carry no aliases, so each version is fetched once more by number.
+    """
+    name = usecase.registered_model_name
+    numbers = sorted(int(v.version) for v in client().search_model_versions(f"name='{name}'"))
+    return [client().get_model_version(name, str(number)) for number in numbers]
+
+
 def model_uri(usecase: UseCase, version: str | int) -> str:
     """Models are always loaded by version, never by alias or "latest" (reproducible runs)."""
     return f"models:/{usecase.registered_model_name}/{version}"

@@ -12,12 +12,10 @@ from mlcycle.steps.promote import PERIODS
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase = ctx.usecase
-    client = tracking.client()
     name = usecase.registered_model_name
-    numbers = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
     rows = []
-    for number in numbers:
-        version = client.get_model_version(name, str(number))  # search results carry no aliases
+    for version in tracking.all_versions(usecase):
+        number = version.version
         tags = version.tags
         periods = json.loads(tags.get(PERIODS, "[]"))
         rows.append(

@@ -50,15 +50,8 @@ def cache_key(usecase: UseCase, manifest: dict[str, Any]) -> str:
 
 def cached_version(usecase: UseCase, key: str) -> Any | None:
     """A registered version whose training run had the same cache key, if one exists."""
-    client = tracking.client()
-    try:
-        versions = client.search_model_versions(f"name='{usecase.registered_model_name}'")
-    except Exception:  # no registered model yet
-        return None
-    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        if version.tags.get(CACHE_TAG) == key:
-            return version
-    return None
+    matches = [v for v in tracking.all_versions(usecase) if v.tags.get(CACHE_TAG) == key]
+    return matches[-1] if matches else None
 
 
 def _result(
