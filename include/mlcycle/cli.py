@@ -134,18 +134,31 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "score",
         "mlcycle.steps.score",
-        "score a validated partition with the @champion (version resolved once)",
-        "Resolves @champion to a version at the start, scores validated/ds=D and commits "
-        "predictions/ds=D/role=champion with prediction_id, model name/version/role, score and decision. "
-        "Exits NOTHING_TO_DO (99) when there is no champion yet.",
+        "score a validated partition with @champion, and shadow-score it with @challenger",
+        "Resolves @champion (and @challenger, if it is another version) to versions at the start, streams "
+        "validated/ds=D in chunks and commits predictions/ds=D/role=champion (served) and role=challenger "
+        "(shadow, never served) with prediction_id, model name/version/role, score, decision and scored_for. "
+        "A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion yet.",
     ),
     Command(
         "monitor",
         "mlcycle.steps.monitor",
-        "Evidently data-drift report of the partition against the champion's training data",
+        "Evidently reports: data drift, prediction drift and (once labels arrived) performance",
         "Compares validated/ds=D with the champion's training split (KS for numeric, chi-squared for "
-        "categorical columns by default), stores report.html / report.json / summary.json under "
-        "monitoring/ds=D and returns the per-column verdicts.",
+        "categorical columns by default), the champion's served scores on D with its scores on that split, "
+        "and, for D minus target.label_delay_days, the served predictions joined with the labels against the "
+        "version's test metric at training time. Stores report.html/json, summary.json, prediction/, "
+        "performance.html/json under monitoring/ds=D, logs them to the DAG run's MLflow run and returns the "
+        "per-column verdicts, performance and new labelled rows (what the retraining policy reads).",
+    ),
+    Command(
+        "freshness",
+        "mlcycle.steps.freshness",
+        "alert when the champion is older than its budget or training has stopped",
+        "Counts, in partitions up to --partition, the champion's age (days since the end of its training "
+        "window) and the gap since the newest training window of any registered version, against "
+        "usecase.yaml's freshness budgets. Over budget: REJECTED (65) with a one-line reason, so the task "
+        "fails without retry and its alert links docs/runbooks/model-stale.md.",
     ),
     Command(
         "report",

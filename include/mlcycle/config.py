@@ -20,7 +20,7 @@ USECASES_ENV = "MLCYCLE_USECASES_DIR"
 # include/mlcycle/config.py -> include/usecases
 DEFAULT_USECASES_DIR = Path(__file__).resolve().parent.parent / "usecases"
 
-STEPS = ("ingest", "validate", "features", "train", "evaluate", "promote", "score", "monitor")
+STEPS = ("ingest", "validate", "features", "train", "evaluate", "promote", "score", "monitor", "freshness")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
@@ -137,8 +137,32 @@ class Thresholds(_Strict):
 
 
 class Retraining(_Strict):
+    """The retraining policy the monitoring DAG applies (see mlcycle.retraining.retraining_decision).
+
+    Triggers: dataset-level drift (the share of drifted features reaching `thresholds.drift.drift_share`,
+    or any drift on a `key_features` column) and a performance drop of the champion once labels have
+    arrived. Guards: cooldown, new labelled data, retrains per week. Per-column drift alone only informs.
+    """
+
     mode: Literal["notify_only", "auto_retrain"] = "auto_retrain"
+    key_features: list[str] = Field(
+        default_factory=list, description="features whose drift alone is dataset-level drift"
+    )
+    performance_drop: float = Field(
+        default=0.05, gt=0, description="drop of the gate metric vs training time that triggers a retrain"
+    )
     cooldown_days: int = Field(default=3, ge=0, description="days after a retraining request before the next")
+    min_new_labelled_rows: int = Field(
+        default=0, ge=0, description="labelled rows since the champion's training window, needed to retrain"
+    )
+    max_retrains_per_week: int = Field(default=3, ge=1, description="requests in the 7 days up to the partition")
+
+
+class Freshness(_Strict):
+    """Staleness budgets, checked by the monitoring DAG's `freshness` task (days, counted in partitions)."""
+
+    max_model_age_days: int = Field(default=21, ge=1, description="champion trained on data older than this -> alert")
+    max_training_gap_days: int = Field(default=7, ge=1, description="no successful training run for this long -> alert")
 
 
 class Resources(_Strict):
@@ -181,6 +205,7 @@ class UseCase(_Strict):
     model: ModelConfig = ModelConfig()
     thresholds: Thresholds = Thresholds()
     retraining: Retraining = Retraining()
+    freshness: Freshness = Freshness()
     resources: dict[str, Resources] = Field(default_factory=dict)
     # Where the use case folder lives; set by the loader, not by the YAML.
     folder: Path = Field(default=Path("."), exclude=True)
@@ -217,6 +242,9 @@ class UseCase(_Strict):
         missing = [s for s in self.slices if s not in roles]
         if missing:
             raise ValueError(f"slices: {missing} are not columns")
+        unknown_keys = [f for f in self.retraining.key_features if roles.get(f) != "feature"]
+        if unknown_keys:
+            raise ValueError(f"retraining.key_features: {unknown_keys} are not feature columns")
         group = self.thresholds.gate.fairness_group
         if group is not None and group not in roles:
             raise ValueError(f"thresholds.gate.fairness_group: {group!r} is not a column")

@@ -1,4 +1,4 @@
-"""Pure decision functions: partition resolution, the retraining policy and the promotion gate."""
+"""Pure decision functions: partition resolution, trigger reasons and the promotion gate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from mlcycle.config import GateThresholds
 from mlcycle.evaluation.gate import Evidence, decide, selection_rate_ratio
 from mlcycle.orchestration.macros import mlcycle_partition, mlcycle_trigger
-from mlcycle.retraining import retraining_decision
 
 UTC = dt.UTC
 
@@ -43,32 +42,6 @@ def test_trigger_reason() -> None:
     assert mlcycle_trigger(_run(run_type="scheduled")) == "scheduled"
     assert mlcycle_trigger(_run(conf={"reason": "hotfix"})) == "manual: hotfix"
     assert mlcycle_trigger(_run(), {"reason": "from the form"}) == "manual: from the form"
-
-
-def _monitor(drift: bool, share: float, partition: str = "2026-09-17") -> dict:
-    columns = ["price", "fibre"] if drift else ["device"]
-    return {
-        "status": "success",
-        "partition": partition,
-        "metrics": {"dataset_drift": drift, "drift_share": share, "drifted_columns": columns},
-    }
-
-
-def test_retraining_policy() -> None:
-    assert retraining_decision(_monitor(True, 0.5), "auto_retrain")["retrain"] is True
-    calm = retraining_decision(_monitor(False, 0.07), "auto_retrain")
-    assert calm["retrain"] is False and "informational" in calm["reason"]
-    notify = retraining_decision(_monitor(True, 0.5), "notify_only")
-    assert notify["retrain"] is False and notify["notify"] is True
-    assert retraining_decision(None, "auto_retrain")["retrain"] is False
-
-
-def test_retraining_cooldown() -> None:
-    later = _monitor(True, 0.5, "2026-09-19")
-    cooled = retraining_decision(later, "auto_retrain", cooldown_days=5, last_request="2026-09-17")
-    assert cooled["retrain"] is False and "cooldown" in cooled["reason"]
-    after = retraining_decision(later, "auto_retrain", cooldown_days=2, last_request="2026-09-17")
-    assert after["retrain"] is True
 
 
 def _ev(auc: float, **kw) -> Evidence:

@@ -1,8 +1,8 @@
 """The DAG factory: the four DAGs of every use case, built from its `usecase.yaml`.
 
 `<usecase>_training`   nightly cron, and on every retraining request (Asset event)
-`<usecase>_scoring`    daily: ingest -> validate -> score with @champion
-`<usecase>_monitoring` daily: Evidently drift -> branch: request retraining or not
+`<usecase>_scoring`    daily: ingest -> validate -> score with @champion (+ shadow @challenger)
+`<usecase>_monitoring` daily: Evidently drift/performance + freshness -> policy branch: retrain | notify | nothing
 `<usecase>_promotion`  manual, Params form: promote a reviewed version or roll back
 
 Only Airflow, the standard library, pydantic and yaml are imported here: this runs at every parse.
@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, chain, task
 
 from mlcycle.config import UseCase
+from mlcycle.orchestration.alerts import FailureAlert, build_message, send
 from mlcycle.orchestration.factory import step_operator
 from mlcycle.orchestration.macros import MACROS
 from mlcycle.orchestration.spec import StepSpec
@@ -40,7 +41,13 @@ def _dag(usecase: UseCase, family: str, schedule: Any, doc: str, **kwargs: Any) 
         start_date=dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC),
         catchup=False,
         tags=["mlcycle", usecase.name, family, *usecase.tags],
-        default_args={"owner": usecase.owner, "retries": 2, "retry_delay": dt.timedelta(minutes=2)},
+        default_args={
+            "owner": usecase.owner,
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=2),
+            # Final failures only (not retries): one alert per failed task, with its runbook.
+            "on_failure_callback": [FailureAlert()],
+        },
         user_defined_macros=dict(MACROS),
         **kwargs,
     )
@@ -106,7 +113,8 @@ def scoring_dag(usecase: UseCase) -> DAG:
         usecase,
         "scoring",
         _cron(usecase.schedule.scoring),
-        "Ingest and validate the day's data, then score it with the @champion version (resolved once).",
+        "Ingest and validate the day's data, then score it with the @champion version (resolved once); "
+        "the @challenger shadow-scores the same rows into its own, never-served folder.",
         max_active_runs=3,
         params={"partition": _partition_param()},
     ) as dag:
@@ -118,50 +126,95 @@ def scoring_dag(usecase: UseCase) -> DAG:
     return dag
 
 
+def _previous_requests(inlet_events: Any, asset: Asset, limit: int = 20) -> list[str]:
+    """Partitions of the latest retraining requests: the Asset's own history is the policy's memory."""
+    if inlet_events is None:
+        return []
+    events = list(inlet_events[asset][-limit:])
+    return [str(e.extra["partition"]) for e in events if (e.extra or {}).get("partition")]
+
+
 def monitoring_dag(usecase: UseCase) -> DAG:
     asset = retraining_asset(usecase)
-    mode = usecase.retraining.mode
+    policy = usecase.retraining
 
     with _dag(
         usecase,
         "monitoring",
         _cron(usecase.schedule.monitoring),
-        "Evidently data drift of the day against the champion's training data; on dataset drift, "
-        f"request a retrain (policy: `{mode}`).",
-        max_active_runs=1,  # retraining requests must be decided in day order
-        params={"partition": _partition_param()},
+        "Evidently data drift, prediction drift and (after the label delay) performance of the day against the "
+        f"champion; a freshness check; then the retraining policy (`{policy.mode}`): request a retrain "
+        "(Asset event), notify, or nothing — the decision record is this run's `decide_retraining` XCom.",
+        max_active_runs=1,  # retraining requests must be decided in day order (cooldown, weekly budget)
+        params={
+            "partition": _partition_param(),
+            "retraining_mode": Param(
+                "policy",
+                enum=["policy", "notify_only"],
+                title="Retraining mode",
+                description="`policy`: usecase.yaml decides; `notify_only`: alert but never retrain in this run.",
+            ),
+        },
     ) as dag:
         monitor = step_operator(StepSpec("monitor", usecase))
+        # Independent of the drift branch: a stale model alerts whatever the drift says.
+        step_operator(StepSpec("freshness", usecase, retries=0))
 
         @task.branch(task_id="decide_retraining", inlets=[asset])
-        def decide(ti: Any = None, inlet_events: Any = None) -> str:
-            # The Asset's own history holds the last request: no extra state store is needed.
-            previous = list(inlet_events[asset][-1:]) if inlet_events is not None else []
-            last = (previous[0].extra or {}).get("partition") if previous else None
+        def decide(ti: Any = None, params: Any = None, dag_run: Any = None, inlet_events: Any = None) -> str:
+            run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)).lower()
+            override = (params or {}).get("retraining_mode")
             decision = retraining_decision(
                 ti.xcom_pull(task_ids="monitor"),
-                mode,
-                cooldown_days=usecase.retraining.cooldown_days,
-                last_request=last,
+                policy,
+                previous_requests=_previous_requests(inlet_events, asset),
+                mode=None if override in (None, "policy") else override,
+                backfill=run_type == "backfill",
             )
             ti.xcom_push(key="decision", value=decision)
-            print(f"retraining decision: {decision}")
-            return "request_retraining" if decision["retrain"] else "no_retraining"
+            print(f"retraining decision: {decision['decision']}: {decision['reason']}")
+            return {"retrain": "request_retraining", "notify": "notify"}.get(decision["decision"], "no_action")
 
         @task(task_id="request_retraining", outlets=[asset])
-        def request(ti: Any = None, outlet_events: Any = None) -> dict[str, Any]:
-            decision = ti.xcom_pull(task_ids="decide_retraining", key="decision")
-            outlet_events[asset].extra = {"partition": decision["partition"], "reason": decision["reason"]}
-            return dict(decision)
+        def request(ti: Any = None, dag_run: Any = None, outlet_events: Any = None) -> dict[str, Any]:
+            decision = dict(ti.xcom_pull(task_ids="decide_retraining", key="decision"))
+            outlet_events[asset].extra = {
+                "partition": decision["partition"],
+                "reason": decision["reason"],
+                "triggers": decision["triggers"],
+                "champion_version": decision.get("champion_version"),
+            }
+            _policy_alert(ti, dag_run, decision, severity="info")
+            return decision
 
-        @task(task_id="no_retraining")
-        def no_retraining(ti: Any = None) -> dict[str, Any]:
+        @task(task_id="notify")
+        def notify(ti: Any = None, dag_run: Any = None) -> dict[str, Any]:
+            decision = dict(ti.xcom_pull(task_ids="decide_retraining", key="decision"))
+            _policy_alert(ti, dag_run, decision, severity="warning")
+            return decision
+
+        @task(task_id="no_action")
+        def no_action(ti: Any = None) -> dict[str, Any]:
             return dict(ti.xcom_pull(task_ids="decide_retraining", key="decision"))
 
         branch = decide()
         monitor >> branch
-        branch >> [request(), no_retraining()]
+        branch >> [request(), notify(), no_action()]
     return dag
+
+
+def _policy_alert(ti: Any, dag_run: Any, decision: dict[str, Any], severity: str) -> None:
+    message = build_message(
+        alert="drift-detected",
+        dag_id=dag_run.dag_id,
+        task_id=ti.task_id,
+        run_id=dag_run.run_id,
+        partition=decision["partition"],
+        reason=decision["reason"],
+        severity=severity,
+        details={k: decision.get(k) for k in ("decision", "triggers", "blocked_by", "drifted_columns")},
+    )
+    send(message)
 
 
 def promotion_dag(usecase: UseCase) -> DAG:

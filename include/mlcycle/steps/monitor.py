@@ -1,18 +1,135 @@
-"""monitor: Evidently data drift of validated/ds=D against the champion's training data."""
+"""monitor: data drift, prediction drift and (once labels arrived) performance of the day, with Evidently.
+
+- Data drift: validated/ds=D against the champion's training split (per-column tests, see monitoring.drift).
+- Prediction drift: the champion's scores on D (predictions/ds=D/role=champion) against its scores on the
+  training split: a model can react to drift in columns that look harmless one by one.
+- Performance: on L = D - label_delay_days, the served predictions joined with L's labels, against the
+  serving version's test metric at training time (monitoring.performance).
+- New labelled rows since the champion's training window, for the retraining policy's guard.
+
+Everything lands in monitoring/ds=D (HTML + JSON per report, summary.json) and in the monitoring DAG
+run's MLflow parent run; the result (XCom) carries the per-column verdicts the retraining branch reads.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
+from pathlib import Path
+from typing import Any
 
+import mlflow
 import pandas as pd
+import pyarrow.parquet as pq
 
-from mlcycle.monitoring.drift import run_drift_report, save_report
+from mlcycle.config import UseCase
+from mlcycle.evaluation.evidence import feature_frame, predict_score
+from mlcycle.monitoring import performance as perf
+from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
 from mlcycle.registry import tracking
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE
 
 log = logging.getLogger(__name__)
+
+PREDICTION_COLUMN = "score"
+
+
+def _read(ctx: StepContext, uri: str, file: str | None, columns: list[str] | None = None) -> pd.DataFrame:
+    """One parquet file (or every part of a folder when `file` is None) of a committed partition."""
+    with ctx.storage.local_copy(uri) as folder:
+        if file is not None:
+            return pd.read_parquet(folder / file, columns=columns)
+        parts = sorted(folder.glob("part-*.parquet"))
+        return pd.concat([pd.read_parquet(p, columns=columns) for p in parts], ignore_index=True)
+
+
+def _drift(
+    usecase: UseCase, reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]
+) -> tuple[DriftSummary, Any]:
+    drift = usecase.thresholds.drift
+    numeric = [c for c in columns if c in usecase.numeric_features or c == PREDICTION_COLUMN]
+    categorical = [c for c in columns if c in usecase.categorical_features]
+    return run_drift_report(
+        reference,
+        current,
+        numeric=numeric,
+        categorical=categorical,
+        numeric_method=drift.numeric_method,
+        categorical_method=drift.categorical_method,
+        threshold=drift.p_value,
+        drift_share_threshold=drift.drift_share,
+    )
+
+
+def _training_metric(usecase: UseCase, version: str) -> float:
+    """The version's gate metric on its frozen test split, as logged when it was trained."""
+    run_id = tracking.version_tags(usecase, version).get("mlcycle.run_id", "")
+    metric = usecase.thresholds.gate.metric
+    value = tracking.client().get_run(run_id).data.metrics.get(f"test_{metric}") if run_id else None
+    if value is None:
+        raise ValueError(f"version {version} has no test_{metric} on its training run {run_id!r}")
+    return float(value)
+
+
+def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Performance, Any | None]:
+    """Champion performance on the day whose labels have arrived, and its Evidently report."""
+    usecase = ctx.usecase
+    delay = usecase.target.label_delay_days
+    day = ctx.partition - dt.timedelta(days=delay)
+    labels_uri, predictions_uri = ctx.uri("validated", day), ctx.uri("predictions", day, sub="role=champion")
+    missing = [u for u in (labels_uri, predictions_uri) if not ctx.storage.exists(u)]
+    if missing:
+        reason = f"labels for {day} (label delay {delay} d) have nothing to join: missing {missing}"
+        return perf.Performance("pending", day.isoformat(), reason=reason), None
+    manifest = ctx.storage.manifest(predictions_uri) or {}
+    version = str(manifest.get("model_version", ""))
+    labels = _read(ctx, labels_uri, DATA_FILE, columns=[usecase.key, usecase.target.name])
+    served = _read(ctx, predictions_uri, None, columns=[usecase.key, "score", "decision"])
+    current = perf.labelled(served, labels, usecase.key, usecase.target.name)
+    threshold = usecase.model.decision_threshold
+    result = perf.measure(
+        current,
+        metric=usecase.thresholds.gate.metric,
+        reference_value=_training_metric(usecase, version),
+        threshold=threshold,
+        partition=day.isoformat(),
+        version=version,
+    )
+    if result.status != "computed":
+        return result, None
+    model = models.get(version) or mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))
+    test_uri = tracking.version_tags(usecase, version)["mlcycle.features_uri"]
+    test = _read(ctx, test_uri, "test.parquet")
+    reference = pd.DataFrame(
+        {
+            "target": test[usecase.target.name].astype("int64"),
+            "score": predict_score(model, feature_frame(usecase, test)),
+        }
+    )
+    return result, perf.classification_report(reference, current, threshold)
+
+
+def _new_labelled_rows(ctx: StepContext, trained_through: dt.date) -> int:
+    """Labelled rows in validated partitions after the champion's window, up to the labels that arrived."""
+    usecase = ctx.usecase
+    last = ctx.partition - dt.timedelta(days=usecase.target.label_delay_days)
+    rows = 0
+    for day in ctx.storage.list_partitions(usecase.name, "validated"):
+        if trained_through < day <= last:
+            with ctx.storage.local_copy(ctx.uri("validated", day)) as folder:
+                target = pq.read_table(folder / DATA_FILE, columns=[usecase.target.name]).column(0)
+                rows += len(target) - target.null_count
+    return rows
+
+
+def _log_to_mlflow(ctx: StepContext, folder: Path, metrics: dict[str, float]) -> str:
+    parent = tracking.parent_run(ctx.usecase, ctx.airflow, ctx.partition.isoformat())
+    with mlflow.start_run(run_id=parent):
+        mlflow.log_artifacts(str(folder), artifact_path=f"monitoring/{ctx.partition.isoformat()}")
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})  # NaN is not a metric value
+    return parent
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
@@ -20,56 +137,82 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     champion = tracking.alias_version(usecase, tracking.CHAMPION)
     if champion is None:
         raise NothingToDo("no @champion yet: there is no reference data to compare with")
-    reference_uri = tracking.version_tags(usecase, champion.version).get("mlcycle.features_uri")
+    version = str(champion.version)
+    tags = tracking.version_tags(usecase, version)
+    reference_uri = tags.get("mlcycle.features_uri")
     if not reference_uri:
-        raise ValueError(f"champion version {champion.version} has no mlcycle.features_uri tag")
+        raise ValueError(f"champion version {version} has no mlcycle.features_uri tag")
     current_uri = ctx.uri("validated")
     if not ctx.storage.exists(current_uri):
         raise NothingToDo(f"no validated data for {partition} (not landed yet, or rejected and quarantined)")
     columns = [c.name for c in usecase.features]
-    with ctx.storage.local_copy(reference_uri) as folder:
-        reference = pd.read_parquet(folder / "train.parquet", columns=columns)
-    with ctx.storage.local_copy(current_uri) as folder:
-        current = pd.read_parquet(folder / DATA_FILE, columns=columns)
+    reference = _read(ctx, reference_uri, "train.parquet", columns=columns)
+    current = _read(ctx, current_uri, DATA_FILE, columns=columns)
+    summary, snapshot = _drift(usecase, reference, current, columns)
 
-    drift = usecase.thresholds.drift
-    summary, snapshot = run_drift_report(
-        reference,
-        current,
-        numeric=usecase.numeric_features,
-        categorical=usecase.categorical_features,
-        numeric_method=drift.numeric_method,
-        categorical_method=drift.categorical_method,
-        threshold=drift.p_value,
-        drift_share_threshold=drift.drift_share,
-    )
+    # Prediction drift: the champion's scores on its training split vs the scores it served on D.
+    models = {version: mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))}
+    served_uri = ctx.uri("predictions", sub="role=champion")
+    prediction: dict[str, Any] = {"status": "pending", "reason": f"no champion predictions for {partition} yet"}
+    prediction_report: tuple[DriftSummary, Any] | None = None
+    if ctx.storage.exists(served_uri):
+        served = _read(ctx, served_uri, None, columns=[PREDICTION_COLUMN])
+        expected = pd.DataFrame({PREDICTION_COLUMN: predict_score(models[version], reference)})
+        prediction_report = _drift(usecase, expected, served, [PREDICTION_COLUMN])
+        column = prediction_report[0].columns[0]
+        prediction = {
+            "status": "computed",
+            "drifted": column.drifted,
+            "score": column.score,
+            "stattest": column.stattest,
+        }
+
+    performance, performance_report = _performance(ctx, models)
+    trained_through = dt.date.fromisoformat(tags.get("mlcycle.partition", "1970-01-01"))
+    new_rows = _new_labelled_rows(ctx, trained_through)
+
     target = ctx.uri("monitoring")
-    manifest = {
-        "step": "monitor",
-        "reference": reference_uri,
-        "current": current_uri,
-        "champion": champion.version,
+    manifest = {"step": "monitor", "reference": reference_uri, "current": current_uri, "champion": version}
+    figures = {
+        "drift_share": summary.drift_share,
+        "drifted_columns_count": float(len(summary.drifted_columns)),
+        "prediction_drift_score": float(prediction.get("score") or float("nan")),
+        f"performance_{performance.metric or 'metric'}": performance.value,
+        "new_labelled_rows": float(new_rows),
     }
     with ctx.storage.writer(target, manifest) as staging:
         save_report(snapshot, summary, staging)
-    for column in summary.columns:
-        log.info(
-            "%-26s %-11s %-10s score=%.4g drifted=%s",
-            column.column,
-            column.kind,
-            column.stattest,
-            column.score,
-            column.drifted,
-        )
+        if prediction_report is not None:
+            save_report(prediction_report[1], prediction_report[0], staging / "prediction")
+        perf.save_performance(performance_report, performance, staging)
+        parent_run = _log_to_mlflow(ctx, staging, figures)
+    for c in summary.columns:
+        log.info("%-26s %-11s %-10s score=%.4g drifted=%s", c.column, c.kind, c.stattest, c.score, c.drifted)
+    log.info(
+        "prediction drift: %s; performance: %s; new labelled rows: %d", prediction, performance.to_dict(), new_rows
+    )
     return StepResult(
         "monitor",
         usecase.name,
         partition,
-        outputs={"report": f"{target}/report.html", "monitoring": target},
+        outputs={
+            "report": f"{target}/report.html",
+            "monitoring": target,
+            "mlflow_run_id": parent_run,
+            **({"performance_report": f"{target}/performance.html"} if performance_report is not None else {}),
+        },
         metrics={
             "dataset_drift": summary.dataset_drift,
             "drift_share": round(summary.drift_share, 4),
             "drifted_columns": summary.drifted_columns,
-            "champion_version": str(champion.version),
+            "columns": [
+                {"column": c.column, "test": c.stattest, "score": c.to_dict()["score"], "drifted": c.drifted}
+                for c in summary.columns
+            ],
+            "prediction_drift": prediction,
+            "performance": performance.to_dict(),
+            "new_labelled_rows": new_rows,
+            "trained_through": trained_through.isoformat(),
+            "champion_version": version,
         },
     )

@@ -1,14 +1,27 @@
-"""score: validated/ds=D -> predictions/ds=D/role=champion, by the champion version resolved once."""
+"""score: validated/ds=D -> predictions/ds=D/role=champion (served) and role=challenger (shadow, never served).
+
+Both versions are resolved from their aliases once, when the step starts, and every chunk of the
+partition is scored by those versions: a promotion in the middle of a run cannot mix two models in one
+partition. The challenger shadow-scores the same rows into its own folder; its failure is logged and
+reported, and never fails or delays the champion's predictions.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
 
+from mlcycle.config import UseCase
 from mlcycle.evaluation.evidence import feature_frame, predict_score
 from mlcycle.registry import tracking
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
@@ -16,49 +29,132 @@ from mlcycle.steps.ingest import DATA_FILE
 
 log = logging.getLogger(__name__)
 
-# Rows per chunk: memory stays flat however large a day grows.
+# Rows per chunk: memory stays flat however large a day grows (see benchmarks/score.py).
 CHUNK_ROWS = 50_000
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass
+class Scorer:
+    """One model version writing one role's predictions."""
+
+    role: str
+    version: str
+    model: Any
+    staging: Path | None = None
+    rows: int = 0
+    positives: int = 0
+    error: str = ""
+
+
+def predictions(usecase: UseCase, chunk: pd.DataFrame, scorer: Scorer, partition: str) -> pd.DataFrame:
+    """The prediction rows of one chunk: ids, model identity, score, decision and a deterministic timestamp."""
+    score = predict_score(scorer.model, feature_frame(usecase, chunk))
+    return pd.DataFrame(
+        {
+            "prediction_id": chunk[usecase.key].astype(str) + f":{usecase.registered_model_name}:{scorer.version}",
+            usecase.key: chunk[usecase.key],
+            "event_ts": chunk[usecase.timestamp],
+            "model_name": usecase.registered_model_name,
+            "model_version": scorer.version,
+            "model_role": scorer.role,
+            "score": score,
+            "decision": (score >= usecase.model.decision_threshold).astype("int8"),
+            # The partition's end, not now(): re-scoring a day yields byte-identical files.
+            "scored_for": pd.Timestamp(partition, tz="UTC") + pd.Timedelta(days=1),
+        }
+    )
+
+
+def chunks(path: Path, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The partition's rows, `rows` at a time (parquet row batches: never the whole day in memory)."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        yield batch.to_pandas()
+
+
+def _scorers(usecase: UseCase) -> list[Scorer]:
+    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    if champion is None:
+        raise NothingToDo(f"{usecase.registered_model_name} has no @champion yet: nothing can score")
+    resolved = [(CHAMPION, str(champion.version))]
+    challenger = tracking.alias_version(usecase, tracking.CHALLENGER)
+    if challenger is not None and str(challenger.version) != str(champion.version):
+        resolved.append((CHALLENGER, str(challenger.version)))
+    scorers = []
+    for role, version in resolved:
+        try:
+            model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))
+        except Exception as exc:
+            if role == CHAMPION:
+                raise
+            log.warning("shadow challenger v%s cannot be loaded, shadow scoring skipped: %s", version, exc)
+            continue
+        scorers.append(Scorer(role, version, model))
+    return scorers
+
+
+def _score_chunk(
+    usecase: UseCase, chunk: pd.DataFrame, scorer: Scorer, partition: str, index: int, *, is_champion: bool
+) -> None:
+    try:
+        out = predictions(usecase, chunk, scorer, partition)
+    except Exception as exc:
+        if is_champion:
+            raise
+        scorer.error = f"{type(exc).__name__}: {exc}"
+        log.warning("shadow challenger v%s failed; its predictions are dropped: %s", scorer.version, exc)
+        return
+    assert scorer.staging is not None
+    out.to_parquet(scorer.staging / f"part-{index:05d}.parquet", index=False)
+    scorer.rows += len(out)
+    scorer.positives += int(out["decision"].sum())
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
-    champion = tracking.alias_version(usecase, tracking.CHAMPION)
-    if champion is None:
-        raise NothingToDo(f"{usecase.registered_model_name} has no @champion yet: nothing can score")
-    version = str(champion.version)  # resolved once: the whole partition is scored by one version
-    model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))
-    threshold = usecase.model.decision_threshold
-    source, target = ctx.uri("validated"), ctx.uri("predictions", sub="role=champion")
-
-    rows, positives = 0, 0
-    manifest = {"step": "score", "model_version": version, "source": source}
-    with ctx.storage.local_copy(source) as folder, ctx.storage.writer(target, manifest) as staging:
-        parquet = pq.ParquetFile(folder / DATA_FILE)
-        for index, batch in enumerate(parquet.iter_batches(batch_size=CHUNK_ROWS)):
-            chunk = batch.to_pandas()
-            score = predict_score(model, feature_frame(usecase, chunk))
-            out = pd.DataFrame(
-                {
-                    "prediction_id": chunk[usecase.key].astype(str) + f":{usecase.registered_model_name}:{version}",
-                    usecase.key: chunk[usecase.key],
-                    "event_ts": chunk[usecase.timestamp],
-                    "model_name": usecase.registered_model_name,
-                    "model_version": version,
-                    "model_role": "champion",
-                    "score": score,
-                    "decision": (score >= threshold).astype("int8"),
-                    # The partition's end, not now(): re-scoring a day yields identical files.
-                    "scored_for": pd.Timestamp(ctx.partition, tz="UTC") + pd.Timedelta(days=1),
-                }
-            )
-            out.to_parquet(staging / f"part-{index:05d}.parquet", index=False)
-            rows += len(out)
-            positives += int(out["decision"].sum())
-    log.info("scored %d rows of %s with version %s", rows, source, version)
+    scorers = _scorers(usecase)
+    source = ctx.uri("validated")
+    targets = {s.role: ctx.uri("predictions", sub=f"role={s.role}") for s in scorers}
+    champion = scorers[0]
+    with ctx.storage.local_copy(source) as folder, tempfile.TemporaryDirectory(prefix="mlcycle-score-") as scratch:
+        for scorer in scorers:
+            scorer.staging = Path(scratch) / scorer.role
+            scorer.staging.mkdir()
+        for index, chunk in enumerate(chunks(folder / DATA_FILE)):
+            for scorer in scorers:
+                if not scorer.error:
+                    _score_chunk(usecase, chunk, scorer, partition, index, is_champion=scorer is champion)
+        # Commit each role on its own; a shadow that failed part-way is not committed at all.
+        for scorer in scorers:
+            if scorer.error:
+                continue
+            manifest = {"step": "score", "model_version": scorer.version, "model_role": scorer.role, "source": source}
+            with ctx.storage.writer(targets[scorer.role], manifest) as staging:
+                assert scorer.staging is not None
+                for part in sorted(scorer.staging.iterdir()):
+                    shutil.move(part, staging / part.name)
+    metrics: dict[str, Any] = {
+        "rows": champion.rows,
+        "positive_decisions": champion.positives,
+        "model_version": champion.version,
+    }
+    for scorer in scorers[1:]:
+        metrics["challenger_version"] = scorer.version
+        metrics["challenger_rows"] = scorer.rows
+        metrics["challenger_positive_decisions"] = scorer.positives
+        if scorer.error:
+            metrics["challenger_error"] = scorer.error
+    log.info(
+        "scored %d rows of %s with %s", champion.rows, source, ", ".join(f"{s.role} v{s.version}" for s in scorers)
+    )
     return StepResult(
         "score",
         usecase.name,
         partition,
-        outputs={"predictions": target},
-        metrics={"rows": rows, "positive_decisions": positives, "model_version": version},
+        outputs={
+            "predictions" if s.role == CHAMPION else f"predictions_{s.role}": targets[s.role]
+            for s in scorers
+            if not s.error
+        },
+        metrics=metrics,
     )

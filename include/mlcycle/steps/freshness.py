@@ -1,0 +1,59 @@
+"""freshness: is the champion too old, or has training stopped? (*Reliable Machine Learning*, ch. 11).
+
+Ages are counted in partitions, relative to the partition being monitored, not to the wall clock: a
+backfill of last month asks "was the model stale *then*?" and gets the same answer every time.
+- model age: partition - the last day of the champion's training window (version tag mlcycle.partition);
+- training gap: partition - the newest training window of any registered version (promoted or not: the
+  pipeline ran), up to the partition.
+Over budget -> REJECTED (65): the task fails without retry and its failure alert links the runbook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from mlcycle.registry import tracking
+from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
+
+
+def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+    usecase, day = ctx.usecase, ctx.partition
+    budget = usecase.freshness
+    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    if champion is None:
+        raise NothingToDo(f"{usecase.registered_model_name} has no @champion yet: nothing can be stale")
+    trained = {
+        str(v.version): dt.date.fromisoformat(v.tags["mlcycle.partition"])
+        for v in tracking.all_versions(usecase)
+        if v.tags.get("mlcycle.partition")
+    }
+    champion_through = trained.get(str(champion.version))
+    if champion_through is None:
+        raise ValueError(f"champion version {champion.version} has no mlcycle.partition tag")
+    model_age = (day - champion_through).days
+    last_training = max((d for d in trained.values() if d <= day), default=champion_through)
+    training_gap = (day - last_training).days
+    metrics = {
+        "champion_version": str(champion.version),
+        "champion_trained_through": champion_through.isoformat(),
+        "model_age_days": model_age,
+        "max_model_age_days": budget.max_model_age_days,
+        "last_training_partition": last_training.isoformat(),
+        "training_gap_days": training_gap,
+        "max_training_gap_days": budget.max_training_gap_days,
+    }
+    problems = []
+    if model_age > budget.max_model_age_days:
+        problems.append(
+            f"champion v{champion.version} is {model_age} days old on {day} (trained on data through "
+            f"{champion_through}; budget {budget.max_model_age_days} days)"
+        )
+    if training_gap > budget.max_training_gap_days:
+        problems.append(
+            f"no successful training for {training_gap} days on {day} (last window ended {last_training}; "
+            f"budget {budget.max_training_gap_days} days)"
+        )
+    if problems:
+        raise Rejected("stale: " + "; ".join(problems), metrics=metrics, runbook="model-stale")
+    return StepResult("freshness", usecase.name, day.isoformat(), metrics=metrics)

@@ -1,0 +1,132 @@
+"""The retraining policy (mlcycle.retraining): triggers, guards and the decision record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlcycle.config import Retraining
+from mlcycle.retraining import NONE, NOTIFY, RETRAIN, retraining_decision
+
+POLICY = Retraining(
+    mode="auto_retrain",
+    key_features=["price"],
+    performance_drop=0.05,
+    cooldown_days=5,
+    min_new_labelled_rows=1000,
+    max_retrains_per_week=2,
+)
+
+
+def _monitor(
+    *,
+    drift: bool = False,
+    share: float = 0.0,
+    drifted: list[str] | None = None,
+    partition: str = "2026-09-17",
+    performance: dict[str, Any] | None = None,
+    new_rows: int | None = 5000,
+) -> dict[str, Any]:
+    metrics: dict[str, Any] = {
+        "dataset_drift": drift,
+        "drift_share": share,
+        "drifted_columns": drifted or [],
+        "champion_version": "1",
+        "new_labelled_rows": new_rows,
+    }
+    if performance is not None:
+        metrics["performance"] = performance
+    return {"status": "success", "partition": partition, "metrics": metrics}
+
+
+def _perf(value: float, reference: float = 0.80) -> dict[str, Any]:
+    return {
+        "status": "computed",
+        "partition": "2026-09-16",
+        "metric": "roc_auc",
+        "value": value,
+        "reference": reference,
+        "drop": round(reference - value, 6),
+    }
+
+
+def test_same_distribution_day_triggers_nothing() -> None:
+    decision = retraining_decision(_monitor(share=0.06, drifted=["device"], performance=_perf(0.79)), POLICY)
+    assert decision["decision"] == NONE and not decision["retrain"] and not decision["notify"]
+    assert "per-column drift only" in decision["reason"] and "performance ok" in decision["reason"]
+
+
+def test_dataset_drift_requests_a_retrain_with_the_drift_as_reason() -> None:
+    decision = retraining_decision(_monitor(drift=True, share=0.5, drifted=["fibre", "price"]), POLICY)
+    assert decision["decision"] == RETRAIN and decision["retrain"]
+    assert "dataset drift on 2026-09-17" in decision["reason"] and "fibre" in decision["reason"]
+    assert decision["drifted_columns"] == ["fibre", "price"]
+
+
+def test_key_feature_drift_alone_is_dataset_level() -> None:
+    key = retraining_decision(_monitor(share=0.06, drifted=["price"]), POLICY)
+    assert key["retrain"] and "key feature" in key["reason"]
+    other = retraining_decision(_monitor(share=0.06, drifted=["fibre"]), POLICY)
+    assert not other["retrain"]
+
+
+def test_performance_drop_triggers_only_beyond_the_budget() -> None:
+    dropped = retraining_decision(_monitor(performance=_perf(0.70)), POLICY)
+    assert dropped["retrain"] and "performance drop" in dropped["reason"]
+    small = retraining_decision(_monitor(performance=_perf(0.77)), POLICY)
+    assert not small["retrain"]
+
+
+def test_pending_labels_do_not_trigger() -> None:
+    pending = {"status": "pending", "partition": "2026-09-16", "reason": "labels arrive after 1 day(s)"}
+    decision = retraining_decision(_monitor(performance=pending), POLICY)
+    assert decision["decision"] == NONE and "labels arrive" in decision["reason"]
+
+
+def test_notify_only_mode_and_per_run_override() -> None:
+    drifted = _monitor(drift=True, share=0.5, drifted=["fibre"])
+    notify = retraining_decision(drifted, POLICY.model_copy(update={"mode": "notify_only"}))
+    assert notify["decision"] == NOTIFY and not notify["retrain"] and notify["notify"]
+    assert "notify only" in notify["reason"]
+    overridden = retraining_decision(drifted, POLICY, mode="notify_only")
+    assert overridden["decision"] == NOTIFY and overridden["mode"] == "notify_only"
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [
+        (["2026-09-14"], NOTIFY),  # 3 days ago < 5-day cooldown
+        (["2026-09-12"], RETRAIN),  # 5 days ago: cooldown over
+        (["2026-08-01"], RETRAIN),  # long ago
+        (["2026-09-18"], RETRAIN),  # a later partition (backfilled history) is not "before"
+    ],
+)
+def test_cooldown(previous: list[str], expected: str) -> None:
+    decision = retraining_decision(_monitor(drift=True, share=0.5), POLICY, previous_requests=previous)
+    assert decision["decision"] == expected
+    if expected == NOTIFY:
+        assert "cooldown" in decision["reason"]
+
+
+def test_weekly_budget() -> None:
+    policy = POLICY.model_copy(update={"cooldown_days": 0})
+    decision = retraining_decision(
+        _monitor(drift=True, share=0.5), policy, previous_requests=["2026-09-12", "2026-09-15"]
+    )
+    assert decision["decision"] == NOTIFY and "weekly budget" in decision["reason"]
+
+
+def test_min_new_labelled_rows() -> None:
+    decision = retraining_decision(_monitor(drift=True, share=0.5, new_rows=300), POLICY)
+    assert decision["decision"] == NOTIFY and "300 rows" in decision["reason"]
+
+
+def test_backfill_runs_never_retrain() -> None:
+    decision = retraining_decision(_monitor(drift=True, share=0.5), POLICY, backfill=True)
+    assert decision["decision"] == NOTIFY and "backfill" in decision["reason"]
+
+
+def test_missing_or_failed_monitor_result() -> None:
+    assert retraining_decision(None, POLICY)["decision"] == NONE
+    assert retraining_decision({"status": "skipped"}, POLICY)["reason"] == "no monitoring result (skipped)"
