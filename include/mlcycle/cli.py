@@ -42,6 +42,8 @@ class Command:
     description: str
     args: tuple[Arg, ...] = ()
     needs_partition: bool = True
+    #: A long-running service (no use case, no JSON result): `module.main(args)` returns the exit code.
+    service: bool = False
 
 
 _LOOKBACK = Arg(
@@ -169,6 +171,36 @@ COMMANDS: tuple[Command, ...] = (
         needs_partition=False,
     ),
     Command(
+        "rerun",
+        "mlcycle.rerun",
+        "re-run one day of a use case through Airflow's REST API, with the reason on record",
+        "Triggers <usecase>_<dag> (scoring by default) for --partition as a manual DAG run whose conf carries "
+        "the partition and the reason (recorded on the MLflow runs the rerun creates). Talks to "
+        "AIRFLOW_API_URL with AIRFLOW_API_TOKEN, or AIRFLOW_USERNAME/AIRFLOW_PASSWORD. Every alert message "
+        "ends with the rerun command that fits it. Airflow refusing the run (unknown DAG, run id exists) is "
+        "REJECTED (65); Airflow unreachable is an error.",
+        (
+            Arg(("--dag",), {"choices": ["scoring", "monitoring", "training"], "default": "scoring"}),
+            Arg(("--reason",), {"required": True, "help": "why (at least 3 characters)"}),
+        ),
+    ),
+    Command(
+        "alert-receiver",
+        "mlcycle.alert_receiver",
+        "serve an Alertmanager webhook that turns firing alerts into DAG runs",
+        "POST /alerts (Alertmanager webhook format, version 4) with `Authorization: Bearer "
+        "$MLCYCLE_WEBHOOK_TOKEN`: each firing alert labelled with a known `usecase` becomes a run of "
+        "<usecase>_<dag> (label `dag`, default by alert name) for label `partition` (default: the day before "
+        "the alert started), the alert in the run's conf. Repeats of an alert are deduplicated; malformed "
+        "or unauthenticated requests are refused (400/401). GET /healthz for probes.",
+        (
+            Arg(("--host",), {"default": "127.0.0.1", "help": "0.0.0.0 in a pod"}),
+            Arg(("--port",), {"type": int, "default": 8085}),
+        ),
+        needs_partition=False,
+        service=True,
+    ),
+    Command(
         "generate",
         "mlcycle.steps.generate",
         "write synthetic YarnIt landing partitions (the demo data source)",
@@ -207,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="STEP")
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.description)
+        if command.service:
+            for arg in command.args:
+                sub.add_argument(*arg.flags, **arg.options)
+            continue
         sub.add_argument("--usecase", required=True, help="use case name (folder under include/usecases)")
         if command.needs_partition:
             sub.add_argument("--partition", required=True, help="the daily partition, YYYY-MM-DD")
@@ -280,6 +316,10 @@ def _today() -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    command = next(c for c in COMMANDS if c.name == args.command)
+    if command.service:
+        service: Callable[[argparse.Namespace], int] = importlib.import_module(command.module).main
+        return service(args)
     return run_command(args)
 
 

@@ -6,9 +6,16 @@ Timeline (fixed dates, so every run of the demo tells the same story):
   contract rejects and quarantines; the champion is untouched and the next day proceeds.
 - `yarnit_training` for 2026-09-14 trains the first model; the gate promotes it (no champion yet).
 - `yarnit_scoring` and `yarnit_monitoring` run for every day 2026-09-15 .. 2026-09-21.
-- When monitoring detects dataset drift it emits a retraining request (an Airflow Asset event); the
-  training DAG is scheduled on that Asset. Here the demo plays the scheduler's part and starts the
-  training run for the Asset event (`airflow dags test` has no scheduler), passing the event along.
+- `yarnit_scoring` scores with @champion and shadow-scores with @challenger (once there is one);
+  `yarnit_monitoring` reports data drift, prediction drift and, after the 1-day label delay, the
+  champion's performance, checks freshness, and applies the retraining policy (`auto_retrain`).
+- When the policy requests a retrain it emits an Airflow Asset event; the training DAG is scheduled on
+  that Asset. Here the demo plays the scheduler's part and starts the training run for the Asset event
+  (`airflow dags test` has no scheduler), passing the event along. Later drifted days fall in the
+  cooldown: they only alert. One more monitoring run of the first drifted day with the Param
+  `retraining_mode=notify_only` shows that mode: an alert, no retraining request.
+- Alerts (task failures and policy notifications) go to a webhook the demo serves itself and are listed
+  at the end, each with its runbook and rerun command.
 
 DAG runs execute in-process through Airflow's own `dags test` code path, once per run, so the ~10 s
 CLI start-up is paid once instead of per run. `python -m mlcycle.demo ui` starts the UIs.
@@ -119,6 +126,34 @@ class AirflowRunner:
         return record
 
 
+class AlertSink:
+    """A local webhook (MLCYCLE_ALERT_WEBHOOK_URL) that keeps the alerts the DAG runs send."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict[str, Any]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.alerts = received
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def champion_version() -> str | None:
     from mlcycle.config import get_usecase
     from mlcycle.steps.promote import current_champion
@@ -148,7 +183,7 @@ def latest_retraining_event(after_id: int) -> dict[str, Any] | None:
         }
 
 
-def summary(storage_root: Path, runner: AirflowRunner) -> None:
+def summary(storage_root: Path, runner: AirflowRunner, alerts: list[dict[str, Any]]) -> None:
     from mlcycle.config import get_usecase
     from mlcycle.registry.tracking import all_versions
 
@@ -170,11 +205,24 @@ def summary(storage_root: Path, runner: AirflowRunner) -> None:
         drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
         verdict = "DATASET DRIFT" if drift["dataset_drift"] else "no drift"
         print(f"  {folder.name[3:]}: {verdict:13s} share={drift['drift_share']:.2f} drifted={drifted}")
+        performance = json.loads((folder / "performance.json").read_text())
+        if performance["status"] == "computed":
+            print(
+                f"      performance of v{performance['model_version']} on {performance['partition']} (labels "
+                f"arrived): {performance['metric']} {performance['value']:.4f} vs {performance['reference']:.4f} "
+                f"at training time"
+            )
+        else:
+            print(f"      performance: pending ({performance['reason']})")
         decision = decisions.get(folder.name[3:])
         if decision:
-            action = "RETRAIN REQUESTED" if decision["retrain"] else "no retraining"
+            action = {"retrain": "RETRAIN REQUESTED", "notify": "NOTIFY ONLY"}.get(decision["decision"], "nothing")
             print(f"      -> {action}: {decision['reason']}")
-    print(f"Reports: {storage_root / USECASE / 'monitoring'}/ds=*/report.html")
+    print(f"Reports: {storage_root / USECASE / 'monitoring'}/ds=*/{{report,performance}}.html")
+    shadow = sorted((storage_root / USECASE / "predictions").glob("ds=*/role=challenger"))
+    if shadow:
+        days = ", ".join(p.parent.name[3:] for p in shadow)
+        print(f"Shadow predictions of @challenger (kept apart, never served): {days}")
     print("Quarantined partitions (data contract):")
     for reason_file in sorted((storage_root / USECASE / "quarantine").glob("ds=*/reason.json")):
         reason = json.loads(reason_file.read_text())
@@ -190,6 +238,11 @@ def summary(storage_root: Path, runner: AirflowRunner) -> None:
     retrains = [r for r in runner.runs if r["dag_id"].endswith("_training") and r["partition"] != str(FIRST_TRAINING)]
     for run in retrains:
         print(f"Retraining run caused by drift: yarnit_training for {run['partition']} -> {run['tasks']}")
+    if alerts:
+        print(f"Alerts sent to the webhook ({len(alerts)}):")
+        for alert in alerts:
+            print(f"  {alert['text'][:220]}")
+        print(f"  e.g. rerun: {alerts[0]['rerun']}")
     total = sum(r["seconds"] for r in runner.runs)
     print(f"{len(runner.runs)} DAG runs, {total:.0f}s of DAG time. Open the UIs with:  make ui")
 
@@ -213,6 +266,8 @@ def demo() -> int:
     _say("Initialising Airflow's metadata database (SQLite)")
     _run([_bin("airflow"), "db", "migrate"])
 
+    sink = AlertSink()
+    os.environ["MLCYCLE_ALERT_WEBHOOK_URL"] = sink.url
     runner = AirflowRunner()
     _say(f"Training the first model: {USECASE}_training for {FIRST_TRAINING}")
     runner.run(f"{USECASE}_training", FIRST_TRAINING)
@@ -225,6 +280,8 @@ def demo() -> int:
         scoring = runner.run(f"{USECASE}_scoring", day)
         if scoring["failed"]:
             scoring.update(champion_before=before, champion_after=champion_version())
+        if day == DRIFT_FROM and not notify_only_shown(runner, day, last_event):
+            return 1
         runner.run(f"{USECASE}_monitoring", day)
         event = latest_retraining_event(last_event)
         if event is not None:
@@ -238,13 +295,28 @@ def demo() -> int:
             )
         day += dt.timedelta(days=1)
 
-    summary(storage_root, runner)
+    summary(storage_root, runner, sink.alerts)
+    sink.close()
     print(f"Demo wall time: {time.perf_counter() - started:.0f}s")
     outcomes = {(r["dag_id"], r["partition"]): r["failed"] for r in runner.runs}
     unexpected = [key for key, failed in outcomes.items() if failed != (key in EXPECTED_FAILURES)]
     if unexpected:
         print(f"UNEXPECTED outcomes (failed when it should pass, or the reverse): {unexpected}")
     return 1 if unexpected else 0
+
+
+def notify_only_shown(runner: AirflowRunner, day: dt.date, last_event: int) -> bool:
+    """Monitor the first drifted day with the Param `retraining_mode=notify_only`: an alert, no Asset event."""
+    _say(f"First, {day} under `notify_only` (monitoring DAG Param retraining_mode): alert only")
+    run = runner.run(f"{USECASE}_monitoring", day, conf={"retraining_mode": "notify_only"})
+    runner.runs.remove(run)  # the summary tells the scheduled story; this run is shown here
+    decision = run["retraining"] or {}
+    print(f"    decision: {decision.get('decision')}: {decision.get('reason')}")
+    if latest_retraining_event(last_event) is not None or decision.get("decision") != "notify":
+        print("UNEXPECTED: the notify_only run did not just notify")
+        return False
+    _say(f"Then {day} under the use case's policy (auto_retrain)")
+    return True
 
 
 def _environment() -> dict[str, str]:

@@ -1,0 +1,182 @@
+"""A small client of Airflow 3's REST API (`/api/v2`), standard library only.
+
+Used by `mlcycle rerun`, the Alertmanager webhook receiver and `make backfill` in every mode, and by the
+test stack. Authentication: a JWT from `POST /auth/token` (username/password), or a token issued
+beforehand (`AIRFLOW_API_TOKEN`), as Airflow 3's auth managers expect.
+
+Settings (per environment; the credentials from a Secret in production):
+`AIRFLOW_API_URL` (default http://127.0.0.1:8080), `AIRFLOW_API_TOKEN`, or `AIRFLOW_USERNAME` +
+`AIRFLOW_PASSWORD`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json as jsonlib
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+URL_ENV, TOKEN_ENV, USERNAME_ENV, PASSWORD_ENV = (
+    "AIRFLOW_API_URL",
+    "AIRFLOW_API_TOKEN",
+    "AIRFLOW_USERNAME",
+    "AIRFLOW_PASSWORD",
+)
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class AirflowAPIError(RuntimeError):
+    """A non-2xx answer of Airflow's REST API (or no answer: status 0); `status` and `body` say what happened."""
+
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path} -> HTTP {status}: {body[:2000]}")
+        self.status = status
+        self.body = body
+
+
+def iso(value: dt.date | dt.datetime | str | None) -> str | None:
+    """An ISO timestamp Airflow accepts (dates become midnight UTC; naive datetimes are taken as UTC)."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.isoformat()
+
+
+class AirflowClient:
+    """Token-authenticated calls to one Airflow API server."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        username: str = "",
+        password: str = "",
+        token: str = "",
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username, self.password = username, password
+        self._token = token or None
+        self.timeout = timeout
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AirflowClient:
+        env = os.environ if environ is None else environ
+        return cls(
+            env.get(URL_ENV, DEFAULT_URL),
+            username=env.get(USERNAME_ENV, ""),
+            password=env.get(PASSWORD_ENV, ""),
+            token=env.get(TOKEN_ENV, ""),
+        )
+
+    def token(self) -> str:
+        """A JWT for the configured user (`POST /auth/token`), cached for this client's life."""
+        if self._token is None:
+            if not self.username:
+                raise AirflowAPIError(
+                    "POST", "/auth/token", 0, f"no credentials: set {TOKEN_ENV}, or {USERNAME_ENV} and {PASSWORD_ENV}"
+                )
+            answer = self.request(
+                "POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False
+            )
+            self._token = str(answer["access_token"])
+        return self._token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """Call the API; return the parsed JSON answer (None if empty) or raise `AirflowAPIError`."""
+        url = self.base_url + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        headers = {"Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        data = None
+        if json is not None:
+            data = jsonlib.dumps(json).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as error:
+            raise AirflowAPIError(method, path, error.code, error.read().decode(errors="replace")) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise AirflowAPIError(method, path, 0, f"cannot reach {self.base_url}: {error}") from None
+        return jsonlib.loads(body) if body.strip() else None
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, params={"update_mask": "is_paused"})
+
+    def trigger(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any] | None = None,
+        logical_date: dt.datetime | str | None = None,
+        run_id: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a manual DAG run; return it. A paused DAG's run stays queued until `unpause`."""
+        # `logical_date` has no default in TriggerDAGRunPostBody: it must be sent, null for "no logical date".
+        body: dict[str, Any] = {"conf": dict(conf or {}), "logical_date": iso(logical_date)}
+        if run_id is not None:
+            body["dag_run_id"] = run_id
+        if note:
+            body["note"] = note
+        run: dict[str, Any] = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        return run
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        run: dict[str, Any] = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}")
+        return run
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """task_id (with map index when mapped) -> state."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances"
+        instances = self.request("GET", path, params={"limit": 100})["task_instances"]
+        return {
+            ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""): ti["state"]
+            for ti in instances
+        }
+
+    def create_backfill(
+        self,
+        dag_id: str,
+        from_date: dt.date | dt.datetime | str,
+        to_date: dt.date | dt.datetime | str,
+        *,
+        reprocess_behavior: str = "completed",
+        max_active_runs: int = 1,
+        run_backwards: bool = False,
+        conf: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """`POST /api/v2/backfills`: Airflow 3's backfill, executed by the scheduler like any other run."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": iso(from_date),
+            "to_date": iso(to_date),
+            "run_backwards": run_backwards,
+            "dag_run_conf": dict(conf or {}),
+            "reprocess_behavior": reprocess_behavior,
+            "max_active_runs": max_active_runs,
+        }
+        backfill: dict[str, Any] = self.request("POST", "/api/v2/backfills", body)
+        return backfill
+
+    def backfill(self, backfill_id: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", f"/api/v2/backfills/{backfill_id}")
+        return found

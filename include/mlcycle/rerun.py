@@ -1,0 +1,79 @@
+"""`mlcycle rerun`: re-run one use case's day through Airflow's REST API, with the reason on record.
+
+The run is a manual DAG run of `<usecase>_<dag>` whose conf carries the partition (it overrides the
+`partition` Param, see orchestration/macros.py), the reason (recorded on the MLflow runs it creates, via
+`mlcycle_trigger`) and, when it comes from an alert, the alert itself. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mlcycle.airflow_api import AirflowAPIError, AirflowClient
+from mlcycle.steps.base import Rejected, StepContext, StepResult
+
+FAMILIES = ("scoring", "monitoring", "training")
+# Airflow's default `[scheduler] allowed_run_id_pattern`.
+_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")
+
+
+def safe_run_id(*parts: str) -> str:
+    """A run id from free-form parts (alert names, fingerprints, times) that Airflow accepts."""
+    return "__".join(_RUN_ID_UNSAFE.sub("-", part) for part in parts if part)[:250]
+
+
+def rerun(
+    client: AirflowClient,
+    usecase: str,
+    family: str,
+    partition: str,
+    reason: str,
+    *,
+    run_id: str | None = None,
+    alert: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Trigger `<usecase>_<family>` for `partition`; return {dag_id, run_id, state, paused}.
+
+    Raises ValueError on bad input and AirflowAPIError when Airflow says no (409: that run id exists).
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"--dag {family!r}: expected one of {list(FAMILIES)}")
+    day = dt.date.fromisoformat(partition)
+    if len(reason.strip()) < 3:
+        raise ValueError("--reason: say why (at least 3 characters); it is recorded on the run")
+    dag_id = f"{usecase}_{family}"
+    conf: dict[str, Any] = {"partition": day.isoformat(), "reason": reason.strip()}
+    if alert:
+        conf["alert"] = dict(alert)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    run = client.trigger(
+        dag_id,
+        conf=conf,
+        run_id=run_id or safe_run_id("rerun", day.isoformat(), stamp),
+        note=f"rerun of {day}: {reason.strip()}",
+    )
+    paused = bool(client.request("GET", f"/api/v2/dags/{dag_id}").get("is_paused"))
+    return {"dag_id": dag_id, "run_id": run["dag_run_id"], "state": run.get("state"), "paused": paused}
+
+
+def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+    partition = ctx.partition.isoformat()
+    try:
+        run = rerun(AirflowClient.from_env(), ctx.usecase.name, args.dag, partition, args.reason)
+    except AirflowAPIError as exc:
+        if exc.status in (400, 404, 409, 422):  # Airflow refused this request: retrying will not help
+            raise Rejected(f"Airflow refused the rerun: {exc}") from None
+        raise
+    note = f"; the DAG is paused: unpause {run['dag_id']} for the run to start" if run["paused"] else ""
+    return StepResult(
+        "rerun",
+        ctx.usecase.name,
+        partition,
+        outputs={"dag_id": run["dag_id"], "run_id": run["run_id"]},
+        metrics={"state": run["state"], "paused": run["paused"]},
+        reason=f"triggered {run['dag_id']} run {run['run_id']} for {partition}{note}",
+    )

@@ -1,0 +1,92 @@
+"""Failure alerts: the message names DAG, task, partition, reason and runbook; the webhook gets it, else the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mlcycle.orchestration.alerts import RUNBOOKS, build_message, failure_message, runbook_url, send
+from mlcycle.settings import REPO_ROOT
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"auth": self.headers.get("Authorization"), **json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+def _context(task_id: str, exception: Exception) -> dict[str, Any]:
+    dag_run = SimpleNamespace(
+        dag_id="yarnit_scoring", run_id="scheduled__2026-09-16", conf={}, logical_date=None, run_after=None
+    )
+    ti = SimpleNamespace(task_id=task_id, dag_id="yarnit_scoring", try_number=1, log_url="http://airflow/log")
+    return {"dag_run": dag_run, "ti": ti, "params": {"partition": "2026-09-16"}, "exception": exception}
+
+
+def test_every_alert_has_a_runbook_page() -> None:
+    for name in RUNBOOKS:
+        page = REPO_ROOT / "docs" / "runbooks" / f"{name}.md"
+        assert page.is_file(), f"missing runbook {page}"
+        assert "## Rerun" in page.read_text(), f"{page} must say how to rerun"
+
+
+def test_failure_message_names_everything_an_on_call_needs() -> None:
+    error = RuntimeError("mlcycle validate: rejected (not retried): [hard] table: columns missing ['price']\nTrace...")
+    message = failure_message(_context("validate", error))
+    assert message["alert"] == "data-rejected" and message["runbook"] == runbook_url("data-rejected")
+    assert (message["dag_id"], message["task_id"], message["partition"]) == ("yarnit_scoring", "validate", "2026-09-16")
+    assert message["reason"] == "mlcycle validate: rejected (not retried): [hard] table: columns missing ['price']"
+    assert message["rerun"].startswith("mlcycle rerun --usecase yarnit --dag scoring --partition 2026-09-16")
+    assert "yarnit_scoring.validate for 2026-09-16" in message["text"] and "runbook" in message["text"]
+    assert failure_message(_context("freshness", error))["alert"] == "model-stale"
+    assert failure_message(_context("score", error))["alert"] == "step-failed"
+
+
+def test_send_posts_to_the_webhook(webhook: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, received = webhook
+    monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", url)
+    monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_TOKEN", "s3cret")
+    message = build_message(
+        alert="drift-detected", dag_id="yarnit_monitoring", task_id="notify", run_id="r", partition="2026-09-17",
+        reason="dataset drift", severity="warning",
+    )  # fmt: skip
+    assert send(message) is True
+    assert received[0]["auth"] == "Bearer s3cret" and received[0]["alert"] == "drift-detected"
+
+
+def test_send_falls_back_to_the_log(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    message = build_message(
+        alert="step-failed", dag_id="yarnit_training", task_id="train", run_id="r", partition="2026-09-14",
+        reason="OOMKilled",
+    )  # fmt: skip
+    monkeypatch.delenv("MLCYCLE_ALERT_WEBHOOK_URL", raising=False)
+    with caplog.at_level(logging.ERROR):
+        assert send(message) is False
+    assert "ALERT" in caplog.text and "OOMKilled" in caplog.text
+    monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/unreachable")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert send(message) is False  # an unreachable webhook never raises; the log keeps the alert
+    assert "OOMKilled" in caplog.text
