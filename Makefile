@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock lint test test-fast demo ui bench clean
+.PHONY: help install lock lint test test-fast demo ui backfill bench image image-cuda clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,10 +53,25 @@ demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through 
 ui: install  ## open the Airflow and MLflow UIs on the demo's stores
 	$(BIN)/python -m mlcycle.demo ui
 
+backfill: install  ## re-run days through Airflow 3 backfills: USECASE=yarnit FROM=2026-09-15 TO=2026-09-21 [DAGS=scoring,monitoring] [REPROCESS=completed]
+	@test -n "$(USECASE)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill USECASE=yarnit FROM=YYYY-MM-DD TO=YYYY-MM-DD [DAGS=training,scoring,monitoring] [REPROCESS=none|failed|completed]"; exit 2; }
+	$(BIN)/python -m mlcycle.backfill --usecase $(USECASE) --from $(FROM) --to $(TO) $(if $(DAGS),--dags $(DAGS),) $(if $(REPROCESS),--reprocess $(REPROCESS),)
+
 bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=100000,1000000 for more); GX vs pandas validation
 	$(BIN)/python -m mlcycle.benchmarks.dag_parse --repeat 5
 	$(BIN)/python -m mlcycle.benchmarks.train --sizes $(or $(SIZES),100000)
 	$(BIN)/python -m mlcycle.benchmarks.validate --sizes 100k,1m
+
+image:  ## build the task image (CPU) and the Airflow image; needs a Docker engine. IMAGE_REPO, IMAGE_TAG
+	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (tests/k8s proves the Dockerfile without one)"; exit 1; }
+	repo=$${IMAGE_REPO:-ghcr.io/mlcycle/mlcycle}; tag=$${IMAGE_TAG:-$$(git rev-parse --short HEAD)}; \
+	docker build --build-arg VARIANT=cpu --build-arg GIT_SHA=$$(git rev-parse HEAD) -t $$repo-task:$$tag . && \
+	docker build --target airflow -t $$repo-airflow:$$tag .
+
+image-cuda:  ## build the CUDA task image (<tag>-cuda, for GPU steps); needs a Docker engine
+	@docker info >/dev/null 2>&1 || { echo "make image-cuda needs a running Docker engine"; exit 1; }
+	repo=$${IMAGE_REPO:-ghcr.io/mlcycle/mlcycle}; tag=$${IMAGE_TAG:-$$(git rev-parse --short HEAD)}; \
+	docker build --build-arg VARIANT=cuda --build-arg GIT_SHA=$$(git rev-parse HEAD) -t $$repo-task:$$tag-cuda .
 
 clean:  ## remove the demo's state (keeps .venv)
 	rm -rf $(MLCYCLE_HOME)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json as jsonlib
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -97,6 +98,7 @@ class AirflowClient:
         *,
         params: Mapping[str, Any] | None = None,
         auth: bool = True,
+        timeout: float | None = None,
     ) -> Any:
         """Call the API; return the parsed JSON answer (None if empty) or raise `AirflowAPIError`."""
         url = self.base_url + path
@@ -111,7 +113,7 @@ class AirflowClient:
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 body = response.read()
         except urllib.error.HTTPError as error:
             raise AirflowAPIError(method, path, error.code, error.read().decode(errors="replace")) from None
@@ -164,7 +166,11 @@ class AirflowClient:
         run_backwards: bool = False,
         conf: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """`POST /api/v2/backfills`: Airflow 3's backfill, executed by the scheduler like any other run."""
+        """`POST /api/v2/backfills`: Airflow 3's backfill, executed by the scheduler like any other run.
+
+        `reprocess_behavior`: "none" skips dates that already have a run, "failed" re-runs failed ones,
+        "completed" re-runs every existing one. The scheduler runs backfills only for unpaused DAGs.
+        """
         body = {
             "dag_id": dag_id,
             "from_date": iso(from_date),
@@ -174,9 +180,48 @@ class AirflowClient:
             "reprocess_behavior": reprocess_behavior,
             "max_active_runs": max_active_runs,
         }
-        backfill: dict[str, Any] = self.request("POST", "/api/v2/backfills", body)
-        return backfill
+        for attempt in range(5):
+            try:
+                backfill: dict[str, Any] = self.request("POST", "/api/v2/backfills", body)
+                return backfill
+            except AirflowAPIError as error:
+                # On SQLite the route answers 503 when another writer holds the database lock
+                # (airflow/api_fastapi/core_api/routes/public/backfills.py): a short retry rides it out.
+                if error.status != 503 or attempt == 4:
+                    raise
+                time.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
 
     def backfill(self, backfill_id: int) -> dict[str, Any]:
         found: dict[str, Any] = self.request("GET", f"/api/v2/backfills/{backfill_id}")
         return found
+
+    def backfill_runs(self, backfill: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The DAG runs of a backfill, by logical date (a re-processed run keeps its id, with run_type backfill)."""
+        params = {
+            "run_type": "backfill",
+            "logical_date_gte": backfill["from_date"],
+            "logical_date_lte": backfill["to_date"],
+            "order_by": "logical_date",
+            "limit": 100,
+        }
+        runs: list[dict[str, Any]] = self.request("GET", f"/api/v2/dags/{backfill['dag_id']}/dagRuns", params=params)[
+            "dag_runs"
+        ]
+        return runs
+
+    def wait_for_backfill(self, backfill_id: int, timeout: float = 1800.0, poll: float = 2.0) -> list[dict[str, Any]]:
+        """Wait until the scheduler completes the backfill; return its runs. TimeoutError names the states seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            backfill = self.backfill(backfill_id)
+            if backfill.get("completed_at"):
+                return self.backfill_runs(backfill)
+            if time.monotonic() > deadline:
+                states = {r["dag_run_id"]: r["state"] for r in self.backfill_runs(backfill)}
+                paused = self.request("GET", f"/api/v2/dags/{backfill['dag_id']}").get("is_paused")
+                raise TimeoutError(
+                    f"backfill {backfill_id} of {backfill['dag_id']} not complete after {timeout:.0f}s "
+                    f"(DAG paused: {paused}; runs: {states})"
+                )
+            time.sleep(poll)
