@@ -125,10 +125,31 @@ class GateThresholds(_Strict):
 
 
 class DriftThresholds(_Strict):
+    """Feature drift tests (see mlcycle.monitoring.drift for why a fixed sample size)."""
+
     numeric_method: str = "ks"
     categorical_method: str = "chisquare"
     p_value: float = Field(default=0.05, gt=0, lt=1)
     drift_share: float = Field(default=0.3, gt=0, le=1, description="share of drifted columns = dataset drift")
+    methods: dict[str, str] = Field(
+        default_factory=dict, description="per-column method overrides, e.g. {price: wasserstein}"
+    )
+    column_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-column thresholds, read as the column's method reads them (a distance for wasserstein)",
+    )
+    # Same default as mlcycle.monitoring.drift.DEFAULT_SAMPLE_ROWS (not imported: config stays light).
+    sample_rows: int | None = Field(
+        default=10_000, ge=1000, description="rows per side the tests see (None: all; oversensitive on big data)"
+    )
+
+    @field_validator("column_thresholds")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {column: t for column, t in value.items() if t < 0}
+        if bad:
+            raise ValueError(f"thresholds must not be negative: {bad}")
+        return value
 
 
 class Thresholds(_Strict):
@@ -173,6 +194,28 @@ class Resources(_Strict):
     cpu_limit: str | None = None
     memory_limit: str | None = None
     gpu: int = Field(default=0, ge=0)
+    # Where a GPU step may run, on top of the cluster's defaults (MLCYCLE_K8S_GPU_NODE_SELECTOR and
+    # MLCYCLE_K8S_GPU_TOLERATIONS, per environment); ignored unless gpu > 0. E.g. pin a GPU model with
+    # {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}; tolerations in `kubectl taint` syntax.
+    gpu_node_selector: dict[str, str] = Field(default_factory=dict)
+    gpu_tolerations: list[str] = Field(default_factory=list, description="key[=value]:Effect")
+
+    @field_validator("gpu_tolerations")
+    @classmethod
+    def _tolerations(cls, value: list[str]) -> list[str]:
+        from mlcycle.settings import parse_toleration  # standard library only; raises a readable ValueError
+
+        for item in value:
+            parse_toleration(item)
+        return value
+
+    @field_validator("gpu_node_selector")
+    @classmethod
+    def _node_selector(cls, value: dict[str, str]) -> dict[str, str]:
+        from mlcycle.settings import parse_node_selector
+
+        parse_node_selector(",".join(f"{k}={v}" for k, v in value.items()))
+        return value
 
     @field_validator("cpu", "cpu_limit")
     @classmethod

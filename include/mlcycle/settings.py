@@ -7,7 +7,13 @@ variables (and Airflow connections) do. See docs/architecture.md, "Modes".
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 HOME_ENV = "MLCYCLE_HOME"
 STORAGE_ROOT_ENV = "MLCYCLE_STORAGE_ROOT"
@@ -57,3 +63,160 @@ def embedded_environment(base: Path | None = None) -> dict[str, str]:
         "DO_NOT_TRACK": "true",
         "GX_ANALYTICS_ENABLED": "false",
     }
+
+
+# ---- Kubernetes mode (read by the DAG side at parse time; see docs/deploy.md) ----
+# Per-environment values, set on Airflow's components (helm/airflow-values.yaml `env`). The defaults match the
+# names the chart in helm/mlcycle creates for a release called `mlcycle`.
+IMAGE_CUDA_ENV = "MLCYCLE_IMAGE_CUDA"
+K8S_SERVICE_ACCOUNT_ENV = "MLCYCLE_K8S_SERVICE_ACCOUNT"
+K8S_CONFIGMAP_ENV = "MLCYCLE_K8S_CONFIGMAP"
+K8S_SECRETS_ENV = "MLCYCLE_K8S_SECRETS"
+K8S_DEFERRABLE_ENV = "MLCYCLE_K8S_DEFERRABLE"
+K8S_ON_FINISH_ACTION_ENV = "MLCYCLE_K8S_ON_FINISH_ACTION"
+K8S_SCHEDULE_TIMEOUT_ENV = "MLCYCLE_K8S_SCHEDULE_TIMEOUT"
+K8S_STARTUP_TIMEOUT_ENV = "MLCYCLE_K8S_STARTUP_TIMEOUT"
+K8S_SCRATCH_SIZE_ENV = "MLCYCLE_K8S_SCRATCH_SIZE"
+K8S_GPU_NODE_SELECTOR_ENV = "MLCYCLE_K8S_GPU_NODE_SELECTOR"
+K8S_GPU_TOLERATIONS_ENV = "MLCYCLE_K8S_GPU_TOLERATIONS"
+K8S_XCOM_SIDECAR_IMAGE_ENV = "MLCYCLE_K8S_XCOM_SIDECAR_IMAGE"
+
+DEFAULT_IMAGE = "ghcr.io/mlcycle/mlcycle-task:0.1.0"
+ON_FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "delete_active_pod", "keep_pod")
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+_TAINT = re.compile(
+    r"^(?P<key>[A-Za-z0-9][A-Za-z0-9_./-]*)(=(?P<value>[A-Za-z0-9_.-]*))?:(?P<effect>NoSchedule|PreferNoSchedule|NoExecute)$"
+)
+_LABEL = re.compile(r"^(?P<key>[A-Za-z0-9][A-Za-z0-9_./-]*)=(?P<value>[A-Za-z0-9_.-]*)$")
+
+
+def parse_toleration(text: str) -> dict[str, str]:
+    """A toleration written like the taint it tolerates (`kubectl taint` syntax): `key[=value]:Effect`.
+
+    Without a value the toleration matches any value of the key (operator Exists), which is how GPU node
+    pools are usually tainted (`nvidia.com/gpu:NoSchedule`).
+    """
+    match = _TAINT.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r}: expected key[=value]:NoSchedule|PreferNoSchedule|NoExecute")
+    key, value, effect = match["key"], match["value"], match["effect"]
+    if value is None:
+        return {"key": key, "operator": "Exists", "effect": effect}
+    return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+
+
+def parse_node_selector(text: str) -> dict[str, str]:
+    """`key=value[,key=value...]` (the `kubectl get -l` syntax, equality only) -> a nodeSelector."""
+    selector: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _LABEL.match(part)
+        if not match:
+            raise ValueError(f"{part!r}: expected key=value")
+        selector[match["key"]] = match["value"]
+    return selector
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r}: expected true or false")
+
+
+def _seconds(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ValueError(f"{name}={raw!r}: expected a positive number of seconds")
+    return int(raw)
+
+
+def _parsed(name: str, default: str, parse: Callable[[str], T]) -> T:
+    raw = os.environ.get(name, default)
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """What the Kubernetes launcher needs from the environment it runs in (one value per environment).
+
+    Credentials never pass through here: only the *names* of the Kubernetes Secrets the pods load.
+    """
+
+    image: str = DEFAULT_IMAGE
+    #: The CUDA build of the task image, for steps that ask for a GPU (Dockerfile VARIANT=cuda).
+    image_cuda: str = DEFAULT_IMAGE + "-cuda"
+    namespace: str = "mlcycle"
+    service_account: str = "mlcycle-task"
+    #: Non-secret step settings (storage root, MLflow URI, region), loaded whole as environment variables.
+    configmap: str = "mlcycle-pipeline"
+    #: Secrets loaded whole as environment variables (S3 and MLflow client credentials).
+    secrets: tuple[str, ...] = ("mlcycle-s3", "mlcycle-mlflow-client")
+    deferrable: bool = False
+    on_finish_action: str = "delete_pod"
+    schedule_timeout: int = 600
+    startup_timeout: int = 600
+    scratch_size: str = "4Gi"
+    gpu_node_selector: dict[str, str] = field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    gpu_tolerations: tuple[dict[str, str], ...] = (
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    )
+    xcom_sidecar_image: str | None = None
+
+    @classmethod
+    def from_env(cls) -> KubernetesSettings:
+        """The settings of this environment; a malformed variable raises ValueError naming it."""
+        default = cls()
+        image = os.environ.get(IMAGE_ENV) or default.image
+        cuda = os.environ.get(IMAGE_CUDA_ENV) or _cuda_tag(image)
+        action = os.environ.get(K8S_ON_FINISH_ACTION_ENV, default.on_finish_action)
+        if action not in ON_FINISH_ACTIONS:
+            raise ValueError(f"{K8S_ON_FINISH_ACTION_ENV}={action!r}: expected one of {ON_FINISH_ACTIONS}")
+        return cls(
+            image=image,
+            image_cuda=cuda,
+            namespace=os.environ.get(NAMESPACE_ENV) or default.namespace,
+            service_account=os.environ.get(K8S_SERVICE_ACCOUNT_ENV) or default.service_account,
+            configmap=os.environ.get(K8S_CONFIGMAP_ENV) or default.configmap,
+            secrets=_parsed(K8S_SECRETS_ENV, ",".join(default.secrets), _names),
+            deferrable=_bool(K8S_DEFERRABLE_ENV, default.deferrable),
+            on_finish_action=action,
+            schedule_timeout=_seconds(K8S_SCHEDULE_TIMEOUT_ENV, default.schedule_timeout),
+            startup_timeout=_seconds(K8S_STARTUP_TIMEOUT_ENV, default.startup_timeout),
+            scratch_size=os.environ.get(K8S_SCRATCH_SIZE_ENV) or default.scratch_size,
+            gpu_node_selector=_parsed(
+                K8S_GPU_NODE_SELECTOR_ENV, _selector_text(default.gpu_node_selector), parse_node_selector
+            ),
+            gpu_tolerations=_parsed(K8S_GPU_TOLERATIONS_ENV, "nvidia.com/gpu:NoSchedule", _tolerations),
+            xcom_sidecar_image=os.environ.get(K8S_XCOM_SIDECAR_IMAGE_ENV) or None,
+        )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _tolerations(text: str) -> tuple[dict[str, str], ...]:
+    return tuple(parse_toleration(t) for t in text.split(",") if t.strip())
+
+
+def _selector_text(selector: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector.items())
+
+
+def _cuda_tag(image: str) -> str:
+    """`repo:tag` -> `repo:tag-cuda`, the Makefile's naming. A digest cannot be derived: it must be given."""
+    if "@" in image:
+        return ""  # pinned by digest: MLCYCLE_IMAGE_CUDA must name the CUDA digest (checked when a GPU step is built)
+    name, _, tag = image.rpartition(":")
+    if not name or "/" in tag:  # no tag at all ("repo" or "host:5000/repo")
+        return f"{image}:latest-cuda"
+    return f"{image}-cuda"

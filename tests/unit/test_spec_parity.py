@@ -1,25 +1,47 @@
 """One StepSpec, two launchers: the pod a KubernetesPodOperator would submit runs exactly the argv and
-env the local launcher runs, for every step task of every DAG of every use case."""
+env the local launcher runs, for every step task of every DAG of every use case (and of a GPU variant of
+yarnit, whose training step runs in the CUDA image on a GPU node).
+
+The pod gets a few variables more, all named in `mlcycle.orchestration.kubernetes.POD_ONLY_ENV` (HOME,
+TMPDIR and caches on the scratch emptyDir of a read-only root filesystem; the image name for MLflow): they
+are left out of the comparison explicitly, and may never override a variable of the spec.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 
-from mlcycle.config import discover_usecases
+from mlcycle.config import UseCase, discover_usecases, load_usecase
 from mlcycle.orchestration.dags import build_dags
 from mlcycle.orchestration.operators import LocalStepOperator
+from mlcycle.settings import REPO_ROOT
+
+
+def gpu_variant(root: Path) -> UseCase:
+    """yarnit, training the torch MLP on one GPU (resources.train.gpu), loaded through the real loader."""
+    folder = root / "yarnit_gpu"
+    shutil.copytree(REPO_ROOT / "include" / "usecases" / "yarnit", folder)
+    config = yaml.safe_load((folder / "usecase.yaml").read_text())
+    config["name"] = "yarnit_gpu"
+    config["model"] = {**config["model"], "family": "torch_mlp", "params": {}}
+    config["resources"] = {**config.get("resources", {}), "train": {"cpu": "4", "memory": "8Gi", "gpu": 1}}
+    (folder / "usecase.yaml").write_text(yaml.safe_dump(config))
+    return load_usecase(folder / "usecase.yaml")
 
 
 @pytest.fixture(scope="module")
-def both_modes() -> dict[str, tuple[Any, Any]]:
+def both_modes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Any]]:
     """dag_id -> (local DAG, kubernetes DAG)."""
     mp = pytest.MonkeyPatch()
     out: dict[str, tuple[Any, Any]] = {}
-    for usecase in discover_usecases():
+    for usecase in [*discover_usecases(), gpu_variant(tmp_path_factory.mktemp("usecases"))]:
         mp.setenv("MLCYCLE_EXECUTION_MODE", "local")
         local = build_dags(usecase)
         mp.setenv("MLCYCLE_EXECUTION_MODE", "kubernetes")
@@ -67,10 +89,14 @@ def _context(dag: Any) -> dict[str, Any]:
 
 
 def _pod_argv_env(task: Any) -> tuple[list[str], dict[str, str]]:
+    """The pod's argv and env, less the pod-only variables (which must all be there)."""
+    from mlcycle.orchestration.kubernetes import POD_ONLY_ENV
+
     pod = task.build_pod_request_obj(dry_run=True)  # dry_run: no Kubernetes API client needed
     container = pod.spec.containers[0]
     env = {e.name: e.value for e in container.env or []}
-    return [*container.command, *container.args], env
+    assert set(POD_ONLY_ENV) <= set(env), f"{task.task_id}: pod-only variables missing"
+    return [*container.command, *container.args], {k: v for k, v in env.items() if k not in POD_ONLY_ENV}
 
 
 def test_every_dag_has_step_tasks(both_modes: dict[str, tuple[Any, Any]]) -> None:
@@ -109,6 +135,24 @@ def test_rendered_argv_and_env_are_identical(both_modes: dict[str, tuple[Any, An
         assert "{{" not in " ".join(argv) + " ".join(env.values())
         assert argv[argv.index("--partition") + 1] == "2026-09-14"
         assert env["MLCYCLE_AIRFLOW_TRY_NUMBER"] == "3"
+
+
+def test_pod_only_env_never_overrides_the_spec(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    from mlcycle.orchestration.kubernetes import POD_ENV, POD_ONLY_ENV
+
+    assert set(POD_ONLY_ENV) == {*POD_ENV, "MLCYCLE_IMAGE"}
+    for dag_id, task_id in _step_tasks(both_modes):
+        local = both_modes[dag_id][0].get_task(task_id)
+        assert not set(local.env_vars) & set(POD_ONLY_ENV), f"{dag_id}.{task_id}"
+
+
+def test_the_gpu_step_runs_the_same_argv(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    local_dag, k8s_dag = both_modes["yarnit_gpu_training"]
+    pod_task = k8s_dag.get_task("train")
+    argv, env = _pod_argv_env(pod_task)
+    assert argv == local_dag.get_task("train").argv and env == local_dag.get_task("train").env_vars
+    assert pod_task.container_resources.limits["nvidia.com/gpu"] == "1"
+    assert pod_task.image.endswith("-cuda")
 
 
 def test_exit_codes_map_to_the_same_outcomes() -> None:

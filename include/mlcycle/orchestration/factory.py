@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from mlcycle.orchestration.operators import LocalStepOperator
 from mlcycle.orchestration.spec import StepSpec
-from mlcycle.settings import IMAGE_ENV, NAMESPACE_ENV, execution_mode
-
-DEFAULT_IMAGE = "ghcr.io/mlcycle/mlcycle-task:0.1.0"
+from mlcycle.settings import KubernetesSettings, execution_mode
 
 
 def step_operator(spec: StepSpec, mode: str | None = None, **kwargs: Any) -> BaseOperator:
@@ -25,12 +22,9 @@ def step_operator(spec: StepSpec, mode: str | None = None, **kwargs: Any) -> Bas
     if (mode or execution_mode()) == "kubernetes":
         from mlcycle.orchestration.kubernetes import pod_operator  # heavy: only in kubernetes mode
 
-        return pod_operator(
-            spec,
-            image=os.environ.get(IMAGE_ENV, DEFAULT_IMAGE),
-            namespace=os.environ.get(NAMESPACE_ENV, "mlcycle"),
-            **common,
-        )
+        # Image, namespace, service account, ConfigMap and Secret names are per environment (env variables
+        # on Airflow's components, helm/airflow-values.yaml); resources are per step (usecase.yaml).
+        return pod_operator(spec, settings=KubernetesSettings.from_env(), **common)
     return LocalStepOperator(
         task_id=spec.id, cmds=spec.argv[:1], arguments=spec.arguments, env_vars=dict(spec.env), **common
     )
