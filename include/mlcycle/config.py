@@ -285,6 +285,12 @@ class UseCase(_Strict):
         missing = [s for s in self.slices if s not in roles]
         if missing:
             raise ValueError(f"slices: {missing} are not columns")
+        drift = self.thresholds.drift
+        for field, names in (("methods", list(drift.methods)), ("column_thresholds", list(drift.column_thresholds))):
+            # `score` is the prediction column the monitor also tests for drift.
+            odd = [n for n in names if roles.get(n) != "feature" and n != "score"]
+            if odd:
+                raise ValueError(f"thresholds.drift.{field}: {odd} are not feature columns")
         unknown_keys = [f for f in self.retraining.key_features if roles.get(f) != "feature"]
         if unknown_keys:
             raise ValueError(f"retraining.key_features: {unknown_keys} are not feature columns")

@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle.monitoring.drift import ColumnDrift, DriftSummary, run_drift_report, save_report
+from mlcycle.monitoring.drift import (
+    DEFAULT_SAMPLE_ROWS,
+    ColumnDrift,
+    DriftSummary,
+    build_reference_profile,
+    load_reference_profile,
+    run_drift_report,
+    save_report,
+)
 
 NUMERIC = ["num_a", "num_b", "num_c"]
 CATEGORICAL = ["cat_a", "cat_b", "cat_c"]
@@ -249,3 +257,171 @@ def test_save_report_writes_html_and_json(shifted: tuple[DriftSummary, object], 
     assert {m["config"]["column"] for m in value_drift} == set(NUMERIC + CATEGORICAL)
 
     assert json.loads(paths["summary"].read_text(encoding="utf-8")) == summary.to_dict()
+
+
+# ---------------------------------------------------------------- sampling, reference profiles, overrides
+#
+# A reference above DEFAULT_SAMPLE_ROWS is sketched to 10,000 values per column, and a current frame
+# is sampled to at most 10,000 rows and a tenth of the reference (see the module docstring).
+
+N_BIG_REFERENCE = 60_000
+N_BIG_CURRENT = 30_000
+
+
+@pytest.fixture(scope="module")
+def big_reference() -> pd.DataFrame:
+    return make_frame(N_BIG_REFERENCE, seed=11)
+
+
+@pytest.fixture(scope="module")
+def big_same(big_reference: pd.DataFrame) -> tuple[DriftSummary, object]:
+    return run_drift_report(big_reference, make_frame(N_BIG_CURRENT, seed=12), numeric=NUMERIC, categorical=CATEGORICAL)
+
+
+def test_sampled_same_distribution_flags_nothing(big_same: tuple[DriftSummary, object]) -> None:
+    summary, _ = big_same
+    assert summary.drifted_columns == []
+    assert not summary.dataset_drift
+    # The full sizes are reported, and what the tests saw: the 10k sketch, and 60k / 10 current rows.
+    assert (summary.n_reference, summary.n_current) == (N_BIG_REFERENCE, N_BIG_CURRENT)
+    assert (summary.n_reference_tested, summary.n_current_tested) == (DEFAULT_SAMPLE_ROWS, N_BIG_REFERENCE // 10)
+    assert summary.to_dict()["n_current_tested"] == N_BIG_REFERENCE // 10
+
+
+def test_sampled_clear_shifts_are_named(big_reference: pd.DataFrame) -> None:
+    summary, _ = run_drift_report(
+        big_reference, make_frame(N_BIG_CURRENT, seed=13, shift=True), numeric=NUMERIC, categorical=CATEGORICAL
+    )
+    assert sorted(summary.drifted_columns) == sorted(SHIFTED)
+    assert summary.n_current_tested < N_BIG_CURRENT  # the verdict came from a sample
+
+
+def test_same_input_same_verdict(big_reference: pd.DataFrame, big_same: tuple[DriftSummary, object]) -> None:
+    """Idempotent reruns: the sketch is a pure function of the reference, the sample is seeded."""
+    again, _ = run_drift_report(
+        big_reference, make_frame(N_BIG_CURRENT, seed=12), numeric=NUMERIC, categorical=CATEGORICAL
+    )
+    assert again.to_dict() == big_same[0].to_dict()
+    # The seed is what fixes the rows: another one draws others (other p-values, same row count).
+    other, _ = run_drift_report(
+        big_reference, make_frame(N_BIG_CURRENT, seed=12), numeric=NUMERIC, categorical=CATEGORICAL, seed=1
+    )
+    assert other.n_current_tested == big_same[0].n_current_tested
+    assert [c.score for c in other.columns] != [c.score for c in big_same[0].columns]
+
+
+def test_full_data_ks_flags_a_negligible_shift_the_sampled_test_ignores() -> None:
+    """Why the sample: on 200k rows a 0.02 SD shift is 'significant'; on 10k it is not, and 0.15 SD is."""
+    rng = np.random.default_rng(21)
+    n = 200_000
+    reference = pd.DataFrame({"tiny": rng.normal(0, 1, n), "real": rng.normal(0, 1, n)})
+    current = pd.DataFrame({"tiny": rng.normal(0.02, 1, n), "real": rng.normal(0.15, 1, n)})
+
+    full, _ = run_drift_report(reference, current, numeric=["tiny", "real"], categorical=[], sample_rows=None)
+    sampled, _ = run_drift_report(reference, current, numeric=["tiny", "real"], categorical=[])
+
+    assert full.drifted_columns == ["tiny", "real"]
+    assert (full.n_reference_tested, full.n_current_tested) == (n, n)
+    assert sampled.drifted_columns == ["real"]
+    assert sampled.n_current_tested == DEFAULT_SAMPLE_ROWS
+
+
+def test_per_column_method_override_is_honoured(reference: pd.DataFrame, shifted_current: pd.DataFrame) -> None:
+    summary, snapshot = run_drift_report(
+        reference,
+        shifted_current,
+        numeric=NUMERIC,
+        categorical=CATEGORICAL,
+        methods={"num_a": "wasserstein", "cat_b": "psi", "not_checked": "ks"},  # the last is ignored
+        column_thresholds={"num_a": 0.1, "cat_b": 0.2},
+    )
+    by_column = {c.column: c for c in summary.columns}
+    assert {c: (by_column[c].stattest, by_column[c].threshold) for c in ("num_a", "cat_b")} == {
+        "num_a": ("wasserstein", 0.1),
+        "cat_b": ("psi", 0.2),
+    }
+    # The others keep the per-type defaults and the global threshold.
+    assert {c: by_column[c].stattest for c in ("num_b", "num_c", "cat_a", "cat_c")} == {
+        "num_b": "ks",
+        "num_c": "ks",
+        "cat_a": "chisquare",
+        "cat_c": "chisquare",
+    }
+    assert by_column["num_b"].threshold == pytest.approx(0.05)
+    # Distance semantics for the overridden columns: 0.5 SD is far above 0.1; cat_b did not move.
+    assert by_column["num_a"].drifted and by_column["num_a"].score >= 0.1
+    assert not by_column["cat_b"].drifted and by_column["cat_b"].score < 0.2
+    assert sorted(summary.drifted_columns) == sorted(SHIFTED)
+    # Evidently ran the overridden method (the report is the product, not only our summary).
+    methods = {
+        m["config"]["column"]: m["config"]["method"]
+        for m in snapshot.dict()["metrics"]
+        if m["config"]["type"].endswith("ValueDrift")
+    }
+    assert methods["num_a"] == "wasserstein" and methods["cat_b"] == "psi" and methods["num_b"] == "ks"
+
+
+def test_reference_profile_round_trip(
+    big_reference: pd.DataFrame, big_same: tuple[DriftSummary, object], tmp_path: pathlib.Path
+) -> None:
+    profile = build_reference_profile(big_reference, numeric=NUMERIC, categorical=CATEGORICAL)
+    path = profile.save(tmp_path / "champion-7")
+    loaded = load_reference_profile(path.parent)
+
+    assert loaded.n_rows == N_BIG_REFERENCE
+    assert loaded.kinds == {**dict.fromkeys(NUMERIC, "numeric"), **dict.fromkeys(CATEGORICAL, "categorical")}
+    pd.testing.assert_frame_equal(loaded.frame, profile.frame)
+    assert path.stat().st_size < 1_000_000  # a small artifact, whatever the reference's size
+
+    # The daily check against the saved profile is the check against the full reference.
+    from_profile, _ = run_drift_report(
+        loaded, make_frame(N_BIG_CURRENT, seed=12), numeric=NUMERIC, categorical=CATEGORICAL
+    )
+    assert from_profile.to_dict() == big_same[0].to_dict()
+
+
+def test_reference_profile_keeps_the_reference_distribution(big_reference: pd.DataFrame) -> None:
+    ref = big_reference.copy()
+    ref.loc[:2, "cat_b"] = "rare"  # 3 rows in 60k: less than one slot in 10k, still kept
+    profile = build_reference_profile(ref, numeric=NUMERIC, categorical=CATEGORICAL)
+    sketch = profile.frame
+
+    assert len(sketch) == DEFAULT_SAMPLE_ROWS
+    # Numeric: the quantiles, actual observations; integer columns stay integers.
+    assert np.isin(sketch["num_a"], ref["num_a"]).all()
+    assert sketch["num_a"].is_monotonic_increasing
+    assert abs(sketch["num_b"].median() - ref["num_b"].median()) < 0.01
+    assert sketch["cat_c"].dtype == ref["cat_c"].dtype
+    # Categorical: the full reference's proportions to within one slot, every level present.
+    full = ref["cat_a"].value_counts(normalize=True)
+    sketched = sketch["cat_a"].value_counts(normalize=True)
+    assert (sketched.reindex(full.index) - full).abs().max() <= 1 / DEFAULT_SAMPLE_ROWS
+    assert (sketch["cat_b"] == "rare").sum() == 1
+
+    # Small references are used as they are.
+    small = build_reference_profile(ref.head(500), numeric=NUMERIC, categorical=CATEGORICAL)
+    pd.testing.assert_frame_equal(small.frame, ref.head(500)[NUMERIC + CATEGORICAL])
+
+
+def test_reference_profile_misuse_raises(big_reference: pd.DataFrame, tmp_path: pathlib.Path) -> None:
+    profile = build_reference_profile(big_reference, numeric=["num_a"], categorical=["cat_a"])
+    with pytest.raises(ValueError, match="another kind"):
+        run_drift_report(profile, big_reference.head(100), numeric=[], categorical=["num_a"])
+    with pytest.raises(ValueError, match="num_b"):
+        run_drift_report(profile, big_reference.head(100), numeric=["num_a", "num_b"], categorical=[])
+    ids = big_reference.assign(session=[f"s{i}" for i in range(len(big_reference))])
+    with pytest.raises(ValueError, match="identifier"):
+        build_reference_profile(ids, numeric=[], categorical=["session"])
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "reference_profile.parquet")
+    with pytest.raises(ValueError, match="not a drift reference profile"):
+        load_reference_profile(tmp_path)
+
+
+def test_yarnit_config_carries_the_sample_size() -> None:
+    from mlcycle.config import DriftThresholds, get_usecase
+
+    drift = get_usecase("yarnit").thresholds.drift
+    assert drift.sample_rows == DEFAULT_SAMPLE_ROWS
+    assert (drift.methods, drift.column_thresholds) == ({}, {})
+    with pytest.raises(ValueError, match="must not be negative"):
+        DriftThresholds(column_thresholds={"price": -0.1})

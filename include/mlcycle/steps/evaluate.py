@@ -103,7 +103,8 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         "evaluate",
         usecase.name,
         partition,
-        outputs={"decision": uri},
+        # The run holding the model card and the decision record (the "MLflow run" link of the evaluate task).
+        outputs={"decision": uri, "mlflow_run_id": candidate_run or parent_id},
         metrics={
             "decision": gate.decision,
             "candidate_version": candidate_version,

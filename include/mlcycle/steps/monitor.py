@@ -60,6 +60,9 @@ def _drift(
         categorical_method=drift.categorical_method,
         threshold=drift.p_value,
         drift_share_threshold=drift.drift_share,
+        methods=drift.methods,
+        column_thresholds=drift.column_thresholds,
+        sample_rows=drift.sample_rows,
     )
 
 
@@ -199,6 +202,8 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
             "report": f"{target}/report.html",
             "monitoring": target,
             "mlflow_run_id": parent_run,
+            # MLflow's artifact view of the report needs it in its URL (the "Evidently report" link).
+            "mlflow_experiment_id": tracking.ensure_experiment(usecase),
             **({"performance_report": f"{target}/performance.html"} if performance_report is not None else {}),
         },
         metrics={
