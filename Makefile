@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock lint test test-fast demo ui backfill bench image image-cuda clean
+.PHONY: help install lock lint test test-fast demo ui up down backfill bench image image-cuda clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,14 +53,22 @@ demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through 
 ui: install  ## open the Airflow and MLflow UIs on the demo's stores
 	$(BIN)/python -m mlcycle.demo ui
 
+up: install  ## production-like stack on loopback: PostgreSQL, S3 API (moto), MLflow server (auth), Airflow; prints URLs + credentials
+	$(BIN)/python -m mlcycle.stack up
+
+down:  ## stop exactly what `make up` started
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m mlcycle.stack down; else echo "no $(BIN)/python: nothing was started"; fi
+
 backfill: install  ## re-run days through Airflow 3 backfills: USECASE=yarnit FROM=2026-09-15 TO=2026-09-21 [DAGS=scoring,monitoring] [REPROCESS=completed]
 	@test -n "$(USECASE)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill USECASE=yarnit FROM=YYYY-MM-DD TO=YYYY-MM-DD [DAGS=training,scoring,monitoring] [REPROCESS=none|failed|completed]"; exit 2; }
 	$(BIN)/python -m mlcycle.backfill --usecase $(USECASE) --from $(FROM) --to $(TO) $(if $(DAGS),--dags $(DAGS),) $(if $(REPROCESS),--reprocess $(REPROCESS),)
 
-bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=100000,1000000 for more); GX vs pandas validation
+bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=); GX vs pandas validation; drift vs Evidently (DRIFT_SIZES=100k,1m); scoring (SCORE_SIZES=100k,1m)
 	$(BIN)/python -m mlcycle.benchmarks.dag_parse --repeat 5
 	$(BIN)/python -m mlcycle.benchmarks.train --sizes $(or $(SIZES),100000)
 	$(BIN)/python -m mlcycle.benchmarks.validate --sizes 100k,1m
+	$(BIN)/python -m mlcycle.benchmarks.drift --sizes $(or $(DRIFT_SIZES),100k)
+	$(BIN)/python -m mlcycle.benchmarks.score --sizes $(or $(SCORE_SIZES),100k) --threads 1
 
 image:  ## build the task image (CPU) and the Airflow image; needs a Docker engine. IMAGE_REPO, IMAGE_TAG
 	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (tests/k8s proves the Dockerfile without one)"; exit 1; }

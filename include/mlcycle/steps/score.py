@@ -110,6 +110,22 @@ def _score_chunk(
     scorer.positives += int(out["decision"].sum())
 
 
+def score_partition(
+    usecase: UseCase, path: Path, scorers: list[Scorer], partition: str, chunk_rows: int = CHUNK_ROWS
+) -> int:
+    """Stream `path` through every scorer, one parquet part per chunk into each scorer's staging; the parts count.
+
+    The first scorer is the champion: its failure is raised; a shadow's failure only stops that shadow.
+    """
+    parts = 0
+    for index, chunk in enumerate(chunks(path, chunk_rows)):
+        for scorer in scorers:
+            if not scorer.error:
+                _score_chunk(usecase, chunk, scorer, partition, index, is_champion=scorer is scorers[0])
+        parts += 1
+    return parts
+
+
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     scorers = _scorers(usecase)
@@ -120,10 +136,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         for scorer in scorers:
             scorer.staging = Path(scratch) / scorer.role
             scorer.staging.mkdir()
-        for index, chunk in enumerate(chunks(folder / DATA_FILE)):
-            for scorer in scorers:
-                if not scorer.error:
-                    _score_chunk(usecase, chunk, scorer, partition, index, is_champion=scorer is champion)
+        score_partition(usecase, folder / DATA_FILE, scorers, partition)
         # Commit each role on its own; a shadow that failed part-way is not committed at all.
         for scorer in scorers:
             if scorer.error:
