@@ -50,6 +50,10 @@ def iso(value: dt.date | dt.datetime | str | None) -> str | None:
     return value.isoformat()
 
 
+def _parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 class AirflowClient:
     """Token-authenticated calls to one Airflow API server."""
 
@@ -185,12 +189,28 @@ class AirflowClient:
                 backfill: dict[str, Any] = self.request("POST", "/api/v2/backfills", body)
                 return backfill
             except AirflowAPIError as error:
+                # After a 503 the backfill may exist after all (the lock hit after the insert): a retry then
+                # meets 409 "already a running backfill", and the one we asked for is the running one.
+                running = self._running_backfill(dag_id, body) if error.status == 409 and attempt else None
+                if running is not None:
+                    return running
                 # On SQLite the route answers 503 when another writer holds the database lock
                 # (airflow/api_fastapi/core_api/routes/public/backfills.py): a short retry rides it out.
                 if error.status != 503 or attempt == 4:
                     raise
                 time.sleep(1.0 + attempt)
         raise AssertionError("unreachable")
+
+    def _running_backfill(self, dag_id: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        found = self.request("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})["backfills"]
+        for backfill in found:
+            same_range = (_parse(backfill["from_date"]), _parse(backfill["to_date"])) == (
+                _parse(body["from_date"]),
+                _parse(body["to_date"]),
+            )
+            if not backfill.get("completed_at") and same_range:
+                return dict(backfill)
+        return None
 
     def backfill(self, backfill_id: int) -> dict[str, Any]:
         found: dict[str, Any] = self.request("GET", f"/api/v2/backfills/{backfill_id}")
