@@ -149,6 +149,20 @@ class AirflowServices(AirflowClient):
 
     def start(self) -> Self:
         """Migrate the metadata DB, start the components, wait until they are healthy."""
+        launched_at = self.launch()
+        try:
+            self.wait_healthy(self.startup_timeout, since=launched_at)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> dt.datetime:
+        """Migrate the metadata DB and start the components without waiting for them; return when they started.
+
+        `start()` is `launch()` + `wait_healthy()`; a caller that records the processes before waiting (so an
+        interrupted start can still be cleaned up) or waits for other services meanwhile calls the two itself.
+        """
         if self.processes:
             raise ServiceError("AirflowServices already started")
         self._write_passwords()
@@ -166,11 +180,10 @@ class AirflowServices(AirflowClient):
                     log_path=self.logs_dir / f"{component}.log",
                     cwd=self.home,
                 ).start()
-            self.wait_healthy(self.startup_timeout, since=launched_at_utc)
         except BaseException:
             self.stop()
             raise
-        return self
+        return launched_at_utc
 
     def migrate(self, timeout: float = 300.0) -> None:
         """`airflow db migrate` (idempotent); its output goes to logs/services/db-migrate.log."""

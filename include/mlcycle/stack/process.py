@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, TypeVar
@@ -73,6 +74,22 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
+def start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None if gone or a zombie.
+
+    A PID alone does not name a process for long: once it exits the number is handed out again. The pair
+    (pid, start ticks) does, which is what lets `down` in a later shell stop exactly what `up` started.
+    """
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
 class ManagedProcess:
     """One service command in its own session, logging to a file; `stop()` leaves none of its processes behind.
 
@@ -90,12 +107,19 @@ class ManagedProcess:
         env: Mapping[str, str],
         log_path: Path,
         cwd: Path | None = None,
+        stop_signal: int = signal.SIGTERM,
+        user: str | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.env = dict(env)
         self.log_path = log_path
         self.cwd = cwd
+        # The signal that asks the service to shut down cleanly: SIGTERM for most, SIGINT for PostgreSQL (its
+        # SIGTERM is a "smart" shutdown that waits for every client to disconnect).
+        self.stop_signal = stop_signal
+        # Run as this account (needs root): PostgreSQL refuses to run as root.
+        self.user = user
         self._popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._stopped = False
@@ -116,8 +140,16 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             # setsid: pid == process group id == session id, so the whole tree can be found and signalled.
             start_new_session=True,
+            user=self.user,
         )
         return self
+
+    def record(self) -> SessionRecord:
+        """What another process needs to find and stop this service later (`python -m mlcycle.stack down`)."""
+        ticks = start_ticks(self.pid)
+        if ticks is None:
+            raise ServiceError(f"{self.name} (pid {self.pid}) is not running")
+        return SessionRecord(self.name, self.pid, ticks, int(self.stop_signal), str(self.log_path))
 
     @property
     def pid(self) -> int:
@@ -153,9 +185,9 @@ class ManagedProcess:
     def stop(self, grace: float = 20.0) -> list[int]:
         """SIGTERM the service, SIGKILL whatever is left after `grace` seconds; return PIDs that survived even that.
 
-        The main process group gets SIGTERM first (what Ctrl-C in a terminal does), so Airflow components shut
-        down their own workers cleanly; stragglers in other groups of the session get SIGTERM once the main
-        process has exited, and everything still there at the deadline gets SIGKILL.
+        The main process group gets `stop_signal` first (SIGTERM unless the service wants another), so Airflow
+        components shut down their own workers cleanly; stragglers in other groups of the session get SIGTERM once
+        the main process has exited, and everything still there at the deadline gets SIGKILL.
         """
         if self._popen is None:
             return []
@@ -164,7 +196,7 @@ class ManagedProcess:
             return self.members()
         self._stopped = True
         deadline = time.monotonic() + grace
-        self._signal_group(signal.SIGTERM)
+        self._signal_group(self.stop_signal)
         _poll(lambda: not self.running, deadline)
         self._signal_members(signal.SIGTERM)
         _poll(lambda: not self.members(), max(deadline, time.monotonic() + 2.0))
@@ -197,6 +229,66 @@ class ManagedProcess:
     def __repr__(self) -> str:
         state = "not started" if self._popen is None else f"pid {self._popen.pid}, returncode {self.returncode}"
         return f"ManagedProcess({self.name!r}, {state})"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A service started by another process, as written to a state file: enough to find and stop all of it.
+
+    The leader's PID is also its session id. While any process of the session lives, Linux does not hand that
+    number out again (it is still in use as a session id), so "members of session `pid`" are ours; once the
+    leader is gone and a *new* process holds the number, its start time differs and nothing is signalled.
+    """
+
+    name: str
+    pid: int
+    start_ticks: int
+    stop_signal: int = int(signal.SIGTERM)
+    log_path: str = ""
+
+    def _leader_is_ours(self) -> bool:
+        ticks = start_ticks(self.pid)
+        return ticks is None or ticks == self.start_ticks
+
+    @property
+    def running(self) -> bool:
+        """Whether the recorded leader process itself is still alive."""
+        return start_ticks(self.pid) == self.start_ticks
+
+    def members(self) -> list[int]:
+        """Live PIDs of the recorded session ([] once it is gone or its PID belongs to someone else)."""
+        return session_members(self.pid) if self._leader_is_ours() else []
+
+    def stop(self, grace: float = 20.0) -> list[int]:
+        """Like `ManagedProcess.stop`, for a service this process did not start; returns the survivors."""
+        if not self._leader_is_ours():
+            return []
+        deadline = time.monotonic() + grace
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, self.stop_signal)
+        _poll(lambda: not self.running, deadline)
+        for signum, wait in ((signal.SIGTERM, max(deadline - time.monotonic(), 2.0)), (signal.SIGKILL, 5.0)):
+            members = self.members()
+            if not members:
+                break
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signum)
+            _poll(lambda: not self.members(), time.monotonic() + wait)
+        return self.members()
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> SessionRecord:
+        return cls(
+            name=str(data["name"]),
+            pid=int(str(data["pid"])),
+            start_ticks=int(str(data["start_ticks"])),
+            stop_signal=int(str(data.get("stop_signal", int(signal.SIGTERM)))),
+            log_path=str(data.get("log_path", "")),
+        )
 
 
 def _poll(done: Callable[[], bool], deadline: float, interval: float = 0.2) -> bool:

@@ -195,19 +195,17 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
             )
         candidate_run_id = run.info.run_id
 
-    version = mlflow.register_model(info.model_uri, usecase.registered_model_name)
-    tracking.set_version_tags(
-        usecase,
-        version.version,
-        {
-            **{k: v for k, v in tracking.run_tags(ctx.airflow, partition).items() if v},
-            "mlcycle.features_uri": features_uri,
-            "mlcycle.run_id": candidate_run_id,
-            "mlcycle.parent_run_id": parent_id,
-            CACHE_TAG: key,
-            **{f"mlcycle.data_digest.{s}": ",".join(manifest["input_digests"][s]) for s in SPLITS},
-        },
-    )
+    # The version is created with its tags in one call: were MLflow to fail between two calls, a version without
+    # them would stay behind, invisible to the training cache, and the retry would register a duplicate.
+    tags = {
+        **{k: v for k, v in tracking.run_tags(ctx.airflow, partition).items() if v},
+        "mlcycle.features_uri": features_uri,
+        "mlcycle.run_id": candidate_run_id,
+        "mlcycle.parent_run_id": parent_id,
+        CACHE_TAG: key,
+        **{f"mlcycle.data_digest.{s}": ",".join(manifest["input_digests"][s]) for s in SPLITS},
+    }
+    version = mlflow.register_model(info.model_uri, usecase.registered_model_name, tags=tags)
     tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHALLENGER, version.version)
     log.info("registered %s version %s as @challenger", usecase.registered_model_name, version.version)
     return _result(ctx, str(version.version), candidate_run_id, parent_id, metrics, cache_hit=False)
