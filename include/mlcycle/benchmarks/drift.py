@@ -37,7 +37,6 @@ import gc
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcycle.benchmarks.train import _hwm_rss_mib, _peak_rss_mib, _reset_peak_rss, _rss_mib, cpu_name
+from mlcycle.benchmarks.harness import cpu_name, run_isolated
+from mlcycle.benchmarks.train import _hwm_rss_mib, _peak_rss_mib, _reset_peak_rss, _rss_mib
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -338,14 +338,7 @@ def _cpu_seconds() -> float:
 def _run_isolated(case: str, rows: int, seed: int) -> dict[str, Any]:
     command = [sys.executable, "-m", "mlcycle.benchmarks.drift", "--case", f"{case}:{rows}", "--seed", str(seed)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # Evidently's numpy warnings would flood the output
-    out = subprocess.run(command, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"case {case}:{rows} failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    for line in reversed(out.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            return result
-    raise RuntimeError(f"case {case}:{rows} printed no result:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return run_isolated(command, f"{case}:{rows}", env)
 
 
 # ------------------------------------------------------------------------------------ reporting

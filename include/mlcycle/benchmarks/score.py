@@ -43,13 +43,14 @@ import json
 import os
 import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+
+from mlcycle.benchmarks.harness import cpu_name, run_isolated
 
 CASES = ("step", "raw", "whole")
 PARTITION = "2026-09-10"
@@ -300,14 +301,7 @@ def _run_isolated(
         str(repeat),
         *(["--threads", str(threads)] if threads else []),
     ]
-    out = subprocess.run(command, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"case {case}:{rows}:{chunk_rows} failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    for line in reversed(out.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            return result
-    raise RuntimeError(f"case {case}:{rows}:{chunk_rows} printed no result:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return run_isolated(command, f"{case}:{rows}:{chunk_rows}")
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -369,7 +363,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(case, Path(args.workdir), int(rows), int(chunk), args.repeat, args.threads)))
         return 0
 
-    from mlcycle.benchmarks.train import cpu_name
     from mlcycle.steps.score import CHUNK_ROWS
 
     cases = [c for c in args.cases.split(",") if c]

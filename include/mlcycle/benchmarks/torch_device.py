@@ -29,12 +29,13 @@ import importlib.machinery
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 import types
 from typing import Any
+
+from mlcycle.benchmarks.harness import cpu_name
 
 N_FEATURES = 49  # width of the YarnIt one-hot + scaled matrix (see mlcycle.benchmarks.train's output)
 _N_NUMERIC = 9
@@ -173,7 +174,7 @@ def run_case(
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]),
         "device": estimator.device_,
-        "device_name": torch.cuda.get_device_name(0) if on_cuda else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(0) if on_cuda else cpu_name(),
         "cpu_threads": estimator.cpu_threads,
         "batch_size": batch_size,
         "epochs": epochs,
@@ -209,17 +210,6 @@ def _parity_check(seed: int) -> list[str]:
     return [] if diff < 1e-3 else [f"parity: CPU and CUDA predictions differ by {diff:.1e} after 18 steps"]
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
@@ -241,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"torch {torch.__version__}, numpy {np.__version__}, CUDA available: {cuda}"
         + (f" ({torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda})" if cuda else "")
-        + f"; CPU {_cpu_name()}, {os.cpu_count()} cores; scikit-learn "
+        + f"; CPU {cpu_name()}, {os.cpu_count()} cores; scikit-learn "
         + ("absent (stand-ins used)" if stubbed else "present")
     )
     devices = [d for d in args.devices.split(",") if d and (d == "cpu" or cuda)]

@@ -27,13 +27,13 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
+
+from mlcycle.benchmarks.harness import cpu_name, run_isolated
 
 MODELS = ("hgb", "logreg", "torch")
 _MAX_BASE_ROWS = 400_000
@@ -90,17 +90,6 @@ def _hwm_rss_mib() -> float | None:
 def _peak_rss_mib() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_case(model: str, n_rows: int, device: str, epochs: int, batch_size: int) -> dict[str, Any]:
@@ -219,14 +208,7 @@ def _run_isolated(model: str, n_rows: int, args: argparse.Namespace) -> dict[str
         "--batch-size",
         str(args.batch_size),
     ]
-    out = subprocess.run(command, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"case {model}:{n_rows} failed ({out.returncode}):\n{out.stderr[-4000:]}")
-    for line in reversed(out.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            return result
-    raise RuntimeError(f"case {model}:{n_rows} printed no result:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return run_isolated(command, f"{model}:{n_rows}")
 
 
 def _mib(value: float | None) -> str:
