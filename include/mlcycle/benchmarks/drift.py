@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcycle.benchmarks.harness import cpu_name, run_isolated
-from mlcycle.benchmarks.train import _hwm_rss_mib, _peak_rss_mib, _reset_peak_rss, _rss_mib
+from mlcycle.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
+from mlcycle.benchmarks.train import _rss_mib
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -298,9 +298,9 @@ def run_case(case: str, rows: int, seed: int) -> dict[str, Any]:
         profile_path = built.save(work / "profile")
         reference = load_reference_profile(profile_path)
     gc.collect()
-    process_peak = _peak_rss_mib()
+    process_peak = peak_rss_mib()
     rss_before = _rss_mib()
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     cpu_started = _cpu_seconds()
     started = time.perf_counter()
     if case == "evidently":
@@ -309,7 +309,7 @@ def run_case(case: str, rows: int, seed: int) -> dict[str, Any]:
         verdicts = _mlcycle(reference, current, work, None if case == "full" else 10_000)
     seconds = time.perf_counter() - started
     cpu_seconds = _cpu_seconds() - cpu_started
-    peak = _hwm_rss_mib() if reset else None
+    peak = status_mib("VmHWM") if reset else None
     result: dict[str, Any] = {
         "case": case,
         "rows": rows,
@@ -319,7 +319,7 @@ def run_case(case: str, rows: int, seed: int) -> dict[str, Any]:
         "rss_before_mib": rss_before,
         "run_peak_rss_mib": peak,
         "run_extra_rss_mib": peak - rss_before if peak is not None else None,
-        "process_peak_rss_mib": max(process_peak, _peak_rss_mib()),
+        "process_peak_rss_mib": max(process_peak, peak_rss_mib()),
         "html_mib": (work / "report.html").stat().st_size / 2**20,
         "verdicts": verdicts,
     }

@@ -35,3 +35,38 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or f"{os.cpu_count()} cores"
+
+
+# ---- memory of this process (Linux /proc; graceful elsewhere) ----
+# A child's ru_maxrss includes its parent's peak on Linux: each case measures itself, in its own interpreter.
+
+
+def status_mib(field: str) -> float | None:
+    """A /proc/self/status memory field (VmRSS, VmHWM) in MiB, or None where /proc is unavailable."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 2**10
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS since it started (getrusage; bytes on macOS, KiB on Linux)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's high-water mark (Linux >= 4.0), so that VmHWM measures from here on."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False

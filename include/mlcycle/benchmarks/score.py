@@ -42,7 +42,6 @@ import gc
 import json
 import os
 import re
-import resource
 import sys
 import tempfile
 import time
@@ -50,7 +49,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mlcycle.benchmarks.harness import cpu_name, run_isolated
+from mlcycle.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
 
 CASES = ("step", "raw", "whole")
 PARTITION = "2026-09-10"
@@ -134,33 +133,6 @@ def setup(workdir: Path, sizes: list[int], fit_rows: int, threads: int | None = 
 # ------------------------------------------------------------------------------------------ a case
 
 
-def _status_mib(field: str) -> float | None:
-    """VmRSS / VmHWM of this process in MiB (Linux /proc), or None."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _ru_maxrss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0), so that VmHWM measures from here on."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
 class TimedModel:
     """A model whose `predict` adds up its own time: the share of a scoring run spent predicting, measured
     in that same run (on a shared machine, comparing two processes' times is noisier)."""
@@ -205,9 +177,9 @@ def run_case(
     del warm
     gc.collect()
     # VmHWM, not ru_maxrss: Linux carries the parent's peak into a child's ru_maxrss across fork + exec.
-    load_peak = _status_mib("VmHWM") or _ru_maxrss_mib()  # imports, model load and warm-up
-    rss_ready = _status_mib("VmRSS")
-    exact = _reset_peak()
+    load_peak = status_mib("VmHWM") or peak_rss_mib()  # imports, model load and warm-up
+    rss_ready = status_mib("VmRSS")
+    exact = reset_peak_rss()
 
     result: dict[str, Any] = {
         "case": case,
@@ -259,9 +231,9 @@ def run_case(
         result["sklearn_seconds"] = min(bare)
         result["sklearn_rows_per_second"] = rows / min(bare)
         result["same_scores"] = bool(np.allclose(score, proba))
-    peak = _status_mib("VmHWM") if exact else None
+    peak = status_mib("VmHWM") if exact else None
     if peak is None:
-        peak = _ru_maxrss_mib()
+        peak = peak_rss_mib()
     result.update(
         {
             "seconds": min(runs),

@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Any
 
-from mlcycle.benchmarks.harness import cpu_name, run_isolated
+from mlcycle.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
 
 MODELS = ("hgb", "logreg", "torch")
 _MAX_BASE_ROWS = 400_000
@@ -63,33 +63,6 @@ def _rss_mib() -> float:
         return pages * resource.getpagesize() / 2**20
     except (OSError, ValueError, IndexError):
         return 0.0
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's high-water mark of this process's RSS (Linux >= 4.0), so a later peak is the fit's."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _hwm_rss_mib() -> float | None:
-    """VmHWM: the peak RSS since the last reset (None where /proc is unavailable)."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**10
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
 def run_case(model: str, n_rows: int, device: str, epochs: int, batch_size: int) -> dict[str, Any]:
@@ -122,9 +95,9 @@ def run_case(model: str, n_rows: int, device: str, epochs: int, batch_size: int)
     matrix = np.asarray(matrix, dtype=np.float32 if model == "torch" else np.float64)
     preprocess_seconds = time.perf_counter() - started
     del table, X
-    process_peak = _peak_rss_mib()  # data generation and preprocessing included
+    process_peak = peak_rss_mib()  # data generation and preprocessing included
     rss_before = _rss_mib()
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
 
     result: dict[str, Any] = {
         "model": model,
@@ -187,8 +160,8 @@ def run_case(model: str, n_rows: int, device: str, epochs: int, batch_size: int)
                 "device_name": cpu_name(),
             }
         )
-    fit_peak = _hwm_rss_mib() if reset else None
-    result["process_peak_rss_mib"] = max(process_peak, _peak_rss_mib())
+    fit_peak = status_mib("VmHWM") if reset else None
+    result["process_peak_rss_mib"] = max(process_peak, peak_rss_mib())
     result["fit_peak_rss_mib"] = fit_peak
     result["fit_extra_rss_mib"] = fit_peak - rss_before if fit_peak is not None else None
     return result
