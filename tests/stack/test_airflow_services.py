@@ -17,6 +17,7 @@ import pytest
 
 from mlcycle.settings import REPO_ROOT, embedded_environment
 from mlcycle.stack import COMPONENTS, AirflowAPIError, AirflowServices, ServiceError, wait_until
+from mlcycle.stack.process import start_ticks
 
 pytestmark = pytest.mark.integration
 
@@ -128,8 +129,4 @@ def test_stop_leaves_no_process_behind(airflow: AirflowServices) -> None:
 
 def _alive(pid: int) -> bool:
     """Running, as opposed to gone or a zombie waiting for init to reap it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
+    return start_ticks(pid) is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcycle.stack.process import ManagedProcess, ServiceError, free_port, free_ports, wait_until
+from mlcycle.stack.process import ManagedProcess, ServiceError, free_port, free_ports, start_ticks, wait_until
 
 # A "service" whose tree holds what made plain process-group kills leak in Airflow: a child in the same group, a
 # child that moved to its own group (as Airflow's task runners do) and a child that ignores SIGTERM.
@@ -27,11 +27,7 @@ time.sleep(300)
 
 def _alive(pid: int) -> bool:
     """Running, as opposed to gone or a zombie waiting for init to reap it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
+    return start_ticks(pid) is not None
 
 
 def test_stop_ends_every_process_of_the_service(tmp_path: Path) -> None:
