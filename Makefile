@@ -24,10 +24,13 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv
 
-install: $(VENV)/.installed  ## create .venv and install the locked stack + mlcycle (editable)
-$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
+install: $(VENV)/.installed  ## create .venv and install the locked stack + mlcycle and mlcycle-dev (editable)
+# The dev tooling (dev/, distribution mlcycle-dev) goes in after mlcycle, without resolving: its tools are
+# the `dev` extra of pyproject.toml, already in requirements.lock.
+$(VENV)/.installed: requirements.lock pyproject.toml dev/pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip sync --python $(BIN)/python --compile-bytecode $(UV_FIND_LINKS) requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e dev
 	@touch $@
 
 lock:  ## re-resolve requirements.lock from pyproject.toml
@@ -48,27 +51,27 @@ test-fast: install  ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"
 
 demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through real Airflow
-	$(BIN)/python -m mlcycle.demo
+	$(BIN)/python -m mlcycle_dev.demo
 
 ui: install  ## open the Airflow and MLflow UIs on the demo's stores
-	$(BIN)/python -m mlcycle.demo ui
+	$(BIN)/python -m mlcycle_dev.demo ui
 
 up: install  ## production-like stack on loopback: PostgreSQL, S3 API (moto), MLflow server (auth), Airflow; prints URLs + credentials
-	$(BIN)/python -m mlcycle.stack up
+	$(BIN)/python -m mlcycle_dev.stack up
 
 down:  ## stop exactly what `make up` started
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m mlcycle.stack down; else echo "no $(BIN)/python: nothing was started"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m mlcycle_dev.stack down; else echo "no $(BIN)/python: nothing was started"; fi
 
 backfill: install  ## re-run days through Airflow 3 backfills: USECASE=yarnit FROM=2026-09-15 TO=2026-09-21 [DAGS=scoring,monitoring] [REPROCESS=completed]
 	@test -n "$(USECASE)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill USECASE=yarnit FROM=YYYY-MM-DD TO=YYYY-MM-DD [DAGS=training,scoring,monitoring] [REPROCESS=none|failed|completed]"; exit 2; }
-	$(BIN)/python -m mlcycle.backfill --usecase $(USECASE) --from $(FROM) --to $(TO) $(if $(DAGS),--dags $(DAGS),) $(if $(REPROCESS),--reprocess $(REPROCESS),)
+	$(BIN)/python -m mlcycle_dev.backfill --usecase $(USECASE) --from $(FROM) --to $(TO) $(if $(DAGS),--dags $(DAGS),) $(if $(REPROCESS),--reprocess $(REPROCESS),)
 
 bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=); GX vs pandas validation; drift vs Evidently (DRIFT_SIZES=100k,1m); scoring (SCORE_SIZES=100k,1m)
-	$(BIN)/python -m mlcycle.benchmarks.dag_parse --repeat 5
-	$(BIN)/python -m mlcycle.benchmarks.train --sizes $(or $(SIZES),100000)
-	$(BIN)/python -m mlcycle.benchmarks.validate --sizes 100k,1m
-	$(BIN)/python -m mlcycle.benchmarks.drift --sizes $(or $(DRIFT_SIZES),100k)
-	$(BIN)/python -m mlcycle.benchmarks.score --sizes $(or $(SCORE_SIZES),100k) --threads 1
+	$(BIN)/python -m mlcycle_dev.benchmarks.dag_parse --repeat 5
+	$(BIN)/python -m mlcycle_dev.benchmarks.train --sizes $(or $(SIZES),100000)
+	$(BIN)/python -m mlcycle_dev.benchmarks.validate --sizes 100k,1m
+	$(BIN)/python -m mlcycle_dev.benchmarks.drift --sizes $(or $(DRIFT_SIZES),100k)
+	$(BIN)/python -m mlcycle_dev.benchmarks.score --sizes $(or $(SCORE_SIZES),100k) --threads 1
 
 image:  ## build the task image (CPU) and the Airflow image; needs a Docker engine. IMAGE_REPO, IMAGE_TAG
 	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (tests/k8s proves the Dockerfile without one)"; exit 1; }

@@ -13,6 +13,9 @@ from mlcycle.settings import REPO_ROOT, embedded_environment
 
 USECASES = REPO_ROOT / "include" / "usecases"
 
+# Test support (tests/support, importable as `support` through pytest's `pythonpath`): its shared fixtures.
+pytest_plugins = ["support.fixtures"]
+
 # Airflow reads its configuration at import: point it (and MLflow, and the data) at a throw-away home
 # before any test imports it, so tests never touch a developer's ~/airflow or the demo's state.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlcycle-tests-"))

@@ -14,9 +14,9 @@ Why it is safe to repeat:
   not paused by a backfill: Airflow schedules both, and the DAG-level `max_active_runs` bounds each.
 
 Where it runs: against the Airflow named by AIRFLOW_API_URL (+ AIRFLOW_USERNAME/AIRFLOW_PASSWORD or
-AIRFLOW_API_TOKEN) -- `make up`, or production; without AIRFLOW_API_URL it starts the embedded
-Airflow's api-server, scheduler and dag-processor for the duration (stop `make ui` first: one scheduler
-per SQLite database).
+AIRFLOW_API_TOKEN) -- `make up`, or production. This runtime command only talks to an Airflow API; for the
+embedded default, `make backfill` (`python -m mlcycle_dev.backfill`) starts the embedded Airflow's
+services for the duration and then runs the same backfills.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import argparse
 import datetime as dt
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from mlcycle.airflow_api import URL_ENV, AirflowClient
@@ -41,6 +40,20 @@ def backfill_range(start: dt.date, end: dt.date) -> tuple[str, str]:
     return f"{start.isoformat()}T00:00:00+00:00", f"{end.isoformat()}T23:59:59+00:00"
 
 
+def check_request(start: dt.date, end: dt.date, families: Sequence[str]) -> None:
+    """Raise ValueError when the range is reversed or a DAG family is not backfillable."""
+    if end < start:
+        raise ValueError(f"FROM {start} is after TO {end}")
+    unknown = sorted(set(families) - set(ORDER))
+    if unknown:
+        raise ValueError(f"DAGS: {unknown} are not backfillable; choose from {list(ORDER)}")
+
+
+def families_of(args: argparse.Namespace) -> list[str]:
+    """The DAG families named by --dags."""
+    return [f.strip() for f in args.dags.split(",") if f.strip()]
+
+
 def run_backfills(
     client: AirflowClient,
     usecase: str,
@@ -51,11 +64,7 @@ def run_backfills(
     timeout: float = 3600.0,
 ) -> dict[str, list[dict[str, Any]]]:
     """One backfill per DAG, in lifecycle order, each waited for; returns the runs per DAG id."""
-    if end < start:
-        raise ValueError(f"FROM {start} is after TO {end}")
-    unknown = sorted(set(families) - set(ORDER))
-    if unknown:
-        raise ValueError(f"DAGS: {unknown} are not backfillable; choose from {list(ORDER)}")
+    check_request(start, end, families)
     first, last = backfill_range(start, end)
     results: dict[str, list[dict[str, Any]]] = {}
     for family in (f for f in ORDER if f in families):
@@ -98,42 +107,42 @@ def committed_digests(usecase: str, families: Sequence[str], days: Sequence[dt.d
     return digests
 
 
-@contextmanager
-def airflow_client() -> Iterator[AirflowClient]:
-    """The configured Airflow, or the embedded one started for the duration."""
-    if os.environ.get(URL_ENV):
-        yield AirflowClient.from_env()
-        return
-    from mlcycle.settings import embedded_environment
-    from mlcycle.stack.airflow import AirflowServices
-
-    env = {**os.environ, **embedded_environment()}
-    print("starting the embedded Airflow (api-server, scheduler, dag-processor) for the backfill...", flush=True)
-    with AirflowServices(env, components=("api-server", "scheduler", "dag-processor")) as services:
-        yield AirflowClient(services.base_url, username=services.username, password=services.password)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlcycle.backfill", description=__doc__.splitlines()[0])
+def build_parser(prog: str = "python -m mlcycle.backfill") -> argparse.ArgumentParser:
+    """The command line, shared with the dev wrapper that starts an embedded Airflow first."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--usecase", required=True)
     parser.add_argument("--from", dest="start", required=True, type=dt.date.fromisoformat, help="first partition")
     parser.add_argument("--to", dest="end", required=True, type=dt.date.fromisoformat, help="last partition")
     parser.add_argument("--dags", default="scoring,monitoring", help=f"comma-separated, of {','.join(ORDER)}")
     parser.add_argument("--reprocess", choices=["none", "failed", "completed"], default="completed")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per DAG's backfill")
-    args = parser.parse_args(argv)
-    families = [f.strip() for f in args.dags.split(",") if f.strip()]
+    return parser
+
+
+def run(args: argparse.Namespace, client: AirflowClient) -> int:
+    """Run the parsed backfill against `client`, print each run's state and the committed digests; 1 if any failed."""
+    families = families_of(args)
     days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
-    with airflow_client() as client:
-        results = run_backfills(client, args.usecase, args.start, args.end, families, args.reprocess, args.timeout)
+    results = run_backfills(client, args.usecase, args.start, args.end, families, args.reprocess, args.timeout)
     failed = 0
     for dag_id, runs in results.items():
-        for run in runs:
-            failed += run["state"] != "success"
-            print(f"  {dag_id} {run['logical_date'][:10]}: {run['state']}  ({run['dag_run_id']})")
+        for dag_run in runs:
+            failed += dag_run["state"] != "success"
+            print(f"  {dag_id} {dag_run['logical_date'][:10]}: {dag_run['state']}  ({dag_run['dag_run_id']})")
     for key, digest in committed_digests(args.usecase, families, days).items():
         print(f"  {key}: {digest}")
     return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not os.environ.get(URL_ENV):
+        parser.error(
+            f"{URL_ENV} is not set: point it at Airflow's API (`make up`, or production), "
+            "or use `make backfill`, which starts the embedded Airflow for the duration"
+        )
+    return run(args, AirflowClient.from_env())
 
 
 if __name__ == "__main__":

@@ -34,8 +34,8 @@ import pytest
 from mlcycle.config import USECASES_ENV
 from mlcycle.orchestration.links import MLFLOW_UI_URL_ENV
 from mlcycle.settings import REPO_ROOT, embedded_environment
-from mlcycle.stack import AirflowServices, ManagedProcess, free_port, wait_until
-from mlcycle.testing import lenient_usecases
+from mlcycle_dev.stack import AirflowServices, ManagedProcess, free_port, wait_until
+from support.usecases import lenient_usecases
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

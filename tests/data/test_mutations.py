@@ -34,8 +34,8 @@ import pytest
 from mlcycle.cli import main as cli_main
 from mlcycle.exitcodes import ExitCode
 from mlcycle.synthetic.yarnit import generate_day
-from mlcycle.testing import step
-from mlcycle.testing import usecase_root as root
+from support.cli import step
+from support.cli import usecase_root as root
 
 DAY = dt.date(2026, 9, 10)  # the day every mutation lands on
 HISTORY = [DAY - dt.timedelta(days=i) for i in (3, 2, 1)]

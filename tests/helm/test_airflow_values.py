@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_release import Rendered
-from kube_checks import REPO
-from step_pods import airflow_env, dag_side_env
 
 from mlcycle.settings import KubernetesSettings
+from support.helm_release import Rendered
+from support.kube_checks import REPO
+from support.step_pods import airflow_env, dag_side_env
 
 VALUES: dict[str, Any] = yaml.safe_load((REPO / "helm" / "airflow-values.yaml").read_text())
 

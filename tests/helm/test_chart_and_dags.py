@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_release import NAMESPACE, Rendered, render
-from kube_checks import CHART, pod_specs
-from step_pods import GPU_USECASE, StepPod, airflow_env
+
+from support.helm_release import NAMESPACE, Rendered, render
+from support.kube_checks import CHART, pod_specs
+from support.step_pods import GPU_USECASE, StepPod, airflow_env
 
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?$")
 _FACTOR = {None: 1.0, "m": 1e-3, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}

@@ -8,8 +8,9 @@ import re
 
 import helm_python
 import pytest
-from helm_release import NAMESPACE, RELEASE, VALUE_SETS, Rendered, render, values_of
-from kube_checks import (
+
+from support.helm_release import NAMESPACE, RELEASE, VALUE_SETS, Rendered, render, values_of
+from support.kube_checks import (
     CHART,
     KUBE_VERSIONS,
     hardening_problems,

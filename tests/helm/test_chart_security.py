@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from helm_release import Rendered
-from kube_checks import CHART, REPO, credential_literals, pod_specs
-from step_pods import StepPod
+
+from support.helm_release import Rendered
+from support.kube_checks import CHART, REPO, credential_literals, pod_specs
+from support.step_pods import StepPod
 
 VALUE_FILES = [CHART / "values.yaml", *sorted((CHART / "ci").glob("*.yaml")), REPO / "helm" / "airflow-values.yaml"]
 

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import airflow.providers.cncf.kubernetes as provider
-from helm_release import Rendered
+
+from support.helm_release import Rendered
 
 #: Kubernetes client calls -> the (resource, verb) RBAC checks for them.
 CALLS = {

@@ -9,8 +9,9 @@ from typing import Any
 import helm_python
 import pytest
 import yaml
-from helm_release import NAMESPACE, render_values
-from kube_checks import CHART
+
+from support.helm_release import NAMESPACE, render_values
+from support.kube_checks import CHART
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())

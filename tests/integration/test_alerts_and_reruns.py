@@ -23,7 +23,7 @@ import pytest
 from mlcycle.airflow_api import AirflowClient
 from mlcycle.alert_receiver import AlertReceiver, make_server
 from mlcycle.settings import embedded_environment
-from mlcycle.stack.airflow import AirflowServices
+from mlcycle_dev.stack.airflow import AirflowServices
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from mlcycle.airflow_api import AirflowClient
 from mlcycle.backfill import committed_digests, run_backfills
 from mlcycle.config import USECASES_ENV
 from mlcycle.settings import embedded_environment
-from mlcycle.stack.airflow import AirflowServices
-from mlcycle.testing import lenient_usecases
+from mlcycle_dev.stack.airflow import AirflowServices
+from support.usecases import lenient_usecases
 
 pytestmark = pytest.mark.integration
 

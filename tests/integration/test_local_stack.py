@@ -1,6 +1,6 @@
 """The production-like stack of `make up`, through the interfaces users touch, and what it survives.
 
-One stack for the module, started and stopped the way `make up` / `make down` do it (`python -m mlcycle.stack`,
+One stack for the module, started and stopped the way `make up` / `make down` do it (`python -m mlcycle_dev.stack`,
 in a subprocess that returns while the services keep running): PostgreSQL, an S3 API (moto), the MLflow server
 (PostgreSQL backend, artifacts proxied to S3, basic auth) and Airflow 3's four services on PostgreSQL with the
 repository's DAG files, unchanged. The use case is a copy of yarnit with a 7-day window and a smaller model (so
@@ -49,7 +49,7 @@ import yaml
 from mlcycle.airflow_api import AirflowClient
 from mlcycle.backfill import run_backfills
 from mlcycle.settings import REPO_ROOT
-from mlcycle.stack.local import (
+from mlcycle_dev.stack.local import (
     DATA_BUCKET,
     MLFLOW_BUCKET,
     load_state,
@@ -60,8 +60,8 @@ from mlcycle.stack.local import (
     status,
     stop_service,
 )
-from mlcycle.stack.mlflow_server import mlflow_request
-from mlcycle.stack.process import free_port, wait_until
+from mlcycle_dev.stack.mlflow_server import mlflow_request
+from mlcycle_dev.stack.process import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +161,7 @@ def stack() -> Iterator[Stack]:
     try:
         started = time.monotonic()
         up = subprocess.run(
-            [PYTHON, "-m", "mlcycle.stack", "--root", str(root), "up", "--task-retry-delay", str(RETRY_DELAY)],
+            [PYTHON, "-m", "mlcycle_dev.stack", "--root", str(root), "up", "--task-retry-delay", str(RETRY_DELAY)],
             env=env,
             capture_output=True,
             text=True,
@@ -188,7 +188,7 @@ def stack() -> Iterator[Stack]:
             mp.undo()
     finally:
         down = subprocess.run(
-            [PYTHON, "-m", "mlcycle.stack", "--root", str(root), "down"],
+            [PYTHON, "-m", "mlcycle_dev.stack", "--root", str(root), "down"],
             env=env,
             capture_output=True,
             text=True,

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from kube_checks import (
+
+from support.kube_checks import (
     KUBE_VERSIONS,
     credential_literals,
     hardening_problems,
@@ -17,7 +18,7 @@ from kube_checks import (
     restricted_violations,
     schema_errors,
 )
-from step_pods import StepPod
+from support.step_pods import StepPod
 
 Mutation = Callable[[dict[str, Any]], None]
 

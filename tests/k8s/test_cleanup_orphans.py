@@ -13,8 +13,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from kube_checks import CHART
-from step_pods import StepPod
+
+from support.kube_checks import CHART
+from support.step_pods import StepPod
 
 NOW = dt.datetime(2026, 9, 15, 12, 0, tzinfo=dt.UTC)
 

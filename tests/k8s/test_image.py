@@ -9,11 +9,11 @@ import tomllib
 from dataclasses import dataclass, field
 
 import pytest
-from kube_checks import REPO
-from step_pods import dag_side_env
 
 from mlcycle.orchestration.kubernetes import RUN_AS_USER
 from mlcycle.settings import KubernetesSettings
+from support.kube_checks import REPO
+from support.step_pods import dag_side_env
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from step_pods import gpu_usecase_dir
 
 from mlcycle.config import Resources, UseCase, load_usecase
 from mlcycle.settings import (
@@ -15,6 +14,7 @@ from mlcycle.settings import (
     parse_node_selector,
     parse_toleration,
 )
+from support.step_pods import gpu_usecase_dir
 
 K8S_ENV = (
     "MLCYCLE_IMAGE",
@@ -142,5 +142,5 @@ def test_an_image_pinned_by_digest_needs_an_explicit_cuda_image(
 
 @pytest.fixture
 def yarnit_gpu(tmp_path: Path) -> UseCase:
-    """yarnit training the torch MLP on one GPU (the same variant tests/k8s/step_pods.py builds)."""
+    """yarnit training the torch MLP on one GPU (the same variant tests/support/step_pods.py builds)."""
     return load_usecase(gpu_usecase_dir(tmp_path) / "usecase.yaml")

@@ -1,4 +1,4 @@
-"""The pod every KubernetesPodOperator task of every DAG would submit (tests/k8s/step_pods.py builds them the way
+"""The pod every KubernetesPodOperator task of every DAG would submit (tests/support/step_pods.py builds them the way
 production Airflow does) is schema-valid, "restricted", has resources, runs the local argv, carries no secret,
 and is placed, labelled and cleaned up on purpose."""
 
@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kube_checks import (
+
+from mlcycle.cli import TERMINATION_LOG, XCOM_RETURN
+from mlcycle.config import STEPS, discover_usecases
+from mlcycle.orchestration.kubernetes import DEADLINE_MARGIN_S, POD_ENV, SCRATCH
+from mlcycle.settings import KubernetesSettings
+from support.kube_checks import (
     KUBE_VERSIONS,
     credential_literals,
     hardening_problems,
@@ -18,12 +23,7 @@ from kube_checks import (
     restricted_violations,
     schema_errors,
 )
-from step_pods import CANARIES, GPU_USECASE, StepPod, dag_side_env
-
-from mlcycle.cli import TERMINATION_LOG, XCOM_RETURN
-from mlcycle.config import STEPS, discover_usecases
-from mlcycle.orchestration.kubernetes import DEADLINE_MARGIN_S, POD_ENV, SCRATCH
-from mlcycle.settings import KubernetesSettings
+from support.step_pods import CANARIES, GPU_USECASE, StepPod, dag_side_env
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 

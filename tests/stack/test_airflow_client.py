@@ -15,7 +15,7 @@ import pytest
 from mlcycle.airflow_api import AirflowAPIError
 from mlcycle.airflow_api import iso as _iso
 from mlcycle.settings import embedded_environment
-from mlcycle.stack.airflow import AirflowServices
+from mlcycle_dev.stack.airflow import AirflowServices
 
 
 def _services(tmp_path: Path, **kwargs: Any) -> AirflowServices:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from mlcycle.settings import REPO_ROOT, embedded_environment
-from mlcycle.stack import COMPONENTS, AirflowAPIError, AirflowServices, ServiceError, wait_until
-from mlcycle.stack.process import start_ticks
+from mlcycle_dev.stack import COMPONENTS, AirflowAPIError, AirflowServices, ServiceError, wait_until
+from mlcycle_dev.stack.process import start_ticks
 
 pytestmark = pytest.mark.integration
 

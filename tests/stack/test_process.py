@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcycle.stack.process import ManagedProcess, ServiceError, free_port, free_ports, start_ticks, wait_until
+from mlcycle_dev.stack.process import ManagedProcess, ServiceError, free_port, free_ports, start_ticks, wait_until
 
 # A "service" whose tree holds what made plain process-group kills leak in Airflow: a child in the same group, a
 # child that moved to its own group (as Airflow's task runners do) and a child that ignores SIGTERM.

@@ -1,4 +1,4 @@
-"""Smoke test of the scoring benchmark (mlcycle.benchmarks.score): tiny sizes, no timing thresholds."""
+"""Smoke test of the scoring benchmark (mlcycle_dev.benchmarks.score): tiny sizes, no timing thresholds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlcycle.benchmarks import score as bench
+from mlcycle_dev.benchmarks import score as bench
 
 
 def test_sizes_parse() -> None:

@@ -16,8 +16,8 @@ from mlcycle.cli import main as cli_main
 from mlcycle.config import DEFAULT_USECASES_DIR, USECASES_ENV, get_usecase
 from mlcycle.exitcodes import ExitCode
 from mlcycle.retraining import NONE, RETRAIN, retraining_decision
-from mlcycle.testing import step
-from mlcycle.testing import usecase_root as root
+from support.cli import step
+from support.cli import usecase_root as root
 
 FIRST, TRAINED = dt.date(2026, 9, 1), dt.date(2026, 9, 10)
 CALM, SHIFTED = dt.date(2026, 9, 11), dt.date(2026, 9, 12)

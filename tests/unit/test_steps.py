@@ -13,8 +13,8 @@ import pytest
 
 from mlcycle.exitcodes import ExitCode
 from mlcycle.settings import embedded_environment
-from mlcycle.testing import run, step
-from mlcycle.testing import usecase_root as root
+from support.cli import run, step
+from support.cli import usecase_root as root
 
 FIRST, LAST = dt.date(2026, 9, 1), dt.date(2026, 9, 8)
 ROWS = 900

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from pyarrow import fs as pafs
 
-from mlcycle.stack.process import free_port
 from mlcycle.storage import partitions
 from mlcycle.storage.partitions import SUCCESS, Storage
+from mlcycle_dev.stack.process import free_port
 
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
 

@@ -7,7 +7,7 @@ Each expectation carries its contract rule, column, severity and a human-readabl
 Expectations that GX cannot evaluate (a missing column, a column of the wrong type) come back from GX
 as exceptions inside the result; they are reported as failed expectations, never raised.
 
-Speed (see ``python -m mlcycle.benchmarks.validate``):
+Speed (see ``python -m mlcycle_dev.benchmarks.validate``):
 
 - the suite runs once with ``result_format`` BASIC (counts and the first few offending values, no
   index lists, no unexpected rows). Only when something failed does a second, small pass re-run the

@@ -31,7 +31,7 @@ the reference *proportions* as expected values; with m = 10,000 current rows it 
 rows changing level (e.g. 0.25/0.25 -> 0.27/0.23) with high power, where 1M rows would flag 0.2 %.
 So 10,000 rows detect every shift worth acting on, ignore the ones that are not, and keep the cost of a
 report (Evidently computes each column's test three times and draws its histograms from all rows)
-independent of the data size. ``python -m mlcycle.benchmarks.drift`` (docs/benchmarks.md): on 1M rows x
+independent of the data size. ``python -m mlcycle_dev.benchmarks.drift`` (docs/benchmarks.md): on 1M rows x
 30 labelled columns this is ~25-50x faster than Evidently's default preset on the full data, with
 ~1 GB less memory, and right on 30/30 columns where the default is right on 28 (it misses two
 categorical shifts of 5 % of the rows). On 100k rows it is only 3-5x faster: Evidently's own

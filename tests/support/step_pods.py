@@ -24,7 +24,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import yaml
-from kube_checks import REPO, serialize
+
+from support.kube_checks import REPO, serialize
 
 AIRFLOW_VALUES = REPO / "helm" / "airflow-values.yaml"
 GPU_USECASE = "yarnit_gpu"

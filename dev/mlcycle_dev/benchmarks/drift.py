@@ -1,6 +1,6 @@
 """Benchmark: the monitor step's drift check against Evidently's default ``DataDriftPreset`` on full data.
 
-    python -m mlcycle.benchmarks.drift [--sizes 20k] [--cases evidently,mlcycle,profile,full]
+    python -m mlcycle_dev.benchmarks.drift [--sizes 20k] [--cases evidently,mlcycle,profile,full]
                                        [--json FILE]
 
 The data: ``rows`` reference rows and ``rows`` current rows x 30 columns (18 numeric, 12 categorical),
@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlcycle.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
-from mlcycle.benchmarks.train import _rss_mib
+from mlcycle_dev.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
+from mlcycle_dev.benchmarks.train import _rss_mib
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -336,7 +336,7 @@ def _cpu_seconds() -> float:
 
 
 def _run_isolated(case: str, rows: int, seed: int) -> dict[str, Any]:
-    command = [sys.executable, "-m", "mlcycle.benchmarks.drift", "--case", f"{case}:{rows}", "--seed", str(seed)]
+    command = [sys.executable, "-m", "mlcycle_dev.benchmarks.drift", "--case", f"{case}:{rows}", "--seed", str(seed)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # Evidently's numpy warnings would flood the output
     return run_isolated(command, f"{case}:{rows}", env)
 

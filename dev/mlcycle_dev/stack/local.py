@@ -31,12 +31,12 @@ from typing import Any, Self
 
 from mlcycle.airflow_api import AirflowClient
 from mlcycle.settings import embedded_environment, home
-from mlcycle.stack import mlflow_server, postgres, s3
-from mlcycle.stack.airflow import _HEALTH_KEYS, _STOP_ORDER, COMPONENTS, AirflowServices, _parse_time
-from mlcycle.stack.mlflow_server import ADMIN, MlflowServer
-from mlcycle.stack.postgres import PostgresServer
-from mlcycle.stack.process import ManagedProcess, ServiceError, SessionRecord, free_ports, wait_until
-from mlcycle.stack.s3 import S3Server
+from mlcycle_dev.stack import mlflow_server, postgres, s3
+from mlcycle_dev.stack.airflow import _HEALTH_KEYS, _STOP_ORDER, COMPONENTS, AirflowServices, _parse_time
+from mlcycle_dev.stack.mlflow_server import ADMIN, MlflowServer
+from mlcycle_dev.stack.postgres import PostgresServer
+from mlcycle_dev.stack.process import ManagedProcess, ServiceError, SessionRecord, free_ports, wait_until
+from mlcycle_dev.stack.s3 import S3Server
 
 DATA_BUCKET = "mlcycle-data"
 MLFLOW_BUCKET = "mlcycle-mlflow"
@@ -450,7 +450,7 @@ def _write_retry_policy(airflow_home: Path, seconds: float) -> None:
     config = airflow_home / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "airflow_local_settings.py").write_text(
-        '"""Cluster policy written by mlcycle.stack (task_retry_delay): one retry delay for every task."""\n\n'
+        '"""Cluster policy written by mlcycle_dev.stack (task_retry_delay): one retry delay for every task."""\n\n'
         "import datetime\n\n\n"
         "def task_policy(task):\n"
         f"    task.retry_delay = datetime.timedelta(seconds={seconds!r})\n"

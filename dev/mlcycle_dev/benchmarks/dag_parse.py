@@ -1,6 +1,6 @@
 """Benchmark: how long Airflow takes to parse the DAG folder, and what parsing imports.
 
-    python -m mlcycle.benchmarks.dag_parse [--repeat 5]
+    python -m mlcycle_dev.benchmarks.dag_parse [--repeat 5]
 
 Each repetition parses in a fresh interpreter (as the dag processor's parsing subprocesses do) and
 reports the DagBag fill time, per-file parse times, the number of DAGs, the modules the DAG code added

@@ -1,6 +1,6 @@
 """Benchmark: training throughput of the model families on YarnIt-like data at 100k and 1M rows.
 
-    python -m mlcycle.benchmarks.train [--sizes 100000,1000000] [--device cpu|cuda|auto]
+    python -m mlcycle_dev.benchmarks.train [--sizes 100000,1000000] [--device cpu|cuda|auto]
                                        [--models hgb,logreg,torch] [--epochs 3] [--batch-size 256]
 
 Each (model, size) case runs in a fresh interpreter, so its peak resident memory is its own and no
@@ -33,7 +33,7 @@ import sys
 import time
 from typing import Any
 
-from mlcycle.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
+from mlcycle_dev.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
 
 MODELS = ("hgb", "logreg", "torch")
 _MAX_BASE_ROWS = 400_000
@@ -171,7 +171,7 @@ def _run_isolated(model: str, n_rows: int, args: argparse.Namespace) -> dict[str
     command = [
         sys.executable,
         "-m",
-        "mlcycle.benchmarks.train",
+        "mlcycle_dev.benchmarks.train",
         "--case",
         f"{model}:{n_rows}",
         "--device",

@@ -1,6 +1,6 @@
 """Benchmark: the Great Expectations gate against a hand-written pandas/numpy pass of the same checks.
 
-    python -m mlcycle.benchmarks.validate [--sizes 100000,1000000,5000000]
+    python -m mlcycle_dev.benchmarks.validate [--sizes 100000,1000000,5000000]
 
 For each size, both implementations validate the same YarnIt-shaped frame (the 18 columns of the
 YarnIt contract, with its ~65 rules: schema, types, nulls, ranges, sets, regexes, keys, the day window,
@@ -33,7 +33,6 @@ from typing import Any
 DAY = dt.date(2026, 9, 10)
 HISTORY_DAYS = 7
 DEFAULT_SIZES = (100_000, 1_000_000, 5_000_000)
-CONTRACT = Path(__file__).resolve().parents[2] / "usecases" / "yarnit" / "contract.yaml"
 
 
 # ------------------------------------------------------------------------------------- the data
@@ -43,9 +42,10 @@ def bench_contract() -> Any:
     """The YarnIt contract, with room for a partition of millions of rows (a longer session number)."""
     import yaml
 
+    from mlcycle.config import DEFAULT_USECASES_DIR
     from mlcycle.contracts.model import parse_contract
 
-    data = yaml.safe_load(CONTRACT.read_text())
+    data = yaml.safe_load((DEFAULT_USECASES_DIR / "yarnit" / "contract.yaml").read_text())
     data["columns"]["session_id"]["regex"] = r"^\d{8}-\d{7}$"
     data["table"]["row_count"]["max"] = 10_000_000
     return parse_contract(data, source="benchmark contract")
@@ -294,7 +294,7 @@ def run_case(impl: str, rows: int, repeat: int) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "mlcycle.benchmarks.validate",
+            "mlcycle_dev.benchmarks.validate",
             "--worker",
             impl,
             "--rows",

@@ -18,7 +18,7 @@ Timeline (fixed dates, so every run of the demo tells the same story):
   at the end, each with its runbook and rerun command.
 
 DAG runs execute in-process through Airflow's own `dags test` code path, once per run, so the ~10 s
-CLI start-up is paid once instead of per run. `python -m mlcycle.demo ui` starts the UIs.
+CLI start-up is paid once instead of per run. `python -m mlcycle_dev.demo ui` starts the UIs.
 """
 
 from __future__ import annotations
@@ -388,7 +388,7 @@ def ui() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlcycle.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mlcycle_dev.demo", description=__doc__)
     parser.add_argument("command", nargs="?", choices=["run", "ui"], default="run")
     args = parser.parse_args(argv)
     os.chdir(REPO_ROOT)

@@ -8,7 +8,8 @@ from typing import Any
 
 import helm_python
 import yaml
-from kube_checks import CHART
+
+from support.kube_checks import CHART
 
 RELEASE = "mlcycle"
 NAMESPACE = "mlcycle"

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlcycle.stack.process import ManagedProcess, ServiceError, wait_until
+from mlcycle_dev.stack.process import ManagedProcess, ServiceError, wait_until
 
 BINARIES = ("initdb", "postgres")
 SERVICE_ACCOUNT = "postgres"

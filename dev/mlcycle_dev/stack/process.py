@@ -145,7 +145,7 @@ class ManagedProcess:
         return self
 
     def record(self) -> SessionRecord:
-        """What another process needs to find and stop this service later (`python -m mlcycle.stack down`)."""
+        """What another process needs to find and stop this service later (`python -m mlcycle_dev.stack down`)."""
         ticks = start_ticks(self.pid)
         if ticks is None:
             raise ServiceError(f"{self.name} (pid {self.pid}) is not running")

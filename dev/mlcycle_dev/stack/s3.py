@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlcycle.stack.process import ManagedProcess, wait_until
+from mlcycle_dev.stack.process import ManagedProcess, wait_until
 
 REGION = "us-east-1"
 

@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from mlcycle.airflow_api import AirflowAPIError, AirflowClient
-from mlcycle.stack.process import ManagedProcess, ServiceError, free_ports, tail, wait_until
+from mlcycle_dev.stack.process import ManagedProcess, ServiceError, free_ports, tail, wait_until
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # `/api/v2/monitor/health` key for each component that heartbeats (airflow/api/common/airflow_health.py).

@@ -1,10 +1,10 @@
 """Benchmark: scoring throughput with IO (the score step's own code path) against raw `model.predict`,
 and peak memory against partition size.
 
-    python -m mlcycle.benchmarks.score [--sizes 100k,1m,3m] [--chunk-rows 10k,50k,200k] [--repeat 3]
+    python -m mlcycle_dev.benchmarks.score [--sizes 100k,1m,3m] [--chunk-rows 10k,50k,200k] [--repeat 3]
                                        [--threads N] [--cases step,raw,whole] [--fit-rows 50k] [--json FILE]
 
-Set-up (not timed): YarnIt-like rows (`mlcycle.benchmarks.train.yarnit_rows`), the yarnit pipeline
+Set-up (not timed): YarnIt-like rows (`mlcycle_dev.benchmarks.train.yarnit_rows`), the yarnit pipeline
 (`build_model`, the use case's HistGradientBoosting) fitted on `--fit-rows` of them and saved as the
 train step logs it (`mlflow.sklearn.save_model` with `pyfunc_predict_fn="predict_proba"`, its signature,
 pinned requirements and `SKOPS_TRUSTED_TYPES`), and one validated-like `data.parquet` per size (the frame
@@ -49,7 +49,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mlcycle.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
+from mlcycle_dev.benchmarks.harness import cpu_name, peak_rss_mib, reset_peak_rss, run_isolated, status_mib
 
 CASES = ("step", "raw", "whole")
 PARTITION = "2026-09-10"
@@ -92,11 +92,11 @@ def setup(workdir: Path, sizes: list[int], fit_rows: int, threads: int | None = 
     from mlflow.models import infer_signature
     from threadpoolctl import threadpool_limits
 
-    from mlcycle.benchmarks.train import yarnit_rows
     from mlcycle.config import get_usecase
     from mlcycle.evaluation.evidence import feature_frame
     from mlcycle.steps.train import pip_requirements
     from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
+    from mlcycle_dev.benchmarks.train import yarnit_rows
 
     usecase = get_usecase("yarnit")
     train = yarnit_rows(fit_rows)
@@ -264,7 +264,7 @@ def _run_isolated(
     command = [
         sys.executable,
         "-m",
-        "mlcycle.benchmarks.score",
+        "mlcycle_dev.benchmarks.score",
         "--case",
         f"{case}:{rows}:{chunk_rows}",
         "--workdir",

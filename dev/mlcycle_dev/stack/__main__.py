@@ -1,7 +1,7 @@
-"""`python -m mlcycle.stack up|down|status|env|restart|stop|start` -- the local production-like stack.
+"""`python -m mlcycle_dev.stack up|down|status|env|restart|stop|start` -- the local production-like stack.
 
 `make up` / `make down` call `up` / `down`. The session's state (PIDs, ports, credentials, environment) is in
-`$MLCYCLE_HOME/stack/state.json`; `eval "$(python -m mlcycle.stack env)"` points a shell at the stack.
+`$MLCYCLE_HOME/stack/state.json`; `eval "$(python -m mlcycle_dev.stack env)"` points a shell at the stack.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlcycle.stack.local import (
+from mlcycle_dev.stack.local import (
     RESTARTABLE,
     LocalStack,
     default_root,
@@ -26,7 +26,7 @@ from mlcycle.stack.local import (
     status,
     stop_service,
 )
-from mlcycle.stack.process import ServiceError
+from mlcycle_dev.stack.process import ServiceError
 
 
 def export_block(env: Mapping[str, str]) -> str:
@@ -64,7 +64,7 @@ def describe(state: Mapping[str, Any], total: float | None = None) -> str:
         f"secret {credentials['s3']['secret_key']}  (buckets {', '.join(state['buckets'])})",
         "",
         "Point a shell (the mlcycle CLI, make backfill, mlcycle rerun, boto3, MLflow clients) at it:",
-        '  eval "$(.venv/bin/python -m mlcycle.stack env)"',
+        '  eval "$(.venv/bin/python -m mlcycle_dev.stack env)"',
         "",
         export_block(env),
         "",
@@ -74,7 +74,7 @@ def describe(state: Mapping[str, Any], total: float | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlcycle.stack", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mlcycle_dev.stack", description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=None, help="session folder (default $MLCYCLE_HOME/stack)")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start every service, wait until healthy, print URLs and credentials")

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlcycle.stack.process import ManagedProcess, ServiceError, wait_until
+from mlcycle_dev.stack.process import ManagedProcess, ServiceError, wait_until
 
 ADMIN = "admin"
 

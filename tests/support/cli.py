@@ -1,4 +1,4 @@
-"""Helpers for tests that drive the `mlcycle` CLI in-process (shared by tests/unit and tests/data)."""
+"""Drive the `mlcycle` CLI in-process (tests/unit, tests/data): run a command, read its JSON result."""
 
 from __future__ import annotations
 
@@ -29,24 +29,3 @@ def step(capsys: _Capture, name: str, day: dt.date, *extra: str, usecase: str = 
 def usecase_root(env: dict[str, str], usecase: str = "yarnit") -> Path:
     """The use case's folder under the storage root of an embedded environment."""
     return Path(env["MLCYCLE_STORAGE_ROOT"]) / usecase
-
-
-def lenient_usecases(folder: Path, usecase: str = "yarnit") -> Path:
-    """A copy of the use case folders whose gate ignores latency; returns the folder for MLCYCLE_USECASES_DIR.
-
-    The gate's p95 latency budget measures the machine as much as the model: on a loaded CI machine it can
-    reject the only candidate. Tests about something else (backfills, UIs) need a champion every time.
-    """
-    import shutil
-
-    from mlcycle.config import DEFAULT_USECASES_DIR
-
-    target = folder / "usecases"
-    shutil.copytree(DEFAULT_USECASES_DIR / usecase, target / usecase)
-    config = target / usecase / "usecase.yaml"
-    text = config.read_text()
-    relaxed = text.replace("latency_p95_ms: 100 ", "latency_p95_ms: 60000 ")
-    if relaxed == text:
-        raise ValueError(f"{config}: no 'latency_p95_ms: 100' to relax")
-    config.write_text(relaxed)
-    return target

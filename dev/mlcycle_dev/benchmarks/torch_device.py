@@ -1,9 +1,9 @@
 """Benchmark: the torch MLP trainer on CUDA against the same machine's CPU, with only torch + numpy.
 
-    PYTHONPATH=include python -m mlcycle.benchmarks.torch_device [--sizes 100000,1000000]
+    PYTHONPATH=include:dev python -m mlcycle_dev.benchmarks.torch_device [--sizes 100000,1000000]
         [--devices cpu,cuda] [--batch-sizes 256,4096] [--cpu-threads 1] [--epochs 3] [--json FILE]
 
-Why a second training benchmark: ``mlcycle.benchmarks.train`` builds YarnIt rows and one-hot encodes them
+Why a second training benchmark: ``mlcycle_dev.benchmarks.train`` builds YarnIt rows and one-hot encodes them
 with pandas + scikit-learn, and the GPU machines lent to this project have PyTorch + CUDA but reach no
 package registry, so the project's environment cannot be installed there. This one needs only torch and
 numpy: it fits :class:`~mlcycle.training.torch_mlp.TorchMLPClassifier` (the production trainer, not a
@@ -35,9 +35,9 @@ import time
 import types
 from typing import Any
 
-from mlcycle.benchmarks.harness import cpu_name
+from mlcycle_dev.benchmarks.harness import cpu_name
 
-N_FEATURES = 49  # width of the YarnIt one-hot + scaled matrix (see mlcycle.benchmarks.train's output)
+N_FEATURES = 49  # width of the YarnIt one-hot + scaled matrix (see mlcycle_dev.benchmarks.train's output)
 _N_NUMERIC = 9
 _ONE_HOT_BLOCKS = (12, 10, 8, 6, 4)  # 9 + 40 = 49 columns
 

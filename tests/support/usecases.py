@@ -1,0 +1,32 @@
+"""Use-case folders edited for a test: a copy of the shipped folder, its usecase.yaml changed as data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlcycle.config import DEFAULT_USECASES_DIR
+
+#: A p95 latency budget no machine misses: the gate then decides on the model alone.
+LENIENT_LATENCY_P95_MS = 60_000
+
+
+def lenient_usecases(folder: Path, usecase: str = "yarnit") -> Path:
+    """A copy of the use case folders whose gate ignores latency; returns the folder for MLCYCLE_USECASES_DIR.
+
+    The gate's p95 latency budget measures the machine as much as the model: on a loaded CI machine it can
+    reject the only candidate. Tests about something else (backfills, UIs) need a champion every time.
+    """
+    target = folder / "usecases"
+    shutil.copytree(DEFAULT_USECASES_DIR / usecase, target / usecase)
+    config = target / usecase / "usecase.yaml"
+    data: dict[str, Any] = yaml.safe_load(config.read_text())
+    gate = data.get("thresholds", {}).get("gate")
+    if not isinstance(gate, dict) or "latency_p95_ms" not in gate:
+        raise ValueError(f"{config}: no thresholds.gate.latency_p95_ms to relax")
+    gate["latency_p95_ms"] = LENIENT_LATENCY_P95_MS
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
