@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -322,18 +323,13 @@ class UseCase(_Strict):
             raise ValueError(f"contract: {where} has key {schema.key}; a use case needs exactly one key column")
         if schema.timestamp is None:
             raise ValueError(f"contract: {where} names no timestamp column (`timestamp:`); a use case needs one")
-        role: dict[str, str] = {schema.key[0]: "key", schema.timestamp: "timestamp", self.target.name: "target"}
-        for field, names, given in (
-            ("roles.features", self.roles.features, "feature"),
-            ("roles.metadata", self.roles.metadata, "metadata"),
-        ):
-            unknown = [n for n in names if n not in schema.columns]
-            if unknown:
-                raise ValueError(f"{field}: {unknown} are not columns of {where}")
-            for name in names:
-                if name in role:
-                    raise ValueError(f"{field}: {name!r} already has role {role[name]!r}; a column has one role")
-                role[name] = given
+        role: dict[str, ColumnRole] = {}
+        for field, name, given in self._role_assignments():
+            if name not in schema.columns:
+                raise ValueError(f"{field}: {name!r} is not a column of {where}")
+            if name in role:
+                raise ValueError(f"{field}: {name!r} already has role {role[name]!r}; a column has one role")
+            role[name] = given
         unassigned = [c for c in schema.columns if c not in role]
         if unassigned:
             raise ValueError(
@@ -360,13 +356,19 @@ class UseCase(_Strict):
             raise ValueError(f"thresholds.gate.fairness_group: {group!r} is not a column of {where}")
         return self
 
+    def _role_assignments(self) -> Iterator[tuple[str, str, ColumnRole]]:
+        """(where it is given, column, role): the contract's key, timestamp and target, then `roles`."""
+        yield "contract", self.key, "key"
+        yield "contract", self.timestamp, "timestamp"
+        yield "contract", self.target.name, "target"
+        yield from (("roles.features", name, "feature") for name in self.roles.features)
+        yield from (("roles.metadata", name, "metadata") for name in self.roles.metadata)
+
     # ---- derived views (used by steps and the DAG factory) ----
     @cached_property
     def columns(self) -> list[Column]:
         """Every contract column with its type (from the contract) and its role, in the contract's order."""
-        role: dict[str, ColumnRole] = {self.key: "key", self.timestamp: "timestamp", self.target.name: "target"}
-        role.update({name: "feature" for name in self.roles.features})
-        role.update({name: "metadata" for name in self.roles.metadata})
+        role = {name: given for _, name, given in self._role_assignments()}
         return [
             Column(name=name, type=spec.type, role=role[name], description=spec.description or "")
             for name, spec in self.data_contract.columns.items()

@@ -83,7 +83,7 @@ def _rejected(path: Path) -> str:
 def test_a_feature_the_contract_lacks_is_rejected_naming_both_files(tmp_path: Path) -> None:
     folder = _copy_yarnit(tmp_path)
     path = _edit(folder, lambda d: d["roles"]["features"].append("colour"))
-    assert _rejected(path) == f"{path}: roles.features: ['colour'] are not columns of {folder / 'contract.yaml'}"
+    assert _rejected(path) == f"{path}: roles.features: 'colour' is not a column of {folder / 'contract.yaml'}"
 
 
 def test_a_contract_column_without_a_role_is_rejected(tmp_path: Path) -> None:
