@@ -1,7 +1,13 @@
 """Use-case configuration: `include/usecases/<name>/usecase.yaml`, validated by a typed model.
 
+The use case's data contract (`contract.yaml`, `mlcycle.contracts.model`) is its schema: every
+column, its type, the key, the event-time column and the target are declared there, once.
+`usecase.yaml` says what the other columns are for (`roles`) and how the lifecycle runs; the loader
+reads both and rejects a use case whose roles do not fit its contract.
+
 This module is imported when Airflow parses DAGs, so it may only use the standard library,
-pydantic and yaml. A bad file raises `UseCaseConfigError` naming the file and the field path.
+pydantic, yaml and the contract model (itself pydantic and yaml only). A bad file raises
+`UseCaseConfigError` naming the file and the field path.
 """
 
 from __future__ import annotations
@@ -9,12 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlcycle.contracts.model import ColumnType, ContractError, DataContract, load_contract
 
 USECASES_ENV = "MLCYCLE_USECASES_DIR"
 # include/mlcycle/config.py -> include/usecases
@@ -36,16 +45,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-ColumnType = Literal["string", "float", "int", "timestamp"]
 ColumnRole = Literal["key", "timestamp", "target", "feature", "metadata"]
+# A model input is a category (string) or a number; an event time is not a feature.
+FEATURE_TYPES: tuple[ColumnType, ...] = ("string", "float", "int")
 
 
 class Column(_Strict):
-    """One column of the use case's data and what it is for."""
+    """One contract column and its role in the use case: resolved by the loader, never written in YAML."""
 
     name: str
     type: ColumnType
-    role: ColumnRole = "feature"
+    role: ColumnRole
     description: str = ""
 
     @property
@@ -54,9 +64,22 @@ class Column(_Strict):
 
 
 class Target(_Strict):
+    """The label. Its column is the contract's `target:`; the loader fills in `name` from there."""
+
     name: str
-    positive_label: int = 1
+    positive_label: int = Field(default=1, description="declared; the lifecycle treats 1 as positive")
     label_delay_days: int = Field(default=0, ge=0, description="days until labels of a partition arrive")
+
+
+class Roles(_Strict):
+    """What the contract's columns are for, besides its key, timestamp and target (which it names itself).
+
+    Every contract column has exactly one role, so a column added to the contract is a decision
+    (feature or metadata), not a silent extra input.
+    """
+
+    features: list[str] = Field(min_length=1, description="model inputs, in this order (the model's signature)")
+    metadata: list[str] = Field(default_factory=list, description="carried in the data, never a model input")
 
 
 class Schedules(_Strict):
@@ -233,14 +256,18 @@ class Resources(_Strict):
 
 
 class UseCase(_Strict):
-    """A dataset + a prediction target + a model family, and how the lifecycle runs for it."""
+    """A dataset + a prediction target + a model family, and how the lifecycle runs for it.
+
+    `load_usecase` builds it from `usecase.yaml` and the contract it names; the column views
+    (`columns`, `features`, `key`, `timestamp`, ...) join the roles given here with the contract's schema.
+    """
 
     name: str
     description: str
     owner: str = "mlcycle"
     tags: list[str] = Field(default_factory=list)
     contract: str = "contract.yaml"
-    columns: list[Column]
+    roles: Roles
     target: Target
     slices: list[str] = Field(default_factory=list)
     schedule: Schedules = Schedules()
@@ -250,8 +277,29 @@ class UseCase(_Strict):
     retraining: Retraining = Retraining()
     freshness: Freshness = Freshness()
     resources: dict[str, Resources] = Field(default_factory=dict)
-    # Where the use case folder lives; set by the loader, not by the YAML.
+    # Set by the loader, not by the YAML: where the use case folder lives, and its parsed contract.
     folder: Path = Field(default=Path("."), exclude=True)
+    data_contract: DataContract = Field(exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_from_contract(cls, data: Any) -> Any:
+        # The target column is declared once, in the contract; usecase.yaml only says what its values mean.
+        if not isinstance(data, dict) or not isinstance(data.get("target", {}), dict):
+            return data  # field validation names what is wrong
+        target = data.get("target", {})
+        if "name" in target:
+            raise ValueError(
+                f"target.name: the target column is declared in {data.get('contract', 'contract.yaml')} "
+                "(`target:`); remove it here"
+            )
+        schema = data.get("data_contract")
+        if not isinstance(schema, DataContract):
+            return data
+        if schema.target is None:
+            where = Path(data.get("folder", ".")) / str(data.get("contract", "contract.yaml"))
+            raise ValueError(f"contract: {where} names no target column (`target:`); a use case needs one")
+        return {**data, "target": {**target, "name": schema.target}}
 
     @field_validator("name")
     @classmethod
@@ -269,48 +317,79 @@ class UseCase(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> UseCase:
-        names = [c.name for c in self.columns]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f"columns: duplicated column name(s) {duplicated}")
-        roles = {c.name: c.role for c in self.columns}
-        if roles.get(self.target.name) != "target":
-            raise ValueError(f"target.name: {self.target.name!r} must be a column with role 'target'")
-        for role in ("key", "timestamp"):
-            if list(roles.values()).count(role) != 1:
-                raise ValueError(f"columns: exactly one column must have role {role!r}")
-        if not any(r == "feature" for r in roles.values()):
-            raise ValueError("columns: at least one column must have role 'feature'")
-        missing = [s for s in self.slices if s not in roles]
+    def _roles_fit_the_contract(self) -> UseCase:
+        schema, where = self.data_contract, self.contract_path
+        if len(schema.key) != 1:
+            raise ValueError(f"contract: {where} has key {schema.key}; a use case needs exactly one key column")
+        if schema.timestamp is None:
+            raise ValueError(f"contract: {where} names no timestamp column (`timestamp:`); a use case needs one")
+        role: dict[str, ColumnRole] = {}
+        for field, name, given in self._role_assignments():
+            if name not in schema.columns:
+                raise ValueError(f"{field}: {name!r} is not a column of {where}")
+            if name in role:
+                raise ValueError(f"{field}: {name!r} already has role {role[name]!r}; a column has one role")
+            role[name] = given
+        unassigned = [c for c in schema.columns if c not in role]
+        if unassigned:
+            raise ValueError(
+                f"roles: columns {unassigned} of {where} have no role; list them in roles.features or roles.metadata"
+            )
+        for name in self.roles.features:
+            kind = schema.columns[name].type
+            if kind not in FEATURE_TYPES:
+                raise ValueError(f"roles.features: {name!r} has type {kind} in {where}; features are {FEATURE_TYPES}")
+        missing = [s for s in self.slices if s not in schema.columns]
         if missing:
-            raise ValueError(f"slices: {missing} are not columns")
+            raise ValueError(f"slices: {missing} are not columns of {where}")
         drift = self.thresholds.drift
         for field, names in (("methods", list(drift.methods)), ("column_thresholds", list(drift.column_thresholds))):
             # `score` is the prediction column the monitor also tests for drift.
-            odd = [n for n in names if roles.get(n) != "feature" and n != "score"]
+            odd = [n for n in names if role.get(n) != "feature" and n != "score"]
             if odd:
                 raise ValueError(f"thresholds.drift.{field}: {odd} are not feature columns")
-        unknown_keys = [f for f in self.retraining.key_features if roles.get(f) != "feature"]
+        unknown_keys = [f for f in self.retraining.key_features if role.get(f) != "feature"]
         if unknown_keys:
             raise ValueError(f"retraining.key_features: {unknown_keys} are not feature columns")
         group = self.thresholds.gate.fairness_group
-        if group is not None and group not in roles:
-            raise ValueError(f"thresholds.gate.fairness_group: {group!r} is not a column")
+        if group is not None and group not in schema.columns:
+            raise ValueError(f"thresholds.gate.fairness_group: {group!r} is not a column of {where}")
         return self
+
+    def _role_assignments(self) -> Iterator[tuple[str, str, ColumnRole]]:
+        """(where it is given, column, role): the contract's key, timestamp and target, then `roles`."""
+        yield "contract", self.key, "key"
+        yield "contract", self.timestamp, "timestamp"
+        yield "contract", self.target.name, "target"
+        yield from (("roles.features", name, "feature") for name in self.roles.features)
+        yield from (("roles.metadata", name, "metadata") for name in self.roles.metadata)
 
     # ---- derived views (used by steps and the DAG factory) ----
     @cached_property
-    def key(self) -> str:
-        return next(c.name for c in self.columns if c.role == "key")
+    def columns(self) -> list[Column]:
+        """Every contract column with its type (from the contract) and its role, in the contract's order."""
+        role = {name: given for _, name, given in self._role_assignments()}
+        return [
+            Column(name=name, type=spec.type, role=role[name], description=spec.description or "")
+            for name, spec in self.data_contract.columns.items()
+        ]
 
-    @cached_property
+    @property
+    def key(self) -> str:
+        return self.data_contract.key[0]
+
+    @property
     def timestamp(self) -> str:
-        return next(c.name for c in self.columns if c.role == "timestamp")
+        timestamp = self.data_contract.timestamp
+        if timestamp is None:  # the validator above rejects such a contract
+            raise UseCaseConfigError(f"{self.contract_path}: timestamp: missing")
+        return timestamp
 
     @property
     def features(self) -> list[Column]:
-        return [c for c in self.columns if c.role == "feature"]
+        """The model inputs, in the order of `roles.features` (the model's input signature)."""
+        by_name = {c.name: c for c in self.columns}
+        return [by_name[name] for name in self.roles.features]
 
     @property
     def numeric_features(self) -> list[str]:
@@ -339,13 +418,33 @@ class UseCase(_Strict):
 def _format_errors(path: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "<root>"
-        lines.append(f"{path}: {where}: {item['msg']}")
+        # A model-level check names its own field path at the start of its message.
+        message = str(item["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(p) for p in item["loc"])
+        lines.append(f"{path}: {where}: {message}" if where else f"{path}: {message}")
     return "\n".join(lines)
 
 
+# Keys the loader sets itself; in usecase.yaml they would be silently replaced.
+_LOADER_KEYS = {"folder": "the use case's folder", "data_contract": "the parsed contract"}
+
+
+def _read_contract(path: Path, raw: dict[str, Any]) -> DataContract:
+    """The contract `raw` names, next to `path`; its errors name the contract file."""
+    name = raw.get("contract", UseCase.model_fields["contract"].default)
+    if not isinstance(name, str):
+        raise UseCaseConfigError(f"{path}: contract: expected a file name, got {type(name).__name__}")
+    contract_path = path.parent / name
+    if not contract_path.is_file():
+        raise UseCaseConfigError(f"{path}: contract: file {contract_path} does not exist")
+    try:
+        return load_contract(contract_path)
+    except ContractError as exc:
+        raise UseCaseConfigError(str(exc)) from None
+
+
 def load_usecase(path: Path) -> UseCase:
-    """Load and validate one `usecase.yaml`."""
+    """Load and validate one `usecase.yaml` together with the contract it names."""
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -354,14 +453,21 @@ def load_usecase(path: Path) -> UseCase:
         raise UseCaseConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise UseCaseConfigError(f"{path}: <root>: expected a mapping, got {type(raw).__name__}")
+    for key, what in _LOADER_KEYS.items():
+        if key in raw:
+            raise UseCaseConfigError(f"{path}: {key}: {what} is set by the loader, not in usecase.yaml")
+    if "columns" in raw:
+        raise UseCaseConfigError(
+            f"{path}: columns: column names and types live in the contract ({raw.get('contract', 'contract.yaml')}); "
+            "give their roles here (roles.features, roles.metadata)"
+        )
+    schema = _read_contract(path, raw)
     try:
-        usecase = UseCase.model_validate({**raw, "folder": path.parent})
+        usecase = UseCase.model_validate({**raw, "folder": path.parent, "data_contract": schema})
     except ValidationError as exc:
         raise UseCaseConfigError(_format_errors(path, exc)) from None
     if usecase.name != path.parent.name:
         raise UseCaseConfigError(f"{path}: name: {usecase.name!r} must equal its folder name {path.parent.name!r}")
-    if not usecase.contract_path.is_file():
-        raise UseCaseConfigError(f"{path}: contract: file {usecase.contract_path} does not exist")
     return usecase
 
 

@@ -24,15 +24,8 @@ name: churn
 description: Monthly churn of telecom customers (a second, unrelated tabular dataset).
 owner: data-science
 contract: contract.yaml
-columns:
-  - {name: customer_id, type: string, role: key}
-  - {name: snapshot_ts, type: timestamp, role: timestamp}
-  - {name: plan, type: string}
-  - {name: tenure_months, type: int}
-  - {name: monthly_charges, type: float}
-  - {name: support_calls, type: int}
-  - {name: churned, type: int, role: target}
-target: {name: churned}
+roles:
+  features: [plan, tenure_months, monthly_charges, support_calls]
 slices: [plan]
 split: {window_days: 6, valid_days: 1, test_days: 1, min_partitions: 4}
 model: {family: FAMILY}

@@ -84,7 +84,10 @@ Severity = Literal["hard", "soft"]
 """``hard``: a failure stops the pipeline. ``soft``: a failure is recorded as a warning."""
 
 ColumnType = Literal["string", "float", "int", "timestamp"]
-"""Logical column types: str values, float64, int64, tz-aware datetime64 (any unit, any tz)."""
+"""Logical column types: str values, float64, int64, tz-aware datetime64 (any unit, any tz).
+
+Declared once, here: a use case's columns have the types its contract gives them (`mlcycle.config`
+reads them from the contract; `usecase.yaml` only gives roles)."""
 
 ColumnRuleName = Literal["type", "not_null", "range", "allowed", "regex", "unique", "mean", "median", "distinct"]
 TableRuleName = Literal[
