@@ -4,7 +4,7 @@ A contract is written by people, in YAML, next to the use case's ``usecase.yaml`
 columns a partition has, their types and value rules, which columns form the key, which column
 carries the event time and which one the label, and a few table-level rules. Every rule carries a
 severity: ``hard`` (a failure stops the pipeline) or ``soft`` (a failure is recorded and the run goes
-on). :mod:`mlcycle.contracts.gx_suite` compiles a contract into a Great Expectations suite.
+on). :mod:`mlcycle.contracts.compile` compiles a contract into a Great Expectations suite.
 
 The format, in short::
 
