@@ -38,7 +38,6 @@ _TYPE_EXPECTED: dict[str, str] = {
     "float": "dtype float64",
     "timestamp": "tz-aware timestamps (any unit; UTC by convention)",
 }
-#: How many offending values (and rows) a report quotes.
 
 
 class ExpectTableColumnsToExclude(BatchExpectation):
