@@ -148,7 +148,7 @@ class GateThresholds(_Strict):
 
 
 class DriftThresholds(_Strict):
-    """Feature drift tests (see mlcycle.monitoring.drift for why a fixed sample size)."""
+    """Feature drift tests (see docs/drift.md for why a fixed sample size)."""
 
     numeric_method: str = "ks"
     categorical_method: str = "chisquare"
@@ -161,7 +161,7 @@ class DriftThresholds(_Strict):
         default_factory=dict,
         description="per-column thresholds, read as the column's method reads them (a distance for wasserstein)",
     )
-    # Same default as mlcycle.monitoring.drift.DEFAULT_SAMPLE_ROWS (not imported: config stays light).
+    # Same default as monitoring.reference_profile.DEFAULT_SAMPLE_ROWS (not imported: config stays light).
     sample_rows: int | None = Field(
         default=10_000, ge=1000, description="rows per side the tests see (None: all; oversensitive on big data)"
     )

@@ -19,15 +19,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlcycle.contracts.gx_suite import (
-    GX_SEVERITY,
-    META_KEY,
-    ContractResult,
-    FailedExpectation,
-    build_suite,
-    validate_frame,
-)
+from mlcycle.contracts.compile import GX_SEVERITY, build_suite
+from mlcycle.contracts.gx_runner import validate_frame
 from mlcycle.contracts.model import ContractError, DataContract, load_contract, parse_contract
+from mlcycle.contracts.results import META_KEY, ContractResult, FailedExpectation
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONTRACT_PATH = REPO / "include" / "usecases" / "yarnit" / "contract.yaml"

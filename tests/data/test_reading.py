@@ -9,7 +9,7 @@ import pathlib
 import pandas as pd
 import pytest
 
-from mlcycle.contracts.gx_suite import validate_frame
+from mlcycle.contracts.gx_runner import validate_frame
 from mlcycle.contracts.model import DataContract, load_contract
 from mlcycle.contracts.reading import UnreadableData, read_csv, read_partition, unreadable_result
 from mlcycle.contracts.report import render_html

@@ -25,15 +25,12 @@ from torch import nn
 
 from mlcycle.config import UseCase, get_usecase
 from mlcycle.synthetic.yarnit import generate_day
-from mlcycle.training import torch_mlp
+from mlcycle.training import torch_loop
 from mlcycle.training.pyfunc import log_epoch_history, log_torch_pipeline
-from mlcycle.training.torch_mlp import (
-    NonFiniteTrainingError,
-    TorchMLPClassifier,
-    fit_pipeline,
-    read_checkpoint,
-    resolve_device,
-)
+from mlcycle.training.torch_checkpoint import read_checkpoint
+from mlcycle.training.torch_loop import NonFiniteTrainingError
+from mlcycle.training.torch_mlp import TorchMLPClassifier, fit_pipeline
+from mlcycle.training.torch_runtime import resolve_device
 from mlcycle.training.trainers import build_model
 
 # Small and quick: ~13k training rows, a handful of epochs.
@@ -193,14 +190,14 @@ class _Poison(nn.Module):
 
 def test_non_finite_gradient_raises(matrices, monkeypatch: pytest.MonkeyPatch) -> None:
     X_train, y_train, _, _ = matrices
-    real = torch_mlp.build_network
+    real = torch_loop.build_network
 
     def poisoned(*args: Any) -> nn.Sequential:
         layers = list(real(*args))
         # After the first Linear: the loss stays finite, that layer's weights get NaN gradients.
         return nn.Sequential(layers[0], _Poison(), *layers[1:])
 
-    monkeypatch.setattr(torch_mlp, "build_network", poisoned)
+    monkeypatch.setattr(torch_loop, "build_network", poisoned)
     with pytest.raises(NonFiniteTrainingError, match=r"non-finite gradient norm \(nan\) at epoch 1 batch 1"):
         TorchMLPClassifier(**FAST).fit(X_train, y_train)
 

@@ -14,14 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle.monitoring.drift import (
+from mlcycle.monitoring.drift import ColumnDrift, DriftSummary, run_drift_report, save_report
+from mlcycle.monitoring.reference_profile import (
     DEFAULT_SAMPLE_ROWS,
-    ColumnDrift,
-    DriftSummary,
     build_reference_profile,
     load_reference_profile,
-    run_drift_report,
-    save_report,
 )
 
 NUMERIC = ["num_a", "num_b", "num_c"]

@@ -250,7 +250,7 @@ def _evidently_default(reference: Any, current: Any, folder: Path) -> dict[str, 
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from mlcycle.monitoring.drift import _column_results
+    from mlcycle.monitoring.drift import read_column_results
 
     numeric, categorical = _split()
     # The same column typing as ours (left to itself, Evidently would also spend time inferring it).
@@ -262,7 +262,7 @@ def _evidently_default(reference: Any, current: Any, folder: Path) -> dict[str, 
     (folder / "report.html").write_text(snapshot.get_html_str(as_iframe=False), encoding="utf-8")
     (folder / "report.json").write_text(snapshot.json(), encoding="utf-8")
     kinds = {c: NUMERIC for c in numeric} | {c: CATEGORICAL for c in categorical}
-    results = _column_results(snapshot.dict(), kinds)
+    results = read_column_results(snapshot.dict(), kinds)
     return {c: {"drifted": r.drifted, "method": r.stattest, "score": r.score} for c, r in results.items()}
 
 
@@ -279,7 +279,8 @@ def _mlcycle(reference: Any, current: Any, folder: Path, sample_rows: int | None
 
 def run_case(case: str, rows: int, seed: int) -> dict[str, Any]:
     """One case in this process; the clock and the memory peak cover the drift check and its report."""
-    from mlcycle.monitoring.drift import build_reference_profile, load_reference_profile, run_drift_report
+    from mlcycle.monitoring.drift import run_drift_report
+    from mlcycle.monitoring.reference_profile import build_reference_profile, load_reference_profile
 
     work = Path(tempfile.mkdtemp(prefix="drift-bench-"))
     # Warm-up: Evidently's import (~11 s here) and the modules it loads lazily on its first report

@@ -69,7 +69,7 @@ def make_frame(rows: int) -> Any:
 
 
 def handwritten(df: Any, contract: Any, *, partition: dt.date, history: list[int]) -> dict[str, Any]:
-    """The checks of :func:`mlcycle.contracts.gx_suite.build_suite` in plain pandas/numpy.
+    """The checks of :func:`mlcycle.contracts.compile.build_suite` in plain pandas/numpy.
 
     Returns ``{"success", "evaluated", "failed": [rule names]}`` with the same verdicts as GX; every
     row-level rule also counts its unexpected rows, as GX does.
@@ -179,7 +179,7 @@ def agreement() -> list[str]:
     """Check that both implementations fail the same rules on a few broken frames; returns mismatches."""
     import numpy as np
 
-    from mlcycle.contracts.gx_suite import validate_frame
+    from mlcycle.contracts.gx_runner import validate_frame
 
     contract = bench_contract()
     base = make_frame(3_000)
@@ -243,7 +243,7 @@ def _reset_peak() -> bool:
 def worker(impl: str, rows: int, repeat: int = 1) -> dict[str, Any]:
     """Validate a frame of ``rows`` rows with ``impl`` (gx | pandas) in this process, ``repeat`` times;
     report the fastest run and the highest peak memory."""
-    from mlcycle.contracts.gx_suite import validate_frame
+    from mlcycle.contracts.gx_runner import validate_frame
 
     contract = bench_contract()
     history = [rows] * HISTORY_DAYS

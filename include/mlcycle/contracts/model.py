@@ -4,7 +4,7 @@ A contract is written by people, in YAML, next to the use case's ``usecase.yaml`
 columns a partition has, their types and value rules, which columns form the key, which column
 carries the event time and which one the label, and a few table-level rules. Every rule carries a
 severity: ``hard`` (a failure stops the pipeline) or ``soft`` (a failure is recorded and the run goes
-on). :mod:`mlcycle.contracts.gx_suite` compiles a contract into a Great Expectations suite.
+on). :mod:`mlcycle.contracts.compile` compiles a contract into a Great Expectations suite.
 
 The format, in short::
 
@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import pathlib
 import re
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Self, get_args
 
 import yaml
 from pydantic import (
@@ -127,7 +127,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class StatRule(_Strict):
+def _bound(value: float) -> str:
+    """A bound as the contract author wrote it: ``1000`` for a float 1000.0, ints as they are."""
+    return f"{value:g}" if isinstance(value, float) else f"{value}"
+
+
+def _check_ordered(low: float | None, high: float | None, names: tuple[str, str] = ("min", "max")) -> None:
+    """The one min <= max check of every bounded rule (a missing bound is unbounded)."""
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"{names[0]} ({_bound(low)}) is greater than {names[1]} ({_bound(high)})")
+
+
+class _Bounds(_Strict):
+    """Inclusive ``min`` and/or ``max`` bounds on one figure; subclasses narrow the fields' types."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        _check_ordered(self.min, self.max)
+        return self
+
+
+class StatRule(_Bounds):
     """Bounds on a column statistic (``mean``, ``median``), inclusive.
 
     A statistic outside its usual range is a drift-like shift (a unit change from seconds to
@@ -139,29 +164,13 @@ class StatRule(_Strict):
     max: float | None = None
     severity: Severity = "soft"
 
-    @model_validator(mode="after")
-    def _ordered(self) -> StatRule:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
-        return self
 
-
-class DistinctRule(_Strict):
+class DistinctRule(_Bounds):
     """Bounds on the number of distinct non-null values of a column (its cardinality), inclusive."""
 
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
     severity: Severity = "hard"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DistinctRule:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
 
 
 class ColumnSpec(_Strict):
@@ -195,8 +204,7 @@ class ColumnSpec(_Strict):
         numeric = self.type in ("int", "float")
         if (self.min is not None or self.max is not None) and not numeric:
             raise ValueError(f"min/max apply to int and float columns, not to {self.type}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        _check_ordered(self.min, self.max)
         if self.regex is not None:
             if self.type != "string":
                 raise ValueError(f"regex applies to string columns, not to {self.type}")
@@ -245,36 +253,20 @@ class ColumnSpec(_Strict):
         return names
 
 
-class RowCountRule(_Strict):
+class RowCountRule(_Bounds):
     """Bounds on the number of rows of a partition (inclusive)."""
 
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
     severity: Severity = "hard"
 
-    @model_validator(mode="after")
-    def _ordered(self) -> RowCountRule:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
 
-
-class RateRule(_Strict):
+class RateRule(_Bounds):
     """Bounds on a fraction in [0, 1] (inclusive), e.g. the share of positive labels."""
 
     min: float | None = Field(default=None, ge=0.0, le=1.0)
     max: float | None = Field(default=None, ge=0.0, le=1.0)
     severity: Severity = "hard"
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RateRule:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
-        return self
 
 
 class VolumeRule(_Strict):
@@ -296,8 +288,7 @@ class VolumeRule(_Strict):
     def _ordered(self) -> VolumeRule:
         if self.min_ratio is None and self.max_ratio is None:
             raise ValueError("give min_ratio, max_ratio or both")
-        if self.min_ratio is not None and self.max_ratio is not None and self.min_ratio > self.max_ratio:
-            raise ValueError(f"min_ratio ({self.min_ratio:g}) is greater than max_ratio ({self.max_ratio:g})")
+        _check_ordered(self.min_ratio, self.max_ratio, ("min_ratio", "max_ratio"))
         if self.min_history > self.history:
             raise ValueError(f"min_history ({self.min_history}) is greater than history ({self.history})")
         return self

@@ -17,13 +17,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlcycle.contracts.formats import EXPECTED, FORMATS
-from mlcycle.contracts.gx_suite import ContractResult, FailedExpectation
 from mlcycle.contracts.model import DataContract
+from mlcycle.contracts.results import ContractResult, FailedExpectation
 
 __all__ = ["UnreadableData", "read_csv", "read_partition", "unreadable_result"]
 
 # Parquet strings are read as Arrow-backed strings: no Python object per value, and what the GX gate
-# wants anyway (see mlcycle.contracts.gx_suite). Only the validation sees this frame; validated/ keeps
+# wants anyway (see mlcycle.contracts.gx_runner). Only the validation sees this frame; validated/ keeps
 # the raw file's bytes.
 _ARROW_STRINGS = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 

@@ -1,6 +1,6 @@
 """A small, self-contained HTML page of one validation: every expectation with its status.
 
-Rendered from :class:`~mlcycle.contracts.gx_suite.ContractResult` with the standard library only.
+Rendered from :class:`~mlcycle.contracts.results.ContractResult` with the standard library only.
 GX Data Docs are deliberately not built: they need a GX project, and building them costs more than
 the validation itself.
 """
@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from mlcycle.contracts.gx_suite import ContractResult
+from mlcycle.contracts.results import ContractResult
 
 __all__ = ["render_html"]
 

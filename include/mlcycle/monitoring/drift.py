@@ -1,62 +1,20 @@
 """Data drift between a use case's reference data and one day's data, with Evidently 0.7.
 
-The ``monitor`` step calls :func:`run_drift_report` with the champion model's training data as the
-reference and one day's data as the current frame, stores the result with :func:`save_report`, and
-uses :class:`DriftSummary` (``dataset_drift``) to decide whether to request retraining.
+The ``monitor`` step calls :func:`run_drift_report` with the champion model's training data (or its
+:class:`~mlcycle.monitoring.reference_profile.ReferenceProfile`) as the reference and one day's data as
+the current frame, stores the result with :func:`save_report`, and uses :class:`DriftSummary`
+(``dataset_drift``) to decide whether to request retraining.
 
-Only Evidently's new (0.7) API is used -- ``evidently.Report`` / ``Dataset`` / ``DataDefinition`` and
-``evidently.presets.DataDriftPreset`` -- never ``evidently.legacy``.
+The report is built in named stages: the rows the tests see (the reference sketch and a seeded sample of
+the day, :func:`sample_current`), the method and threshold of each column (:class:`DriftMethods`), the
+columns no test can run on (:func:`untestable_columns`), the Evidently call (:func:`evidently_snapshot`),
+reading its verdicts back (:func:`read_column_results`) and the summary. Only Evidently's new (0.7) API
+is used -- ``evidently.Report`` / ``Dataset`` / ``DataDefinition`` and ``evidently.presets.DataDriftPreset``
+-- never ``evidently.legacy``.
 
-Why the methods are always set explicitly: Evidently picks a drift method per column by data size.
-Up to 1000 reference rows it uses Kolmogorov-Smirnov (numeric) and chi-squared (categorical), both
-p-values; above that it switches to Wasserstein distance and Jensen-Shannon distance, whose scores and
-thresholds mean something else. Our reference is the training set (tens of thousands of rows), so
-relying on the default would silently change the statistics as data grows. ``DataDriftPreset`` takes
-``num_method`` / ``cat_method`` / ``per_column_method`` (and thresholds the same three ways); it passes
-the resolved method and threshold to one ``ValueDrift`` metric per column, which is where the per-column
-results are read.
-
-Why the tests run on a fixed number of rows (``sample_rows``, default 10,000 per side)
--------------------------------------------------------------------------------------
-*Significance grows with the data, relevance does not.* The two-sample KS test flags a column when the
-largest gap D between the two empirical CDFs exceeds ``c(alpha) * sqrt((n + m) / (n * m))``, with
-``c(0.05) = 1.36``. A location shift of d standard deviations of a normal feature moves the CDFs apart
-by D ~= 0.4 d. On 1M vs 1M rows the critical D is 0.0019: KS flags a 0.01 SD shift (D = 0.004) every
-time -- noise in any real feed -- so on big data every column "drifts" every day (and Evidently
-switches methods for that reason). On 10,000 vs 10,000 the critical D is 0.019, so a shift of 0.07 SD
-is caught with 95 % power and 0.1 SD always (the yardstick of Evidently's own large-data default,
-normed Wasserstein >= 0.1), while 0.02 SD is flagged ~2 % of the time (simulated: 0.05 SD 80 %,
-0.07 SD 98 %, 0.1 SD 100 %). For chi-squared, Evidently tests the current counts against
-the reference *proportions* as expected values; with m = 10,000 current rows it flags about 2 % of the
-rows changing level (e.g. 0.25/0.25 -> 0.27/0.23) with high power, where 1M rows would flag 0.2 %.
-So 10,000 rows detect every shift worth acting on, ignore the ones that are not, and keep the cost of a
-report (Evidently computes each column's test three times and draws its histograms from all rows)
-independent of the data size. ``python -m mlcycle_dev.benchmarks.drift`` (docs/benchmarks.md): on 1M rows x
-30 labelled columns this is ~25-50x faster than Evidently's default preset on the full data, with
-~1 GB less memory, and right on 30/30 columns where the default is right on 28 (it misses two
-categorical shifts of 5 % of the rows). On 100k rows it is only 3-5x faster: Evidently's own
-per-column report building (~0.1 s a column, whatever the rows) is then most of the time.
-
-How the rows are chosen -- deterministic, so a rerun gives the same verdict:
-
-- **Reference: a quantile sketch** (:func:`build_reference_profile`), not a random sample. A numeric
-  column becomes its ``k`` quantiles at ``(i + 0.5) / k`` (actual values, ``inverted_cdf``), which is the
-  reference's CDF to within ``1 / k`` with no sampling noise; a categorical column becomes its levels
-  repeated in proportion to their full-data counts (largest remainder, every seen level at least once),
-  so the chi-squared expectation is the full reference's, exactly. Columns are sketched independently
-  (drift is tested column by column; rows of the sketch mean nothing). It is a pure function of the
-  reference: built once per champion, it can be saved (:meth:`ReferenceProfile.save`, ~1.5 MB for 30
-  columns) and passed instead of the frame. Because it carries no sampling noise while scipy's KS
-  p-value assumes two random samples of 10,000, the KS test is conservative: on an unchanged column it
-  raises ~0.1 % false alarms instead of 5 % when the reference is large (1 % at 30,000 reference and
-  3,000 current rows; simulated), with the power above.
-- **Current: a seeded random sample** without replacement (``seed``) of ``sample_rows`` rows, and at
-  most a tenth of the reference's rows (never fewer than 1,000). Why the tenth: Evidently's chi-squared
-  is a goodness-of-fit test that takes the reference proportions as exact, but they are estimates from
-  n reference rows, so with m current rows its statistic is inflated by about ``1 + m / n``. At m = n
-  that doubles it: 32 % false alarms on an unchanged 5-level column and 85 % on a 30-level one,
-  instead of 5 %. With n >= 10 m the inflation is <= 10 % (7 % and 11 % false alarms). A YarnIt day
-  (~3,000 rows against ~30,000 training rows) is therefore tested nearly whole.
+Why the methods are always set explicitly, why the tests see a fixed 10,000 rows per side, and how those
+rows are chosen: docs/drift.md (in short: Evidently switches statistics above 1000 rows, and on big data
+every column is "significant" every day).
 """
 
 from __future__ import annotations
@@ -69,27 +27,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlcycle.monitoring.reference_profile import (
+    CATEGORICAL,
+    DEFAULT_SAMPLE_ROWS,
+    NUMERIC,
+    ReferenceProfile,
+    build_reference_profile,
+)
+
 if TYPE_CHECKING:
     # Annotations only: importing this module must stay cheap (Evidently itself takes seconds to
-    # import, so it is imported inside run_drift_report, where it is needed).
+    # import, so it is imported inside evidently_snapshot, where it is needed).
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
-
-# Rows per side that the tests see; see the module docstring for why 10,000. None: all rows.
-DEFAULT_SAMPLE_ROWS = 10_000
 # Seed of the current-day sample: fixed, so the same day always gives the same verdict.
 DEFAULT_SEED = 0
 # Current rows tested <= reference rows / this (chi-squared takes the reference proportions as exact) ...
 REFERENCE_PER_CURRENT = 10
 # ... but not fewer than this: below it the tests lose more power than the false alarms they save.
 MIN_CURRENT_ROWS = 1_000
-PROFILE_FILE = "reference_profile.parquet"
-_PROFILE_META_KEY = b"mlcycle.drift.reference_profile"
-_PROFILE_FORMAT = 1
 
 # How the ValueDrift metric is named in ``Snapshot.dict()["metrics"][i]["config"]["type"]``.
 _VALUE_DRIFT_TYPE = "evidently:metric_v2:ValueDrift"
@@ -165,145 +123,48 @@ class DriftSummary:
 
 
 @dataclass(frozen=True)
-class ReferenceProfile:
-    """A fixed-size, deterministic stand-in for the reference data (see the module docstring).
+class DriftMethods:
+    """The drift test and threshold of every checked column: a default per kind, then per-column overrides.
 
-    ``frame`` has one column per profiled column, each an independent sketch (numeric: quantiles;
-    categorical: levels in proportion to their counts; padded with nulls where the reference had fewer
-    usable values); its rows mean nothing. ``n_rows`` is the size of the reference it summarises.
+    ``overrides`` and ``thresholds`` hold only the checked columns (see :meth:`choose`).
     """
 
-    frame: pd.DataFrame
-    kinds: dict[str, str]  # column -> "numeric" | "categorical"
-    n_rows: int
+    numeric: str
+    categorical: str
+    threshold: float
+    overrides: dict[str, str]
+    thresholds: dict[str, float]
 
-    def save(self, directory: pathlib.Path | str) -> pathlib.Path:
-        """Write ``reference_profile.parquet`` (the sketch, with kinds and size in its metadata)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    @classmethod
+    def choose(
+        cls,
+        kinds: Mapping[str, str],
+        *,
+        numeric: str,
+        categorical: str,
+        threshold: float,
+        methods: Mapping[str, str] | None,
+        column_thresholds: Mapping[str, float] | None,
+    ) -> DriftMethods:
+        """Keep the overrides of the checked columns (one configuration serves several reports).
 
-        directory = pathlib.Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(self.frame, preserve_index=False)
-        meta = {"format": _PROFILE_FORMAT, "kinds": self.kinds, "n_rows": self.n_rows}
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _PROFILE_META_KEY: json.dumps(meta)})
-        path = directory / PROFILE_FILE
-        pq.write_table(table, path)
-        return path
+        Raises:
+            ValueError: a column threshold is negative.
+        """
+        overrides = {c: m for c, m in (methods or {}).items() if c in kinds}
+        thresholds = {c: float(t) for c, t in (column_thresholds or {}).items() if c in kinds}
+        bad = {c: t for c, t in thresholds.items() if t < 0.0}
+        if bad:
+            raise ValueError(f"column thresholds must not be negative: {bad}")
+        return cls(numeric, categorical, threshold, overrides, thresholds)
 
+    def method_of(self, column: str, kind: str) -> str:
+        """The Evidently stat test for ``column`` of ``kind``."""
+        return self.overrides.get(column, self.numeric if kind == NUMERIC else self.categorical)
 
-def load_reference_profile(path: pathlib.Path | str) -> ReferenceProfile:
-    """Read a profile written by :meth:`ReferenceProfile.save` (a folder holding it, or the file)."""
-    import pyarrow.parquet as pq
-
-    path = pathlib.Path(path)
-    if path.is_dir():
-        path = path / PROFILE_FILE
-    table = pq.read_table(path)
-    raw = (table.schema.metadata or {}).get(_PROFILE_META_KEY)
-    if raw is None:
-        raise ValueError(f"{path} is not a drift reference profile (no {_PROFILE_META_KEY.decode()} metadata)")
-    meta = json.loads(raw)
-    if meta.get("format") != _PROFILE_FORMAT:
-        raise ValueError(f"{path}: reference profile format {meta.get('format')!r}, expected {_PROFILE_FORMAT}")
-    return ReferenceProfile(frame=table.to_pandas(), kinds=dict(meta["kinds"]), n_rows=int(meta["n_rows"]))
-
-
-def build_reference_profile(
-    reference: pd.DataFrame,
-    *,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    size: int = DEFAULT_SAMPLE_ROWS,
-) -> ReferenceProfile:
-    """Sketch each column of ``reference`` into ``size`` values (see the module docstring).
-
-    A reference of at most ``size`` rows is kept as it is: there is nothing to save. Cost: one sort
-    per numeric column and one ``value_counts`` per categorical one (about a second for 1M x 30).
-
-    Raises:
-        ValueError: a column is missing, a numeric column holds non-numbers, or a categorical column has
-            more distinct values than ``size`` (an identifier, not a feature to test for drift).
-    """
-    import numpy as np
-    import pandas as pd
-
-    numeric, categorical = list(numeric), list(categorical)
-    kinds = {c: NUMERIC for c in numeric} | {c: CATEGORICAL for c in categorical}
-    missing = [c for c in kinds if c not in reference.columns]
-    if missing:
-        raise ValueError(f"columns missing from the reference: {missing}")
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
-    if len(reference) <= size:
-        return ReferenceProfile(reference[list(kinds)].reset_index(drop=True), kinds, len(reference))
-
-    sketch: dict[str, Any] = {}
-    for column, kind in kinds.items():
-        series = reference[column]
-        if kind == NUMERIC:
-            try:
-                values = series.to_numpy(dtype="float64", na_value=np.nan)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"numeric column {column!r} holds non-numeric values: {exc}") from exc
-            # Evidently drops nulls and +/-inf before testing; so does the sketch.
-            values = values[np.isfinite(values)]
-            if len(values) > size:
-                # The quantiles at (i + 0.5) / size by the inverted CDF: actual observations (no
-                # interpolation), so integer columns keep integer values. One sort and an index, because
-                # np.quantile with 10,000 probabilities partitions once per probability (seconds per column).
-                at = np.ceil((np.arange(size) + 0.5) * (len(values) / size)).astype("int64") - 1
-                values = np.sort(values)[np.clip(at, 0, len(values) - 1)]
-            padded = pd.Series(values, dtype="float64").reindex(range(size))
-            # NumPy integers stay integers (nicer histograms). Not pandas' nullable Int64: Evidently
-            # correlates null-free numeric columns through an object array of mixed dtypes and fails.
-            if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu" and len(values) == size:
-                padded = padded.astype(series.dtype)
-            sketch[column] = padded
-        else:
-            counts = series.value_counts(dropna=True)
-            counts = counts[counts > 0]  # unused categories of a pandas Categorical
-            sketch[column] = pd.Series(counts.index.repeat(_allocate(counts.to_numpy(), size, column))).reindex(
-                range(size)
-            )
-    return ReferenceProfile(pd.DataFrame(sketch), kinds, len(reference))
-
-
-def _allocate(counts: Any, size: int, column: str) -> Any:
-    """Split ``size`` slots in proportion to ``counts`` (largest remainder), every level at least one."""
-    import numpy as np
-
-    total = int(counts.sum())
-    if total <= size:
-        return counts.astype("int64")  # fewer usable values than slots: keep them all
-    if len(counts) > size:
-        raise ValueError(
-            f"categorical column {column!r} has {len(counts)} distinct values, more than the {size} rows "
-            "the drift test uses: an identifier-like column, not a feature to test for drift"
-        )
-    quota = counts * (size / total)
-    slots = np.floor(quota).astype("int64")
-    # Stable sort: ties go to the more frequent level (value_counts order), so the result is deterministic.
-    order = np.argsort(-(quota - slots), kind="stable")
-    slots[order[: size - int(slots.sum())]] += 1
-    # A level seen in the reference must stay in it: a zero expected count would make chi-squared
-    # infinite for a level that merely is rare. Its slot comes from the largest level.
-    for i in np.flatnonzero(slots == 0):
-        slots[int(np.argmax(slots))] -= 1
-        slots[i] = 1
-    return slots
-
-
-def _sample(frame: pd.DataFrame, columns: list[str], rows: int | None, seed: int) -> pd.DataFrame:
-    """``columns`` of ``rows`` rows drawn without replacement with a fixed seed (original order kept),
-    or of all rows."""
-    import numpy as np
-
-    if rows is None or len(frame) <= rows:
-        return frame[columns]
-    picked = np.sort(np.random.default_rng(seed).choice(len(frame), size=rows, replace=False))
-    # Rows first: selecting the columns first would copy the whole day (0.5 s at 1M rows x 30).
-    return frame.iloc[picked][columns]
+    def threshold_of(self, column: str) -> float:
+        """The drift threshold for ``column``, read the way its method reads it."""
+        return self.thresholds.get(column, self.threshold)
 
 
 def _check_inputs(
@@ -352,6 +213,118 @@ def _is_empty(frame: pd.DataFrame, column: str, kind: str) -> bool:
     return bool(unusable.all())
 
 
+def reference_for(
+    reference: pd.DataFrame | ReferenceProfile, kinds: Mapping[str, str], sample_rows: int | None
+) -> ReferenceProfile:
+    """The reference the tests see: the given profile, a sketch of ``sample_rows`` values per column, or
+    (``sample_rows=None``) the checked columns as they are.
+
+    Raises:
+        ValueError: the given profile has a checked column as another kind, or not at all.
+    """
+    if isinstance(reference, ReferenceProfile):
+        other_kind = {c: reference.kinds.get(c) for c in kinds if reference.kinds.get(c) != kinds[c]}
+        if other_kind:
+            raise ValueError(f"the reference profile has these columns as another kind (or not at all): {other_kind}")
+        return reference
+    if sample_rows is None:
+        return ReferenceProfile(reference[list(kinds)], dict(kinds), len(reference))
+    numeric = [c for c, kind in kinds.items() if kind == NUMERIC]
+    categorical = [c for c, kind in kinds.items() if kind == CATEGORICAL]
+    return build_reference_profile(reference, numeric=numeric, categorical=categorical, size=sample_rows)
+
+
+def current_sample_size(reference_rows: int, sample_rows: int | None) -> int | None:
+    """Rows of the day to test: ``sample_rows``, but at most a tenth of the reference (at least 1,000)."""
+    if sample_rows is None:
+        return None
+    return min(sample_rows, max(MIN_CURRENT_ROWS, reference_rows // REFERENCE_PER_CURRENT))
+
+
+def sample_current(frame: pd.DataFrame, columns: list[str], rows: int | None, seed: int) -> pd.DataFrame:
+    """``columns`` of ``rows`` rows drawn without replacement with a fixed seed (original order kept),
+    or of all rows."""
+    import numpy as np
+
+    if rows is None or len(frame) <= rows:
+        return frame[columns]
+    picked = np.sort(np.random.default_rng(seed).choice(len(frame), size=rows, replace=False))
+    # Rows first: selecting the columns first would copy the whole day (0.5 s at 1M rows x 30).
+    return frame.iloc[picked][columns]
+
+
+def untestable_columns(
+    reference: pd.DataFrame, current: pd.DataFrame, kinds: Mapping[str, str], methods: DriftMethods
+) -> dict[str, ColumnDrift]:
+    """The verdicts of the columns with no usable values on a side, which Evidently cannot test.
+
+    Judged on the rows the tests would see: a column left empty by sampling cannot be tested either.
+    Empty on exactly one side: drifted (the column vanished or appeared); on both: not drifted.
+    """
+    untestable: dict[str, ColumnDrift] = {}
+    for column, kind in kinds.items():
+        ref_empty = _is_empty(reference, column, kind)
+        cur_empty = _is_empty(current, column, kind)
+        if ref_empty or cur_empty:
+            log.warning(
+                "drift: column %r has no non-null values in %s; not tested, counted as %s",
+                column,
+                " and ".join(n for n, e in (("reference", ref_empty), ("current", cur_empty)) if e),
+                "not drifted" if ref_empty and cur_empty else "drifted",
+            )
+            untestable[column] = ColumnDrift(
+                column=column,
+                kind=kind,
+                stattest=methods.method_of(column, kind),
+                score=math.nan,
+                threshold=methods.threshold_of(column),
+                drifted=ref_empty != cur_empty,
+            )
+    return untestable
+
+
+def evidently_snapshot(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    kinds: Mapping[str, str],
+    methods: DriftMethods,
+    drift_share_threshold: float,
+) -> Any:
+    """Run Evidently's ``DataDriftPreset`` over the ``kinds`` columns; returns its ``Snapshot``."""
+    # Imported here, not at module level: Evidently takes seconds to import and only this step needs it.
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    columns = list(kinds)
+    definition = DataDefinition(
+        numerical_columns=[c for c in columns if kinds[c] == NUMERIC],
+        categorical_columns=[c for c in columns if kinds[c] == CATEGORICAL],
+    )
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=columns,
+                num_method=methods.numeric,
+                cat_method=methods.categorical,
+                per_column_method={c: m for c, m in methods.overrides.items() if c in kinds} or None,
+                threshold=methods.threshold,
+                per_column_threshold={c: t for c, t in methods.thresholds.items() if c in kinds} or None,
+                # Only used for Evidently's own HTML header; our verdict is computed from the columns.
+                drift_share=drift_share_threshold,
+            )
+        ],
+        # ValueDrift attaches its drift verdict as a test result only when tests are included; that
+        # verdict is read instead of re-deriving "below or above the threshold" for every method.
+        include_tests=True,
+    )
+    # Only the checked columns go in: extra columns (ids, targets, timestamps) would otherwise be
+    # typed and profiled by Evidently for nothing.
+    return report.run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+
+
 def run_drift_report(
     reference: pd.DataFrame | ReferenceProfile,
     current: pd.DataFrame,
@@ -389,7 +362,7 @@ def run_drift_report(
             ``threshold``); give one with every override to a method that reads thresholds differently.
         sample_rows: rows per side the tests and the report see: the reference is sketched to this
             many values per column and the current data sampled to this many rows when larger, and to
-            at most a tenth of the reference rows (see the module docstring for why). ``None``:
+            at most a tenth of the reference rows (docs/drift.md says why). ``None``:
             everything, as-is (slow and oversensitive on large data).
         seed: seed of the current-data sample: same data and seed, same verdict.
 
@@ -412,102 +385,34 @@ def run_drift_report(
     kinds = {c: NUMERIC for c in numeric} | {c: CATEGORICAL for c in categorical}
     if sample_rows is not None and sample_rows < 1:
         raise ValueError(f"sample_rows must be positive or None, got {sample_rows}")
+    frame = reference.frame if isinstance(reference, ReferenceProfile) else reference
+    _check_inputs(frame, current, numeric, categorical, threshold, drift_share_threshold)
 
-    if isinstance(reference, ReferenceProfile):
-        profile = reference
-        _check_inputs(profile.frame, current, numeric, categorical, threshold, drift_share_threshold)
-        other_kind = {c: profile.kinds.get(c) for c in kinds if profile.kinds.get(c) != kinds[c]}
-        if other_kind:
-            raise ValueError(f"the reference profile has these columns as another kind (or not at all): {other_kind}")
-    else:
-        _check_inputs(reference, current, numeric, categorical, threshold, drift_share_threshold)
-        if sample_rows is None:
-            profile = ReferenceProfile(reference[list(kinds)], kinds, len(reference))
-        else:
-            profile = build_reference_profile(reference, numeric=numeric, categorical=categorical, size=sample_rows)
+    profile = reference_for(reference, kinds, sample_rows)
     ref_tested = profile.frame
-    current_rows = (
-        None
-        if sample_rows is None
-        else min(sample_rows, max(MIN_CURRENT_ROWS, profile.n_rows // REFERENCE_PER_CURRENT))
+    cur_tested = sample_current(current, list(kinds), current_sample_size(profile.n_rows, sample_rows), seed)
+    chosen = DriftMethods.choose(
+        kinds,
+        numeric=numeric_method,
+        categorical=categorical_method,
+        threshold=threshold,
+        methods=methods,
+        column_thresholds=column_thresholds,
     )
-    cur_tested = _sample(current, list(kinds), current_rows, seed)
 
-    overrides = {c: m for c, m in (methods or {}).items() if c in kinds}
-    column_threshold = {c: float(t) for c, t in (column_thresholds or {}).items() if c in kinds}
-    bad = {c: t for c, t in column_threshold.items() if t < 0.0}
-    if bad:
-        raise ValueError(f"column thresholds must not be negative: {bad}")
-    default_methods = {NUMERIC: numeric_method, CATEGORICAL: categorical_method}
-
-    untestable: dict[str, ColumnDrift] = {}
-    for column, kind in kinds.items():
-        # Judged on the rows the tests would see: a column left empty by sampling cannot be tested either.
-        ref_empty = _is_empty(ref_tested, column, kind)
-        cur_empty = _is_empty(cur_tested, column, kind)
-        if ref_empty or cur_empty:
-            log.warning(
-                "drift: column %r has no non-null values in %s; not tested, counted as %s",
-                column,
-                " and ".join(n for n, e in (("reference", ref_empty), ("current", cur_empty)) if e),
-                "not drifted" if ref_empty and cur_empty else "drifted",
-            )
-            untestable[column] = ColumnDrift(
-                column=column,
-                kind=kind,
-                stattest=overrides.get(column, default_methods[kind]),
-                score=math.nan,
-                threshold=column_threshold.get(column, threshold),
-                drifted=ref_empty != cur_empty,
-            )
-    testable = [c for c in kinds if c not in untestable]
+    untestable = untestable_columns(ref_tested, cur_tested, kinds, chosen)
+    testable = {c: kind for c, kind in kinds.items() if c not in untestable}
     if not testable:
         # Evidently cannot build a report over zero columns, and "everything drifted" would request a
         # retrain on data that has nothing in it; this is a data problem, not drift.
         raise ValueError(f"no column has non-null values in both reference and current: {list(kinds)}")
+    snapshot = evidently_snapshot(ref_tested, cur_tested, testable, chosen, drift_share_threshold)
+    tested = read_column_results(snapshot.dict(), testable)
 
-    # Imported here, not at module level: Evidently takes seconds to import and only this step needs it.
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    definition = DataDefinition(
-        numerical_columns=[c for c in testable if kinds[c] == NUMERIC],
-        categorical_columns=[c for c in testable if kinds[c] == CATEGORICAL],
-    )
-    report = Report(
-        [
-            DataDriftPreset(
-                columns=testable,
-                num_method=numeric_method,
-                cat_method=categorical_method,
-                per_column_method={c: m for c, m in overrides.items() if c in testable} or None,
-                threshold=threshold,
-                per_column_threshold={c: t for c, t in column_threshold.items() if c in testable} or None,
-                # Only used for Evidently's own HTML header; our verdict is computed below.
-                drift_share=drift_share_threshold,
-            )
-        ],
-        # ValueDrift attaches its drift verdict as a test result only when tests are included; that
-        # verdict is read instead of re-deriving "below or above the threshold" for every method.
-        include_tests=True,
-    )
-    # Only the checked columns go in: extra columns (ids, targets, timestamps) would otherwise be
-    # typed and profiled by Evidently for nothing.
-    snapshot = report.run(
-        current_data=Dataset.from_pandas(cur_tested[testable], data_definition=definition),
-        reference_data=Dataset.from_pandas(ref_tested[testable], data_definition=definition),
-    )
-
-    tested = _column_results(snapshot.dict(), {c: kinds[c] for c in testable})
     # Report order = the caller's order (numeric, then categorical).
-    results = [tested[c] if c in tested else untestable[c] for c in kinds]
-    n_drifted = sum(r.drifted for r in results)
-    drift_share = n_drifted / len(results)
-    summary = DriftSummary(
-        columns=results,
-        drift_share=drift_share,
-        drift_share_threshold=drift_share_threshold,
-        dataset_drift=drift_share >= drift_share_threshold,
+    summary = summarise(
+        [tested[c] if c in tested else untestable[c] for c in kinds],
+        drift_share_threshold,
         n_reference=profile.n_rows,
         n_current=len(current),
         n_reference_tested=len(ref_tested),
@@ -516,9 +421,9 @@ def run_drift_report(
     log.info(
         "drift: %d/%d columns drifted (share %.3f, threshold %.3f) -> dataset_drift=%s %s "
         "(tested %d reference / %d current rows of %d / %d)",
-        n_drifted,
-        len(results),
-        drift_share,
+        len(summary.drifted_columns),
+        len(summary.columns),
+        summary.drift_share,
         drift_share_threshold,
         summary.dataset_drift,
         summary.drifted_columns,
@@ -530,7 +435,30 @@ def run_drift_report(
     return summary, snapshot
 
 
-def _column_results(snapshot_dict: dict[str, Any], kinds: dict[str, str]) -> dict[str, ColumnDrift]:
+def summarise(
+    columns: list[ColumnDrift],
+    drift_share_threshold: float,
+    *,
+    n_reference: int,
+    n_current: int,
+    n_reference_tested: int,
+    n_current_tested: int,
+) -> DriftSummary:
+    """The dataset-level verdict: drift when at least ``drift_share_threshold`` of the columns drifted."""
+    drift_share = sum(c.drifted for c in columns) / len(columns)
+    return DriftSummary(
+        columns=columns,
+        drift_share=drift_share,
+        drift_share_threshold=drift_share_threshold,
+        dataset_drift=drift_share >= drift_share_threshold,
+        n_reference=n_reference,
+        n_current=n_current,
+        n_reference_tested=n_reference_tested,
+        n_current_tested=n_current_tested,
+    )
+
+
+def read_column_results(snapshot_dict: dict[str, Any], kinds: Mapping[str, str]) -> dict[str, ColumnDrift]:
     """Read the ``ValueDrift`` metrics and their test verdicts out of ``Snapshot.dict()``."""
     # Each ValueDrift test points at its metric by id ("metric_fingerprint" == the metric's "id").
     verdicts: dict[str, bool] = {}

@@ -1,4 +1,8 @@
-"""train: features/ds=D -> a fitted model, logged to MLflow and registered as `@challenger`."""
+"""train: features/ds=D -> a fitted model, logged to MLflow and registered as `@challenger`.
+
+load splits -> fit and measure (pure: :func:`mlcycle.training.fit.fit_and_measure`) -> log to MLflow ->
+register. A version trained on the same data digests, config and code is reused instead (the cache).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ import argparse
 import hashlib
 import json
 import logging
-import time
 from importlib.metadata import version as installed_version
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import mlflow.data.pandas_dataset
 import pandas as pd
 from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
 
 from mlcycle.config import UseCase
 from mlcycle.evaluation.evidence import feature_frame
@@ -22,7 +27,7 @@ from mlcycle.registry import tracking
 from mlcycle.settings import home
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.steps.features import SPLITS
-from mlcycle.training.metrics import classification_metrics, slice_metrics
+from mlcycle.training.fit import FittedCandidate, fit_and_measure
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
 log = logging.getLogger(__name__)
@@ -72,58 +77,23 @@ def _result(
     )
 
 
-def fit_torch(ctx: StepContext, model: Any, splits: dict[str, pd.DataFrame]) -> None:
-    """Fit the torch pipeline with per-epoch checkpoints (a retried task resumes) and log its curves."""
-    from mlcycle.training.pyfunc import log_epoch_history
-    from mlcycle.training.torch_mlp import fit_pipeline
-
-    usecase, target = ctx.usecase, ctx.usecase.target.name
-    # Local launcher: under MLCYCLE_HOME; in a pod this must be a volume that outlives the pod to resume.
-    checkpoints = home() / "checkpoints" / usecase.name / ctx.partition.isoformat()
-    model.set_params(model__checkpoint_dir=str(checkpoints))
-    fit_pipeline(
-        model,
-        feature_frame(usecase, splits["train"]),
-        splits["train"][target],
-        feature_frame(usecase, splits["valid"]),
-        splits["valid"][target],
-    )
-    network = model[-1]
-    log_epoch_history(network.history_)
-    mlflow.log_params(
-        {
-            "torch.device": str(network.device_),
-            "torch.best_epoch": network.best_epoch_,
-            "torch.epochs_run": network.n_epochs_,
-        }
-    )
-    mlflow.set_tag("mlcycle.resumed_from_epoch", str(network.resumed_from_epoch_))
-
-
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+    """Load the splits, fit and measure a candidate, log it to MLflow and register it as ``@challenger``;
+    or, when an identical earlier run exists (same data, config and code), reuse its version."""
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     features_uri = ctx.uri("features")
     manifest = ctx.storage.manifest(features_uri)
     if manifest is None:
         raise FileNotFoundError(f"no features at {features_uri}: run the features step first")
-    target = usecase.target.name
-    threshold = usecase.model.decision_threshold
     parent_id = tracking.parent_run(usecase, ctx.airflow, partition)
 
     key = cache_key(usecase, manifest)
     hit = None if args.cache == "off" else cached_version(usecase, key)
     if hit is not None:
-        run_id = hit.tags.get("mlcycle.run_id", "")
-        cached_metrics = tracking.client().get_run(run_id).data.metrics if run_id else {}
-        with mlflow.start_run(run_id=parent_id):
-            mlflow.set_tags({"mlcycle.cache_hit": "true", "mlcycle.cache_version": str(hit.version)})
-        log.info("cache hit: version %s was trained on the same data, config and code", hit.version)
-        return _result(ctx, str(hit.version), run_id, parent_id, cached_metrics, cache_hit=True)
+        return reuse_cached(ctx, hit, parent_id)
 
-    with ctx.storage.local_copy(features_uri) as folder:
-        splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
+    splits = load_splits(ctx, features_uri)
     model = build_model(usecase)
-    is_torch = usecase.model.family == "torch_mlp"
     with (
         mlflow.start_run(run_id=parent_id),
         mlflow.start_run(
@@ -132,80 +102,124 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
             tags={**tracking.run_tags(ctx.airflow, partition), tracking.ROLE_TAG: "candidate", CACHE_TAG: key},
         ) as run,
     ):
-        for split, table in splits.items():
-            dataset = mlflow.data.pandas_dataset.from_pandas(
-                table, source=f"{features_uri}/{split}.parquet", name=f"{usecase.name}-{split}", targets=target
-            )
-            mlflow.log_input(dataset, context=split)
-        mlflow.log_params(
-            {
-                "family": usecase.model.family,
-                "seed": usecase.model.seed,
-                "decision_threshold": threshold,
-                "window": "..".join(manifest["window"]),
-                **{f"rows_{s}": len(t) for s, t in splits.items()},
-                **{f"model.{k}": v for k, v in usecase.model.params.items()},
-            }
-        )
-        mlflow.set_tags({f"mlcycle.days.{s}": ",".join(manifest["days"][s]) for s in SPLITS})
-
-        started = time.perf_counter()
-        if is_torch:
-            fit_torch(ctx, model, splits)
-        else:
-            model.fit(feature_frame(usecase, splits["train"]), splits["train"][target])
-        fit_seconds = time.perf_counter() - started
-
-        metrics: dict[str, float] = {"fit_seconds": fit_seconds}
-        for split, table in splits.items():
-            score = model.predict_proba(feature_frame(usecase, table))[:, 1]
-            for name, value in classification_metrics(table[target].to_numpy(), score, threshold).items():
-                metrics[f"{split}_{name}"] = value
-            if split == "test":
-                slices = slice_metrics(table, table[target], score, usecase.slices)
-                metrics.update({f"test_{k}": v for k, v in slices.items()})
-                figures = diagnostic_figures(table[target].to_numpy(), score, threshold, slices)
-                for path, figure in figures.items():
-                    mlflow.log_figure(figure, path)
-                close(figures)
-        mlflow.log_metrics(metrics)
-
-        example = feature_frame(usecase, splits["train"]).head(5)
-        signature = infer_signature(example, model.predict_proba(example))
-        if is_torch:
-            from mlcycle.training.pyfunc import log_torch_pipeline
-
-            info = log_torch_pipeline(
-                model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pip_requirements=[*pip_requirements(), f"torch=={installed_version('torch').split('+')[0]}"],
-                skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            )
-        else:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pip_requirements=pip_requirements(),
-                pyfunc_predict_fn="predict_proba",
-                skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            )
+        log_inputs(usecase, features_uri, manifest, splits)
+        fitted = fit_and_measure(usecase, model, splits, checkpoint_dir=checkpoint_dir(ctx))
+        log_measurements(usecase, fitted)
+        info = log_model(usecase, fitted.model, splits["train"])
         candidate_run_id = run.info.run_id
 
+    version = register(ctx, info.model_uri, manifest, key, candidate_run_id, parent_id)
+    return _result(ctx, version, candidate_run_id, parent_id, fitted.metrics, cache_hit=False)
+
+
+def reuse_cached(ctx: StepContext, hit: Any, parent_id: str) -> StepResult:
+    """The result of the cached version ``hit``, recorded on the parent run as a cache hit."""
+    run_id = hit.tags.get("mlcycle.run_id", "")
+    cached_metrics = tracking.client().get_run(run_id).data.metrics if run_id else {}
+    with mlflow.start_run(run_id=parent_id):
+        mlflow.set_tags({"mlcycle.cache_hit": "true", "mlcycle.cache_version": str(hit.version)})
+    log.info("cache hit: version %s was trained on the same data, config and code", hit.version)
+    return _result(ctx, str(hit.version), run_id, parent_id, cached_metrics, cache_hit=True)
+
+
+def load_splits(ctx: StepContext, features_uri: str) -> dict[str, pd.DataFrame]:
+    """The train / valid / test frames of the features partition."""
+    with ctx.storage.local_copy(features_uri) as folder:
+        return {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
+
+
+def checkpoint_dir(ctx: StepContext) -> Path:
+    """Where a torch fit checkpoints its epochs, so that a retried task resumes.
+
+    Local launcher: under MLCYCLE_HOME; in a pod this must be a volume that outlives the pod to resume.
+    """
+    return home() / "checkpoints" / ctx.usecase.name / ctx.partition.isoformat()
+
+
+def log_inputs(usecase: UseCase, features_uri: str, manifest: dict[str, Any], splits: dict[str, pd.DataFrame]) -> None:
+    """The candidate run's datasets (source URI + digest), params and training days."""
+    for split, table in splits.items():
+        dataset = mlflow.data.pandas_dataset.from_pandas(
+            table, source=f"{features_uri}/{split}.parquet", name=f"{usecase.name}-{split}", targets=usecase.target.name
+        )
+        mlflow.log_input(dataset, context=split)
+    mlflow.log_params(
+        {
+            "family": usecase.model.family,
+            "seed": usecase.model.seed,
+            "decision_threshold": usecase.model.decision_threshold,
+            "window": "..".join(manifest["window"]),
+            **{f"rows_{s}": len(t) for s, t in splits.items()},
+            **{f"model.{k}": v for k, v in usecase.model.params.items()},
+        }
+    )
+    mlflow.set_tags({f"mlcycle.days.{s}": ",".join(manifest["days"][s]) for s in SPLITS})
+
+
+def log_measurements(usecase: UseCase, fitted: FittedCandidate) -> None:
+    """The torch trainer's curves and facts, the diagnostic figures and the metrics, in the active run."""
+    if fitted.torch is not None:
+        from mlcycle.training.pyfunc import log_epoch_history
+
+        log_epoch_history(fitted.torch.history)
+        mlflow.log_params(
+            {
+                "torch.device": fitted.torch.device,
+                "torch.best_epoch": fitted.torch.best_epoch,
+                "torch.epochs_run": fitted.torch.epochs_run,
+            }
+        )
+        mlflow.set_tag("mlcycle.resumed_from_epoch", str(fitted.torch.resumed_from_epoch))
+    figures = diagnostic_figures(
+        fitted.test_labels, fitted.test_scores, usecase.model.decision_threshold, fitted.slices
+    )
+    for path, figure in figures.items():
+        mlflow.log_figure(figure, path)
+    close(figures)
+    mlflow.log_metrics(fitted.metrics)
+
+
+def log_model(usecase: UseCase, model: Any, train: pd.DataFrame) -> ModelInfo:
+    """Log the fitted pipeline as the run's ``model`` (a torch pyfunc, or an sklearn model)."""
+    example = feature_frame(usecase, train).head(5)
+    signature = infer_signature(example, model.predict_proba(example))
+    if usecase.model.family == "torch_mlp":
+        from mlcycle.training.pyfunc import log_torch_pipeline
+
+        return log_torch_pipeline(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pip_requirements=[*pip_requirements(), f"torch=={installed_version('torch').split('+')[0]}"],
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
+    info: ModelInfo = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        pyfunc_predict_fn="predict_proba",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+    )
+    return info
+
+
+def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: str, run_id: str, parent_id: str) -> str:
+    """Register the logged model with its lineage tags and point ``@challenger`` at it; returns the version."""
+    usecase, partition = ctx.usecase, ctx.partition.isoformat()
     # The version is created with its tags in one call: were MLflow to fail between two calls, a version without
     # them would stay behind, invisible to the training cache, and the retry would register a duplicate.
     tags = {
         **{k: v for k, v in tracking.run_tags(ctx.airflow, partition).items() if v},
-        "mlcycle.features_uri": features_uri,
-        "mlcycle.run_id": candidate_run_id,
+        "mlcycle.features_uri": ctx.uri("features"),
+        "mlcycle.run_id": run_id,
         "mlcycle.parent_run_id": parent_id,
         CACHE_TAG: key,
         **{f"mlcycle.data_digest.{s}": ",".join(manifest["input_digests"][s]) for s in SPLITS},
     }
-    version = mlflow.register_model(info.model_uri, usecase.registered_model_name, tags=tags)
+    version = mlflow.register_model(model_uri, usecase.registered_model_name, tags=tags)
     tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHALLENGER, version.version)
     log.info("registered %s version %s as @challenger", usecase.registered_model_name, version.version)
-    return _result(ctx, str(version.version), candidate_run_id, parent_id, metrics, cache_hit=False)
+    return str(version.version)

@@ -28,11 +28,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mlcycle.contracts.gx_suite import ContractResult, validate_frame
+from mlcycle.contracts.gx_runner import validate_frame
 from mlcycle.contracts.model import DataContract, load_contract
 from mlcycle.contracts.profiles import SERVING, TRAINING, covers, profile_of
 from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable_result
 from mlcycle.contracts.report import render_html
+from mlcycle.contracts.results import ContractResult
 from mlcycle.steps.base import Rejected, StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE, raw_file
 from mlcycle.storage.partitions import sha256_file

@@ -4,7 +4,7 @@ The logged model holds two artifacts: the fitted preprocessing steps (`pipeline[
 loaded only with the trusted types given at log time) and the torch network (`state_dict.pt` + its
 architecture and params in `torch_mlp.json`). `predict` returns what sklearn's `predict_proba` returns
 (an n x 2 array, positive class in column 1), so `mlflow.pyfunc.load_model(uri).predict(frame)` is used
-exactly like the sklearn models' (see `predict_score` in `mlcycle.steps.train`). Loading rebuilds the
+exactly like the sklearn models' (see `predict_score` in `mlcycle.evaluation.evidence`). Loading rebuilds the
 network on CPU, or on CUDA when a GPU is present.
 
 Serving needs `mlcycle` importable (the pod image installs it; `code_paths` can carry it otherwise).
