@@ -21,7 +21,7 @@ from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
 from mlcycle.settings import home
 from mlcycle.steps.base import StepContext, StepResult
-from mlcycle.steps.features import SPLITS
+from mlcycle.storage.layout import SPLITS, Dataset, split_file
 from mlcycle.training.metrics import classification_metrics, slice_metrics
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
@@ -61,7 +61,7 @@ def _result(
         "train",
         ctx.usecase.name,
         ctx.partition.isoformat(),
-        outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri("features")},
+        outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri(Dataset.FEATURES)},
         metrics={
             "model_version": version,
             "run_id": run_id,
@@ -102,7 +102,7 @@ def fit_torch(ctx: StepContext, model: Any, splits: dict[str, pd.DataFrame]) -> 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
-    features_uri = ctx.uri("features")
+    features_uri = ctx.uri(Dataset.FEATURES)
     manifest = ctx.storage.manifest(features_uri)
     if manifest is None:
         raise FileNotFoundError(f"no features at {features_uri}: run the features step first")
@@ -121,7 +121,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         return _result(ctx, str(hit.version), run_id, parent_id, cached_metrics, cache_hit=True)
 
     with ctx.storage.local_copy(features_uri) as folder:
-        splits = {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
+        splits = {s: pd.read_parquet(folder / split_file(s)) for s in SPLITS}
     model = build_model(usecase)
     is_torch = usecase.model.family == "torch_mlp"
     with (
@@ -134,7 +134,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     ):
         for split, table in splits.items():
             dataset = mlflow.data.pandas_dataset.from_pandas(
-                table, source=f"{features_uri}/{split}.parquet", name=f"{usecase.name}-{split}", targets=target
+                table, source=f"{features_uri}/{split_file(split)}", name=f"{usecase.name}-{split}", targets=target
             )
             mlflow.log_input(dataset, context=split)
         mlflow.log_params(
