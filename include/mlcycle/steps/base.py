@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcycle.config import UseCase
 from mlcycle.runinfo import AirflowRun
 from mlcycle.storage.layout import Dataset
-from mlcycle.storage.partitions import Storage
+
+if TYPE_CHECKING:  # pyarrow: light commands (rerun, alert-receiver) use the step types without loading it
+    from mlcycle.storage.partitions import Storage
 
 
 class StepError(Exception):
