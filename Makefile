@@ -37,14 +37,16 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 $(UV_FIND_LINKS) -o requirements.lock
 
-lint: install  ## ruff + mypy
+lint: install  ## ruff + mypy + the layer contracts (import-linter, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install  ## the whole test suite (lint, unit, DAG integrity, data, integration)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 test-fast: install  ## everything but the integration tests

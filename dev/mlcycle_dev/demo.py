@@ -156,7 +156,7 @@ class AlertSink:
 
 def champion_version() -> str | None:
     from mlcycle.config import get_usecase
-    from mlcycle.steps.promote import current_champion
+    from mlcycle.registry.champion import current_champion
 
     return current_champion(get_usecase(USECASE))
 

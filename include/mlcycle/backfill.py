@@ -29,10 +29,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlcycle.airflow_api import URL_ENV, AirflowClient
+from mlcycle.storage.layout import Dataset, partition_folder, role_sub
 
 ORDER = ("training", "scoring", "monitoring")
 MAX_ACTIVE_RUNS = {"training": 1, "scoring": 3, "monitoring": 1}
-COMMITTED = {"training": ("features",), "scoring": ("validated", "predictions"), "monitoring": ("monitoring",)}
+COMMITTED = {
+    "training": (Dataset.FEATURES,),
+    "scoring": (Dataset.VALIDATED, Dataset.PREDICTIONS),
+    "monitoring": (Dataset.MONITORING,),
+}
 
 
 def backfill_range(start: dt.date, end: dt.date) -> tuple[str, str]:
@@ -96,13 +101,13 @@ def committed_digests(usecase: str, families: Sequence[str], days: Sequence[dt.d
     for family in families:
         for dataset in COMMITTED.get(family, ()):
             for day in days:
-                subs = ("role=champion", "role=challenger") if dataset == "predictions" else (None,)
+                subs = (role_sub("champion"), role_sub("challenger")) if dataset == Dataset.PREDICTIONS else (None,)
                 for sub in subs:
                     manifest = storage.manifest(storage.partition_uri(usecase, dataset, day, sub))
                     if manifest is not None:
                         compared = {k: v for k, v in manifest.get("files", {}).items() if k.endswith(COMPARED_FILES)}
                         files = json.dumps(compared, sort_keys=True)
-                        key = f"{dataset}/ds={day}" + (f"/{sub}" if sub else "")
+                        key = f"{dataset}/{partition_folder(day)}" + (f"/{sub}" if sub else "")
                         digests[key] = hashlib.sha256(files.encode()).hexdigest()[:16]
     return digests
 

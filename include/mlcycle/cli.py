@@ -272,8 +272,9 @@ def _termination_message(message: str) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Run the sub-command in `args`; return its exit code (after printing the JSON result)."""
     from mlcycle.config import get_usecase
+    from mlcycle.runinfo import AirflowRun
     from mlcycle.settings import storage_root
-    from mlcycle.steps.base import AirflowRun, NothingToDo, Rejected, StepContext
+    from mlcycle.steps.base import NothingToDo, Rejected, StepContext
     from mlcycle.storage.partitions import Storage, parse_partition
 
     command = next(c for c in COMMANDS if c.name == args.command)

@@ -1,6 +1,6 @@
 """Use-case configuration: `include/usecases/<name>/usecase.yaml`, validated by a typed model.
 
-The use case's data contract (`contract.yaml`, `mlcycle.contracts.model`) is its schema: every
+The use case's data contract (`contract.yaml`, `mlcycle.schema`) is its schema: every
 column, its type, the key, the event-time column and the target are declared there, once.
 `usecase.yaml` says what the other columns are for (`roles`) and how the lifecycle runs; the loader
 reads both and rejects a use case whose roles do not fit its contract.
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlcycle.contracts.model import ColumnType, ContractError, DataContract, load_contract
+from mlcycle.schema import ColumnType, ContractError, DataContract, load_contract
 
 USECASES_ENV = "MLCYCLE_USECASES_DIR"
 # include/mlcycle/config.py -> include/usecases

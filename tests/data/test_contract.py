@@ -21,8 +21,8 @@ import yaml
 
 from mlcycle.contracts.compile import GX_SEVERITY, build_suite
 from mlcycle.contracts.gx_runner import validate_frame
-from mlcycle.contracts.model import ContractError, DataContract, load_contract, parse_contract
 from mlcycle.contracts.results import META_KEY, ContractResult, FailedExpectation
+from mlcycle.schema import ContractError, DataContract, load_contract, parse_contract
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONTRACT_PATH = REPO / "include" / "usecases" / "yarnit" / "contract.yaml"

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from mlcycle.contracts.gx_runner import validate_frame
-from mlcycle.contracts.model import DataContract, load_contract
 from mlcycle.contracts.reading import UnreadableData, read_csv, read_partition, unreadable_result
 from mlcycle.contracts.report import render_html
+from mlcycle.schema import DataContract, load_contract
 from mlcycle.synthetic.yarnit import generate_day
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mlcycle.config import get_usecase
-from mlcycle.evaluation.evidence import feature_frame
 from mlcycle.synthetic.yarnit import generate_day
+from mlcycle.training.model_io import feature_frame
 from mlcycle.training.trainers import build_model
 
 

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel
 
 from mlcycle.config import UseCase, UseCaseConfigError, load_usecase
-from mlcycle.contracts.model import DataContract
+from mlcycle.schema import DataContract
 from mlcycle.settings import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "usecases.md"

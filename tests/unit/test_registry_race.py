@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlcycle.config import get_usecase
+from mlcycle.registry import champion, tracking
 from mlcycle.settings import embedded_environment
-from mlcycle.steps import promote
-from mlcycle.steps.base import Rejected
 from mlcycle.storage.partitions import Storage
 
 
@@ -44,9 +43,9 @@ def _race(usecase, storage) -> list[str]:
     def attempt(version: str) -> None:
         barrier.wait()
         try:
-            promote.compare_and_set(storage, usecase, version, None, {"mlcycle.promoted_by": "test"})
+            champion.compare_and_set(storage, usecase, version, None, {"mlcycle.promoted_by": "test"})
             outcomes.append(f"won:{version}")
-        except Rejected:
+        except champion.ChampionChanged:
             outcomes.append(f"lost:{version}")
 
     threads = [threading.Thread(target=attempt, args=(v,)) for v in ("1", "2")]
@@ -59,26 +58,26 @@ def _race(usecase, storage) -> list[str]:
 
 def test_exactly_one_of_two_racing_promotions_wins(two_versions, monkeypatch: pytest.MonkeyPatch) -> None:
     usecase, storage = two_versions
-    real = promote.current_champion
+    real = champion.current_champion
 
     def slow_check(u):  # widen the window between check and set, as a slow network would
         seen = real(u)
         time.sleep(0.5)
         return seen
 
-    monkeypatch.setattr(promote, "current_champion", slow_check)
+    monkeypatch.setattr(champion, "current_champion", slow_check)
     outcomes = _race(usecase, storage)
     assert sum(o.startswith("won") for o in outcomes) == 1, outcomes
     assert sum(o.startswith("lost") for o in outcomes) == 1, outcomes
     winner = next(o.split(":")[1] for o in outcomes if o.startswith("won"))
-    assert promote.current_champion(usecase) == winner
+    assert champion.current_champion(usecase) == winner
     assert not (Path(storage.root) / "yarnit" / "registry" / "champion.lock").exists(), "lock released"
 
 
 def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.MonkeyPatch) -> None:
     """The race above is real: with the lock removed, both promotions pass their check."""
     usecase, storage = two_versions
-    real = promote.current_champion
+    real = champion.current_champion
     both_checked = threading.Barrier(2)
 
     def racing_check(u):  # both promotions read the champion before either moves it
@@ -86,6 +85,22 @@ def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.Monke
         both_checked.wait(timeout=180)  # generous: on a loaded CI machine one thread can lag far behind
         return seen
 
-    monkeypatch.setattr(promote, "current_champion", racing_check)
-    monkeypatch.setattr(promote, "registry_lock", lambda *a, **k: contextlib.nullcontext())
+    # Both moves then write the alias; SQLite's alias table has no upsert, so two first-ever inserts at the same
+    # instant can collide (IntegrityError), which would hide the point: serialise only that write.
+    real_client, alias_writes = tracking.client, threading.Lock()
+
+    class SerialAliasClient:
+        def __init__(self) -> None:
+            self._client = real_client()
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._client, name)
+
+        def set_registered_model_alias(self, *args: object) -> None:
+            with alias_writes:
+                self._client.set_registered_model_alias(*args)
+
+    monkeypatch.setattr(tracking, "client", SerialAliasClient)
+    monkeypatch.setattr(champion, "current_champion", racing_check)
+    monkeypatch.setattr(champion, "registry_lock", lambda *a, **k: contextlib.nullcontext())
     assert _race(usecase, storage) == ["won:1", "won:2"]

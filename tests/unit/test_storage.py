@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlcycle.storage.partitions import SUCCESS, Storage, parse_partition
+from mlcycle.storage import layout
+from mlcycle.storage.layout import SUCCESS, Dataset
+from mlcycle.storage.partitions import Storage, parse_partition
 
 DAY = dt.date(2026, 9, 14)
 
@@ -74,3 +76,26 @@ def test_move_and_delete(tmp_path: Path) -> None:
 def test_bad_partition_is_named() -> None:
     with pytest.raises(ValueError, match="'2026-13-01' is not a date"):
         parse_partition("2026-13-01")
+
+
+def test_layout_spells_the_on_disk_paths() -> None:
+    """The layout is a contract with every reader of the storage root (backfill, the demo, people): spelled out."""
+    assert layout.partition_uri("s3://b/p/", "uc", Dataset.PREDICTIONS, DAY, layout.role_sub("champion")) == (
+        "s3://b/p/uc/predictions/ds=2026-09-14/role=champion"
+    )
+    assert Storage("/data").partition_uri("uc", Dataset.VALIDATED, DAY) == "/data/uc/validated/ds=2026-09-14"
+    assert layout.dataset_uri("/data", "uc", Dataset.LANDING) == "/data/uc/landing"
+    assert layout.champion_lock_uri("/data/", "uc") == "/data/uc/registry/champion.lock"
+    assert [layout.split_file(s) for s in layout.SPLITS] == ["train.parquet", "valid.parquet", "test.parquet"]
+    assert layout.partition_of_folder(layout.partition_folder(DAY)) == DAY.isoformat()
+    assert layout.partition_of_folder(".staging-x") is None
+
+
+def test_landed_file_prefers_parquet_and_raw_file_follows_the_manifest(tmp_path: Path) -> None:
+    assert layout.landed_file(tmp_path) is None
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    assert layout.landed_file(tmp_path) == (tmp_path / "data.csv", "csv")
+    (tmp_path / layout.DATA_FILE).write_bytes(b"")
+    assert layout.landed_file(tmp_path) == (tmp_path / "data.parquet", "parquet")
+    assert layout.raw_file(tmp_path, {"format": "csv", "file": "data.csv"}) == (tmp_path / "data.csv", "csv")
+    assert layout.raw_file(tmp_path, {}) == (tmp_path / "data.parquet", "parquet"), "older manifests: Parquet"

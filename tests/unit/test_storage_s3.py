@@ -16,7 +16,8 @@ import pytest
 from pyarrow import fs as pafs
 
 from mlcycle.storage import partitions
-from mlcycle.storage.partitions import SUCCESS, Storage
+from mlcycle.storage.layout import DATA_PREFIX, SUCCESS
+from mlcycle.storage.partitions import Storage
 from mlcycle_dev.stack.process import free_port
 
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -94,7 +95,7 @@ def test_a_commit_is_read_back_whole(s3: Any) -> None:
     assert files["data.txt"] == "one" and files["sub/more.txt"] == "ONE"
     assert json.loads(files[SUCCESS])["files"] == manifest["files"]
     assert storage.list_partitions("uc", "raw") == [DAY]
-    prefix = manifest[partitions.DATA_PREFIX]
+    prefix = manifest[DATA_PREFIX]
     assert _keys(s3) == sorted(
         [f"root/uc/raw/ds=2026-09-14/{SUCCESS}"]
         + [f"root/uc/raw/ds=2026-09-14/{prefix}/{name}" for name in ("data.txt", "sub/more.txt")]
@@ -137,7 +138,7 @@ def test_a_writer_killed_mid_upload_leaves_the_old_version_readable(s3: Any, mon
     assert storage.manifest(uri) == before
     assert _read(storage, uri)["data.txt"] == "old"
     orphans = {k.split("/_v/")[1].split("/")[0] for k in _keys(s3) if "/_v/" in k} - {
-        str(before[partitions.DATA_PREFIX]).split("/")[1]
+        str(before[DATA_PREFIX]).split("/")[1]
     }
     assert len(orphans) == 1, "the interrupted upload is left unreferenced"
 

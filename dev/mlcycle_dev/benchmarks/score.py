@@ -93,8 +93,8 @@ def setup(workdir: Path, sizes: list[int], fit_rows: int, threads: int | None = 
     from threadpoolctl import threadpool_limits
 
     from mlcycle.config import get_usecase
-    from mlcycle.evaluation.evidence import feature_frame
     from mlcycle.steps.train import pip_requirements
+    from mlcycle.training.model_io import feature_frame
     from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
     from mlcycle_dev.benchmarks.train import yarnit_rows
 
@@ -161,8 +161,8 @@ def run_case(
     from threadpoolctl import threadpool_limits
 
     from mlcycle.config import get_usecase
-    from mlcycle.evaluation.evidence import feature_frame, predict_score
     from mlcycle.steps.score import CHAMPION, Scorer, predictions, score_partition
+    from mlcycle.training.model_io import feature_frame, predict_score
 
     if case not in CASES:
         raise ValueError(f"unknown case {case!r}; expected one of {CASES}")

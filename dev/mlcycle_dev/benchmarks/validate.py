@@ -43,7 +43,7 @@ def bench_contract() -> Any:
     import yaml
 
     from mlcycle.config import DEFAULT_USECASES_DIR
-    from mlcycle.contracts.model import parse_contract
+    from mlcycle.schema import parse_contract
 
     data = yaml.safe_load((DEFAULT_USECASES_DIR / "yarnit" / "contract.yaml").read_text())
     data["columns"]["session_id"]["regex"] = r"^\d{8}-\d{7}$"

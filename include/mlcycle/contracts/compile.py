@@ -1,4 +1,4 @@
-"""Compile a :class:`~mlcycle.contracts.model.DataContract` to a Great Expectations 1.x suite.
+"""Compile a :class:`~mlcycle.schema.DataContract` to a Great Expectations 1.x suite.
 
 Each expectation carries its contract rule, column, severity, suite order and a human-readable
 "expected" text in ``meta["mlcycle"]`` (read back by :func:`mlcycle.contracts.results.describe_check`);
@@ -19,8 +19,8 @@ import great_expectations.expectations as gxe
 from great_expectations.expectations.expectation import BatchExpectation, Expectation
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from mlcycle.contracts.model import ColumnSpec, CompareRule, DataContract, Severity
 from mlcycle.contracts.results import META_KEY
+from mlcycle.schema import ColumnSpec, CompareRule, DataContract, Severity
 
 __all__ = ["GX_SEVERITY", "ExpectTableColumnsToExclude", "build_suite"]
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["EXPECTED", "FORMATS"]
+from mlcycle.storage.layout import LANDING_FILES as FORMATS
 
-#: Landing file name -> format, in order of preference when both are present.
-FORMATS: dict[str, str] = {"data.parquet": "parquet", "data.csv": "csv"}
+__all__ = ["EXPECTED", "FORMATS"]
 
 #: What a readable file looks like, per format (the "expected" of the ``readable`` rule).
 EXPECTED: dict[str, str] = {

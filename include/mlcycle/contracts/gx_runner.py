@@ -37,8 +37,8 @@ from great_expectations.data_context.types.base import (
 
 from mlcycle.contracts.compile import build_suite
 from mlcycle.contracts.gx_patch import disable_batch_fingerprint
-from mlcycle.contracts.model import DataContract
 from mlcycle.contracts.results import FIRST_VALUES, META_KEY, ContractResult, FailedExpectation, describe_check
+from mlcycle.schema import DataContract
 
 __all__ = ["arrow_strings", "validate_frame"]
 

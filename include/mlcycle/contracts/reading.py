@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlcycle.contracts.formats import EXPECTED, FORMATS
-from mlcycle.contracts.model import DataContract
 from mlcycle.contracts.results import ContractResult, FailedExpectation
+from mlcycle.schema import DataContract
 
 __all__ = ["UnreadableData", "read_csv", "read_partition", "unreadable_result"]
 

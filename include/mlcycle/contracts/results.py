@@ -42,7 +42,7 @@ class FailedExpectation:
     observed: str
     """e.g. ``12 of 3000 rows (0.4 %) outside; first values: [-3.5, -1.0]``."""
     rule: str = ""
-    """The contract rule, e.g. ``range`` (see :data:`mlcycle.contracts.model.RuleName`)."""
+    """The contract rule, e.g. ``range`` (see :data:`mlcycle.schema.RuleName`)."""
     unexpected_count: int | None = None
     """How many rows broke a row-level rule (None for table-level rules)."""
     values: list[Any] = field(default_factory=list)

@@ -12,22 +12,12 @@ from threadpoolctl import threadpool_limits
 from mlcycle.config import UseCase
 from mlcycle.evaluation.gate import Evidence
 from mlcycle.training.metrics import classification_metrics, slice_metrics
+from mlcycle.training.model_io import feature_frame, predict_score
 
 # Rows timed one at a time for the per-row latency percentile, and the smallest group the 80 % rule
 # looks at (smaller groups make the ratio noise).
 LATENCY_ROWS = 200
 MIN_GROUP_ROWS = 100
-
-
-def feature_frame(usecase: UseCase, table: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns, in the declared order (the model signature)."""
-    return table[[c.name for c in usecase.features]]
-
-
-def predict_score(model: Any, frame: pd.DataFrame) -> np.ndarray:
-    """Positive-class probability from a pyfunc whose predict is predict_proba."""
-    output = np.asarray(model.predict(frame))
-    return output[:, 1] if output.ndim == 2 else output
 
 
 def latency_p95_ms(model: Any, inputs: pd.DataFrame, rows: int = LATENCY_ROWS) -> float:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlcycle.storage.layout import champion_lock_uri
 from mlcycle.storage.partitions import Storage
 
 # A holder that died without releasing leaves a stale lock; after this long it is broken.
@@ -69,7 +70,7 @@ def _try_s3(uri: str, owner: str) -> bool:
 @contextlib.contextmanager
 def registry_lock(storage: Storage, usecase: str, timeout: float = 60.0) -> Iterator[None]:
     """Hold the use case's registry lock for the body; raise LockTimeout after `timeout` seconds."""
-    uri = f"{storage.root.rstrip('/')}/{usecase}/registry/champion.lock"
+    uri = champion_lock_uri(storage.root, usecase)
     owner = _owner()
     deadline = time.monotonic() + timeout
     local = Path(uri.removeprefix("file://")) if storage.is_local else None

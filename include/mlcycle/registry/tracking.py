@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from mlcycle import __version__
 from mlcycle.config import UseCase
+from mlcycle.runinfo import AirflowRun
 from mlcycle.settings import ARTIFACT_ROOT_ENV, IMAGE_ENV
-from mlcycle.steps.base import AirflowRun
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

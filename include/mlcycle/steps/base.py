@@ -8,12 +8,15 @@ the CLI turns these into the exit codes of `mlcycle.exitcodes` and a one-line JS
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcycle.config import UseCase
-from mlcycle.storage.partitions import Storage
+from mlcycle.runinfo import AirflowRun
+from mlcycle.storage.layout import Dataset
+
+if TYPE_CHECKING:  # pyarrow: light commands (rerun, alert-receiver) use the step types without loading it
+    from mlcycle.storage.partitions import Storage
 
 
 class StepError(Exception):
@@ -34,45 +37,13 @@ class NothingToDo(StepError):
 
 
 @dataclass(frozen=True)
-class AirflowRun:
-    """The Airflow run a step belongs to, passed by the launcher as MLCYCLE_AIRFLOW_* variables."""
-
-    dag_id: str = ""
-    run_id: str = ""
-    logical_date: str = ""
-    try_number: str = ""
-    trigger: str = ""
-
-    @classmethod
-    def from_env(cls) -> AirflowRun:
-        get = os.environ.get
-        return cls(
-            dag_id=get("MLCYCLE_AIRFLOW_DAG_ID", ""),
-            run_id=get("MLCYCLE_AIRFLOW_RUN_ID", ""),
-            logical_date=get("MLCYCLE_AIRFLOW_LOGICAL_DATE", ""),
-            try_number=get("MLCYCLE_AIRFLOW_TRY_NUMBER", ""),
-            trigger=get("MLCYCLE_TRIGGER", ""),
-        )
-
-    def tags(self) -> dict[str, str]:
-        """MLflow tags that answer "which Airflow run made this?"."""
-        return {
-            "airflow.dag_id": self.dag_id,
-            "airflow.run_id": self.run_id,
-            "airflow.logical_date": self.logical_date,
-            "airflow.try_number": self.try_number,
-            "mlcycle.trigger": self.trigger,
-        }
-
-
-@dataclass(frozen=True)
 class StepContext:
     usecase: UseCase
     partition: dt.date
     storage: Storage
     airflow: AirflowRun = field(default_factory=AirflowRun)
 
-    def uri(self, dataset: str, partition: dt.date | None = None, sub: str | None = None) -> str:
+    def uri(self, dataset: Dataset, partition: dt.date | None = None, sub: str | None = None) -> str:
         return self.storage.partition_uri(self.usecase.name, dataset, partition or self.partition, sub)
 
     def window(self, days: int) -> list[dt.date]:

@@ -16,7 +16,7 @@ from mlcycle.evaluation.evidence import baseline_metrics, measure
 from mlcycle.evaluation.gate import decide
 from mlcycle.registry import tracking
 from mlcycle.steps.base import StepContext, StepResult
-from mlcycle.steps.ingest import DATA_FILE
+from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, Dataset, Split, split_file
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
     days = [last - dt.timedelta(days=i) for i in range(usecase.thresholds.gate.recent_days)]
     frames, used = [], []
     for day in sorted(days):
-        uri = ctx.uri("validated", day)
+        uri = ctx.uri(Dataset.VALIDATED, day)
         if ctx.storage.exists(uri):
             with ctx.storage.local_copy(uri) as folder:
                 frames.append(pd.read_parquet(folder / DATA_FILE))
@@ -39,10 +39,10 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     candidate_version = str(args.model_version)
-    features_uri = ctx.uri("features")
+    features_uri = ctx.uri(Dataset.FEATURES)
     with ctx.storage.local_copy(features_uri) as folder:
-        test = pd.read_parquet(folder / "test.parquet")
-        train = pd.read_parquet(folder / "train.parquet", columns=[usecase.target.name])
+        test = pd.read_parquet(folder / split_file(Split.TEST))
+        train = pd.read_parquet(folder / split_file(Split.TRAIN), columns=[usecase.target.name])
     recent, recent_days = recent_window(ctx)
 
     # Pin the champion seen now: promotion later is a compare-and-set against exactly this version.
@@ -65,7 +65,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         "registered_model": usecase.registered_model_name,
         "candidate_version": candidate_version,
         "champion_version": champion_version,
-        "test_set": features_uri + "/test.parquet",
+        "test_set": f"{features_uri}/{split_file(Split.TEST)}",
         "recent_window": recent_days,
         "thresholds": usecase.thresholds.gate.model_dump(),
         "evidence": {
@@ -76,9 +76,9 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         **gate.to_dict(),
         "airflow": ctx.airflow.tags(),
     }
-    uri = ctx.uri("evaluation", sub=f"v{candidate_version}")
+    uri = ctx.uri(Dataset.EVALUATION, sub=f"v{candidate_version}")
     with ctx.storage.writer(uri, {"step": "evaluate", "decision": gate.decision}) as staging:
-        (staging / "decision.json").write_text(json.dumps(record, indent=2, default=str))
+        (staging / DECISION_FILE).write_text(json.dumps(record, indent=2, default=str))
 
     parent_id = tracking.parent_run(usecase, ctx.airflow, partition)
     with mlflow.start_run(run_id=parent_id):

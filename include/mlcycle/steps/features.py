@@ -21,11 +21,9 @@ import pandas as pd
 from mlcycle.config import UseCase
 from mlcycle.contracts.profiles import TRAINING, profile_of
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
-from mlcycle.steps.ingest import DATA_FILE
+from mlcycle.storage.layout import DATA_FILE, SPLITS, Dataset, split_file
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
 
 
 def model_columns(usecase: UseCase) -> list[str]:
@@ -65,7 +63,7 @@ def training_days(ctx: StepContext, window: list[dt.date]) -> tuple[list[dt.date
     """(days of the window validated with the training profile, days validated only as serving)."""
     days, serving_only = [], []
     for day in window:
-        manifest = ctx.storage.manifest(ctx.uri("validated", day))
+        manifest = ctx.storage.manifest(ctx.uri(Dataset.VALIDATED, day))
         if manifest is None:
             continue
         if profile_of(manifest) == TRAINING:
@@ -92,7 +90,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     digests: dict[str, list[str]] = {s: [] for s in SPLITS}
     stratified = usecase.split.strategy == "stratified"
     for day in days:
-        uri = ctx.uri("validated", day)
+        uri = ctx.uri(Dataset.VALIDATED, day)
         manifest = ctx.storage.manifest(uri) or {}
         with ctx.storage.local_copy(uri) as folder:
             frame = pd.read_parquet(folder / DATA_FILE, columns=columns)
@@ -103,7 +101,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         pooled = stratified_splits(usecase, pd.concat(frames["train"], ignore_index=True))
         frames = {name: [table] for name, table in pooled.items()}
 
-    target = ctx.uri("features")
+    target = ctx.uri(Dataset.FEATURES)
     manifest = {
         "step": "features",
         "window": [window[0].isoformat(), window[-1].isoformat()],
@@ -117,7 +115,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     with ctx.storage.writer(target, manifest) as staging:
         for split in SPLITS:
             table = pd.concat(frames[split], ignore_index=True).sort_values(usecase.timestamp, kind="stable")
-            table.to_parquet(staging / f"{split}.parquet", index=False)
+            table.to_parquet(staging / split_file(split), index=False)
             rows[split] = len(table)
     log.info("features %s: %s rows per split, missing days %s", target, rows, missing)
     return StepResult(

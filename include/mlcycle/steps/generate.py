@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 
 from mlcycle.steps.base import StepContext, StepResult
-from mlcycle.steps.ingest import DATA_FILE
+from mlcycle.storage.layout import DATA_FILE, Dataset, dataset_uri
 from mlcycle.storage.partitions import parse_partition
 from mlcycle.synthetic.yarnit import active_scenarios, generate_day, parse_scenario
 
@@ -21,7 +21,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     while day <= end:
         frame = generate_day(day, seed=args.seed, scenarios=scenarios, base_rows=args.rows)
         manifest = {"step": "generate", "seed": args.seed, "scenarios": active_scenarios(day, scenarios)}
-        with ctx.storage.writer(ctx.uri("landing", day), manifest) as staging:
+        with ctx.storage.writer(ctx.uri(Dataset.LANDING, day), manifest) as staging:
             frame.to_parquet(staging / DATA_FILE, index=False)
         written[day.isoformat()] = len(frame)
         day += dt.timedelta(days=1)
@@ -29,6 +29,6 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         "generate",
         ctx.usecase.name,
         f"{start}..{end}",
-        outputs={"landing": ctx.storage.partition_uri(ctx.usecase.name, "landing", start).rsplit("/", 1)[0]},
+        outputs={"landing": dataset_uri(ctx.storage.root, ctx.usecase.name, Dataset.LANDING)},
         metrics={"rows": written, "scenarios": args.scenario},
     )

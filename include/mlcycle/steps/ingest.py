@@ -11,40 +11,21 @@ import argparse
 import datetime as dt
 import logging
 import shutil
-from pathlib import Path
 
-from mlcycle.contracts.formats import FORMATS
 from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.storage.layout import DATA_FILE, LANDING_FILES, Dataset, landed_file
 from mlcycle.storage.partitions import sha256_file
 
 log = logging.getLogger(__name__)
 
-#: The data file of validated/ (and of Parquet landing and raw partitions).
-DATA_FILE = "data.parquet"
-
-
-def landed_file(folder: Path) -> tuple[Path, str] | None:
-    """The data file of a landing or raw folder and its format (Parquet preferred), or None."""
-    for name, fmt in FORMATS.items():
-        if (folder / name).is_file():
-            return folder / name, fmt
-    return None
-
-
-def raw_file(folder: Path, manifest: dict[str, object]) -> tuple[Path, str]:
-    """The data file of a committed raw partition and its format (older manifests: Parquet)."""
-    fmt = str(manifest.get("format") or "parquet")
-    name = str(manifest.get("file") or next(n for n, f in FORMATS.items() if f == fmt))
-    return folder / name, fmt
-
 
 def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
     """Snapshot one landing partition into raw; unchanged landing data is not rewritten."""
-    landing, raw = ctx.uri("landing", day), ctx.uri("raw", day)
+    landing, raw = ctx.uri(Dataset.LANDING, day), ctx.uri(Dataset.RAW, day)
     with ctx.storage.local_copy(landing) as folder:
         found = landed_file(folder)
         if found is None:
-            raise FileNotFoundError(f"{landing} has none of {', '.join(FORMATS)}")
+            raise FileNotFoundError(f"{landing} has none of {', '.join(LANDING_FILES)}")
         source, fmt = found
         digest = sha256_file(source)
         previous = ctx.storage.manifest(raw)
@@ -69,11 +50,11 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     # Older partitions of the look-back window are caught up if their landing data exists;
     # the run's own partition must exist (a missing one is an error, retried: data may be late).
     for day in ctx.window(args.lookback):
-        if day != ctx.partition and not ctx.storage.exists(ctx.uri("landing", day)):
+        if day != ctx.partition and not ctx.storage.exists(ctx.uri(Dataset.LANDING, day)):
             result.metrics.setdefault("missing", []).append(day.isoformat())
             continue
-        if not ctx.storage.exists(ctx.uri("landing", day)):
-            raise FileNotFoundError(f"no landing partition at {ctx.uri('landing', day)}")
+        if not ctx.storage.exists(ctx.uri(Dataset.LANDING, day)):
+            raise FileNotFoundError(f"no landing partition at {ctx.uri(Dataset.LANDING, day)}")
         done = ingest_partition(ctx, day)
         result.metrics.setdefault(done["status"], []).append(day.isoformat())
         if day == ctx.partition:

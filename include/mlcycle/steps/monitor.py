@@ -24,12 +24,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
-from mlcycle.evaluation.evidence import feature_frame, predict_score
 from mlcycle.monitoring import performance as perf
 from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
 from mlcycle.registry import tracking
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
-from mlcycle.steps.ingest import DATA_FILE
+from mlcycle.storage.layout import DATA_FILE, PERFORMANCE_REPORT_FILE, REPORT_FILE, Dataset, Split, role_sub, split_file
+from mlcycle.training.model_io import feature_frame, predict_score
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,10 @@ def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Perform
     usecase = ctx.usecase
     delay = usecase.target.label_delay_days
     day = ctx.partition - dt.timedelta(days=delay)
-    labels_uri, predictions_uri = ctx.uri("validated", day), ctx.uri("predictions", day, sub="role=champion")
+    labels_uri, predictions_uri = (
+        ctx.uri(Dataset.VALIDATED, day),
+        ctx.uri(Dataset.PREDICTIONS, day, sub=role_sub(tracking.CHAMPION)),
+    )
     missing = [u for u in (labels_uri, predictions_uri) if not ctx.storage.exists(u)]
     if missing:
         reason = f"labels for {day} (label delay {delay} d) have nothing to join: missing {missing}"
@@ -104,7 +107,7 @@ def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Perform
         return result, None
     model = models.get(version) or mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))
     test_uri = tracking.version_tags(usecase, version)["mlcycle.features_uri"]
-    test = _read(ctx, test_uri, "test.parquet")
+    test = _read(ctx, test_uri, split_file(Split.TEST))
     reference = pd.DataFrame(
         {
             "target": test[usecase.target.name].astype("int64"),
@@ -119,9 +122,9 @@ def _new_labelled_rows(ctx: StepContext, trained_through: dt.date) -> int:
     usecase = ctx.usecase
     last = ctx.partition - dt.timedelta(days=usecase.target.label_delay_days)
     rows = 0
-    for day in ctx.storage.list_partitions(usecase.name, "validated"):
+    for day in ctx.storage.list_partitions(usecase.name, Dataset.VALIDATED):
         if trained_through < day <= last:
-            with ctx.storage.local_copy(ctx.uri("validated", day)) as folder:
+            with ctx.storage.local_copy(ctx.uri(Dataset.VALIDATED, day)) as folder:
                 target = pq.read_table(folder / DATA_FILE, columns=[usecase.target.name]).column(0)
                 rows += len(target) - target.null_count
     return rows
@@ -145,17 +148,17 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     reference_uri = tags.get("mlcycle.features_uri")
     if not reference_uri:
         raise ValueError(f"champion version {version} has no mlcycle.features_uri tag")
-    current_uri = ctx.uri("validated")
+    current_uri = ctx.uri(Dataset.VALIDATED)
     if not ctx.storage.exists(current_uri):
         raise NothingToDo(f"no validated data for {partition} (not landed yet, or rejected and quarantined)")
     columns = [c.name for c in usecase.features]
-    reference = _read(ctx, reference_uri, "train.parquet", columns=columns)
+    reference = _read(ctx, reference_uri, split_file(Split.TRAIN), columns=columns)
     current = _read(ctx, current_uri, DATA_FILE, columns=columns)
     summary, snapshot = _drift(usecase, reference, current, columns)
 
     # Prediction drift: the champion's scores on its training split vs the scores it served on D.
     models = {version: mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))}
-    served_uri = ctx.uri("predictions", sub="role=champion")
+    served_uri = ctx.uri(Dataset.PREDICTIONS, sub=role_sub(tracking.CHAMPION))
     prediction: dict[str, Any] = {"status": "pending", "reason": f"no champion predictions for {partition} yet"}
     prediction_report: tuple[DriftSummary, Any] | None = None
     if ctx.storage.exists(served_uri):
@@ -174,7 +177,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     trained_through = dt.date.fromisoformat(tags.get("mlcycle.partition", "1970-01-01"))
     new_rows = _new_labelled_rows(ctx, trained_through)
 
-    target = ctx.uri("monitoring")
+    target = ctx.uri(Dataset.MONITORING)
     manifest = {"step": "monitor", "reference": reference_uri, "current": current_uri, "champion": version}
     figures = {
         "drift_share": summary.drift_share,
@@ -199,12 +202,12 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         usecase.name,
         partition,
         outputs={
-            "report": f"{target}/report.html",
+            "report": f"{target}/{REPORT_FILE}",
             "monitoring": target,
             "mlflow_run_id": parent_run,
             # MLflow's artifact view of the report needs it in its URL (the "Evidently report" link).
             "mlflow_experiment_id": tracking.ensure_experiment(usecase),
-            **({"performance_report": f"{target}/performance.html"} if performance_report is not None else {}),
+            **({"performance_report": f"{target}/{PERFORMANCE_REPORT_FILE}"} if performance_report is not None else {}),
         },
         metrics={
             "dataset_drift": summary.dataset_drift,

@@ -7,60 +7,11 @@ import datetime as dt
 import json
 import logging
 
-from mlcycle.config import UseCase
-from mlcycle.registry import tracking
-from mlcycle.registry.lock import registry_lock
+from mlcycle.registry import champion, tracking
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
-from mlcycle.storage.partitions import Storage
+from mlcycle.storage.layout import DECISION_FILE
 
 log = logging.getLogger(__name__)
-
-# Version tag holding when the version held @champion: what `mlcycle report` prints.
-PERIODS = "mlcycle.champion_periods"
-
-
-def current_champion(usecase: UseCase) -> str | None:
-    champion = tracking.alias_version(usecase, tracking.CHAMPION)
-    return None if champion is None else str(champion.version)
-
-
-def compare_and_set(storage: Storage, usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
-    """Point @champion at `new` only if it still points at `expected` (None: no champion yet).
-
-    The check and the set run under the registry lock, so of two racing promotions exactly one wins.
-    """
-    with registry_lock(storage, usecase.name):
-        _compare_and_set(usecase, new, expected, record)
-
-
-def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
-    seen = current_champion(usecase)
-    if seen != expected:
-        raise Rejected(
-            f"champion changed since evaluation: expected version {expected}, registry has {seen}; "
-            "re-run evaluate against the new champion",
-            expected=expected,
-            found=seen,
-        )
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    tracking.set_version_tags(
-        usecase,
-        new,
-        {**record, "mlcycle.previous_champion": expected or "", PERIODS: _periods(usecase, new, opened=now)},
-    )
-    tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHAMPION, new)
-    if seen is not None and seen != new:
-        tracking.set_version_tags(usecase, seen, {PERIODS: _periods(usecase, seen, closed=now)})
-
-
-def _periods(usecase: UseCase, version: str, *, opened: str | None = None, closed: str | None = None) -> str:
-    """The version's @champion periods, [[from, to|null], ...], with one opened or the last one closed."""
-    periods = json.loads(tracking.version_tags(usecase, version).get(PERIODS, "[]"))
-    if opened:
-        periods.append([opened, None])
-    if closed and periods and periods[-1][1] is None:
-        periods[-1][1] = closed
-    return json.dumps(periods)
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
@@ -69,7 +20,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     result = StepResult("promote", usecase.name, ctx.partition.isoformat())
     if args.decision:
         with ctx.storage.local_copy(args.decision) as folder:
-            decision = json.loads((folder / "decision.json").read_text())
+            decision = json.loads((folder / DECISION_FILE).read_text())
         version = str(decision["candidate_version"])
         expected = None if decision["champion_version"] is None else str(decision["champion_version"])
         if decision["decision"] == "needs_manual_review":
@@ -91,31 +42,29 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         }
         action = "promote"
     elif args.action == "rollback":
-        expected = current_champion(usecase)
-        if expected is None:
-            raise Rejected("rollback: there is no @champion to roll back")
-        version = tracking.version_tags(usecase, expected).get("mlcycle.previous_champion", "")
-        if not version:
-            raise Rejected(f"rollback: champion version {expected} has no previous champion recorded")
+        try:
+            expected, version = champion.rollback_target(usecase)
+        except champion.NoRollbackTarget as nothing:
+            raise Rejected(str(nothing)) from nothing
         record = {"mlcycle.rolled_back_from": expected, "mlcycle.promoted_at": now}
         action = "rollback"
     else:
         if not args.model_version:
             raise Rejected("manual promotion needs --model-version")
-        version, expected = str(args.model_version), current_champion(usecase)
+        version, expected = str(args.model_version), champion.current_champion(usecase)
         record = {"mlcycle.promoted_by": "manual", "mlcycle.promoted_at": now}
         action = "promote"
     if args.approver:
         record["mlcycle.approver"] = args.approver
     if args.reason:
         record["mlcycle.reason"] = args.reason
-    if args.action == "rollback" and not args.decision:
-        # A rollback must not erase the lineage: keep the older previous_champion of the restored version.
-        restored_previous = tracking.version_tags(usecase, version).get("mlcycle.previous_champion", "")
-        compare_and_set(ctx.storage, usecase, version, expected, record)
-        tracking.set_version_tags(usecase, version, {"mlcycle.previous_champion": restored_previous})
-    else:
-        compare_and_set(ctx.storage, usecase, version, expected, record)
+    try:
+        if action == "rollback" and expected is not None:
+            champion.restore(ctx.storage, usecase, version, expected, record)
+        else:
+            champion.compare_and_set(ctx.storage, usecase, version, expected, record)
+    except champion.ChampionChanged as lost:
+        raise Rejected(str(lost), expected=lost.expected, found=lost.found) from lost
     log.info("%s: @champion %s -> %s", action, expected, version)
     result.metrics = {"action": action, "champion_version": version, "previous_champion": expected}
     result.outputs = {"model_uri": tracking.model_uri(usecase, version)}

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
+from typing import Any
 
 from mlcycle.registry import tracking
+from mlcycle.registry.champion import PREVIOUS, champion_periods
 from mlcycle.steps.base import StepContext, StepResult
-from mlcycle.steps.promote import PERIODS
 
 
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase = ctx.usecase
     name = usecase.registered_model_name
-    rows = []
+    rows: list[dict[str, Any]] = []
     for version in tracking.all_versions(usecase):
         number = version.version
         tags = version.tags
-        periods = json.loads(tags.get(PERIODS, "[]"))
+        periods = champion_periods(tags)
         rows.append(
             {
                 "version": str(number),
@@ -26,7 +26,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
                 "airflow_run": f"{tags.get('airflow.dag_id', '')}/{tags.get('airflow.run_id', '')}",
                 "gate": tags.get("mlcycle.gate.decision"),
                 "champion_periods": periods,
-                "previous_champion": tags.get("mlcycle.previous_champion") or None,
+                "previous_champion": tags.get(PREVIOUS) or None,
                 "approver": tags.get("mlcycle.approver"),
             }
         )

@@ -22,10 +22,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
-from mlcycle.evaluation.evidence import feature_frame, predict_score
 from mlcycle.registry import tracking
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
-from mlcycle.steps.ingest import DATA_FILE
+from mlcycle.storage.layout import DATA_FILE, Dataset, role_sub
+from mlcycle.training.model_io import feature_frame, predict_score
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,8 @@ def score_partition(
 def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     scorers = _scorers(usecase)
-    source = ctx.uri("validated")
-    targets = {s.role: ctx.uri("predictions", sub=f"role={s.role}") for s in scorers}
+    source = ctx.uri(Dataset.VALIDATED)
+    targets = {s.role: ctx.uri(Dataset.PREDICTIONS, sub=role_sub(s.role)) for s in scorers}
     champion = scorers[0]
     with ctx.storage.local_copy(source) as folder, tempfile.TemporaryDirectory(prefix="mlcycle-score-") as scratch:
         for scorer in scorers:

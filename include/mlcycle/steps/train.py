@@ -21,13 +21,13 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from mlcycle.config import UseCase
-from mlcycle.evaluation.evidence import feature_frame
 from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
 from mlcycle.settings import home
 from mlcycle.steps.base import StepContext, StepResult
-from mlcycle.steps.features import SPLITS
+from mlcycle.storage.layout import SPLITS, Dataset, split_file
 from mlcycle.training.fit import FittedCandidate, fit_and_measure
+from mlcycle.training.model_io import feature_frame
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _result(
         "train",
         ctx.usecase.name,
         ctx.partition.isoformat(),
-        outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri("features")},
+        outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri(Dataset.FEATURES)},
         metrics={
             "model_version": version,
             "run_id": run_id,
@@ -81,7 +81,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     """Load the splits, fit and measure a candidate, log it to MLflow and register it as ``@challenger``;
     or, when an identical earlier run exists (same data, config and code), reuse its version."""
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
-    features_uri = ctx.uri("features")
+    features_uri = ctx.uri(Dataset.FEATURES)
     manifest = ctx.storage.manifest(features_uri)
     if manifest is None:
         raise FileNotFoundError(f"no features at {features_uri}: run the features step first")
@@ -125,7 +125,7 @@ def reuse_cached(ctx: StepContext, hit: Any, parent_id: str) -> StepResult:
 def load_splits(ctx: StepContext, features_uri: str) -> dict[str, pd.DataFrame]:
     """The train / valid / test frames of the features partition."""
     with ctx.storage.local_copy(features_uri) as folder:
-        return {s: pd.read_parquet(folder / f"{s}.parquet") for s in SPLITS}
+        return {s: pd.read_parquet(folder / split_file(s)) for s in SPLITS}
 
 
 def checkpoint_dir(ctx: StepContext) -> Path:
@@ -140,7 +140,10 @@ def log_inputs(usecase: UseCase, features_uri: str, manifest: dict[str, Any], sp
     """The candidate run's datasets (source URI + digest), params and training days."""
     for split, table in splits.items():
         dataset = mlflow.data.pandas_dataset.from_pandas(
-            table, source=f"{features_uri}/{split}.parquet", name=f"{usecase.name}-{split}", targets=usecase.target.name
+            table,
+            source=f"{features_uri}/{split_file(split)}",
+            name=f"{usecase.name}-{split}",
+            targets=usecase.target.name,
         )
         mlflow.log_input(dataset, context=split)
     mlflow.log_params(
@@ -213,7 +216,7 @@ def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: st
     # them would stay behind, invisible to the training cache, and the retry would register a duplicate.
     tags = {
         **{k: v for k, v in tracking.run_tags(ctx.airflow, partition).items() if v},
-        "mlcycle.features_uri": ctx.uri("features"),
+        "mlcycle.features_uri": ctx.uri(Dataset.FEATURES),
         "mlcycle.run_id": run_id,
         "mlcycle.parent_run_id": parent_id,
         CACHE_TAG: key,

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from mlcycle.contracts.gx_runner import validate_frame
-from mlcycle.contracts.model import DataContract, load_contract
 from mlcycle.contracts.profiles import SERVING, TRAINING, covers, profile_of
 from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable_result
 from mlcycle.contracts.report import render_html
 from mlcycle.contracts.results import ContractResult
+from mlcycle.schema import DataContract, load_contract
 from mlcycle.steps.base import Rejected, StepContext, StepResult
-from mlcycle.steps.ingest import DATA_FILE, raw_file
+from mlcycle.storage.layout import DATA_FILE, REASON_FILE, REPORT_FILE, VALIDATION_FILE, Dataset, raw_file
 from mlcycle.storage.partitions import sha256_file
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def trailing_row_counts(ctx: StepContext, day: dt.date, contract: DataContract) 
         return []
     counts: list[int] = []
     for back in range(1, max(4 * volume.history, 28) + 1):
-        manifest = ctx.storage.manifest(ctx.uri("validated", day - dt.timedelta(days=back)))
+        manifest = ctx.storage.manifest(ctx.uri(Dataset.VALIDATED, day - dt.timedelta(days=back)))
         rows = (manifest or {}).get("rows")
         if isinstance(rows, int):
             counts.append(rows)
@@ -95,7 +95,7 @@ def log_to_mlflow(ctx: StepContext, validations: list[tuple[dt.date, str]]) -> s
     with mlflow.start_run(run_id=parent):
         for day, uri in validations:
             with ctx.storage.local_copy(uri) as folder:
-                for name in ("validation.json", "report.html", "reason.json"):
+                for name in (VALIDATION_FILE, REPORT_FILE, REASON_FILE):
                     if (folder / name).is_file():
                         mlflow.log_artifact(str(folder / name), artifact_path=f"validation/{day.isoformat()}")
     return parent
@@ -106,7 +106,7 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
 
     Returns {"status": passed | failed | unchanged, "uri", "profile", "summary", "outcome"?}.
     """
-    raw, validated, quarantine = (ctx.uri(d, day) for d in ("raw", "validated", "quarantine"))
+    raw, validated, quarantine = (ctx.uri(d, day) for d in (Dataset.RAW, Dataset.VALIDATED, Dataset.QUARANTINE))
     raw_manifest = ctx.storage.manifest(raw)
     if raw_manifest is None:
         raise FileNotFoundError(f"no raw partition at {raw}: run ingest first")
@@ -160,15 +160,15 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
                 if source.is_file():
                     shutil.copy2(source, staging / source.name)  # the refused bytes, as they arrived
                 reason = _reason(ctx, day, profile, outcome, facts)
-                (staging / "reason.json").write_text(json.dumps(reason, indent=2, default=str), encoding="utf-8")
+                (staging / REASON_FILE).write_text(json.dumps(reason, indent=2, default=str), encoding="utf-8")
             elif fmt == "parquet":
                 shutil.copy2(source, staging / DATA_FILE)
             else:
                 assert frame is not None
                 frame.to_parquet(staging / DATA_FILE, index=False)
-            (staging / "validation.json").write_text(json.dumps(outcome.raw, default=str), encoding="utf-8")
+            (staging / VALIDATION_FILE).write_text(json.dumps(outcome.raw, default=str), encoding="utf-8")
             page = render_html(outcome, title=title, facts={**facts, "profile": profile})
-            (staging / "report.html").write_text(page, encoding="utf-8")
+            (staging / REPORT_FILE).write_text(page, encoding="utf-8")
     for failure in outcome.hard_failures:
         log.error("%s: %s", day, failure.message())
     for failure in outcome.soft_failures:
@@ -198,7 +198,7 @@ def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: Cont
     return (
         f"{ctx.usecase.name} {day.isoformat()}: data contract failed ({profile} profile, {len(hard)} hard and "
         f"{len(outcome.soft_failures)} soft failures of {outcome.evaluated} expectations): {shown}{more}. "
-        f"Quarantined at {uri} (reason.json, report.html); runbook: {RUNBOOK}"
+        f"Quarantined at {uri} ({REASON_FILE}, {REPORT_FILE}); runbook: {RUNBOOK}"
     )
 
 
@@ -209,7 +209,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     validations: list[tuple[dt.date, str]] = []
     current: dict[str, Any] = {}
     for day in ctx.window(args.lookback):
-        if not ctx.storage.exists(ctx.uri("raw", day)) and day != ctx.partition:
+        if not ctx.storage.exists(ctx.uri(Dataset.RAW, day)) and day != ctx.partition:
             continue  # nothing landed that day; the features step reports the gap
         done = validate_partition(ctx, day, profile)
         result.metrics.setdefault(done["status"], []).append(day.isoformat())

@@ -1,6 +1,6 @@
 """Partitioned datasets under one storage root, written atomically.
 
-Layout: `<root>/<usecase>/<dataset>/ds=<YYYY-MM-DD>/[<sub>/]<files> + _SUCCESS`.
+Layout (names and URIs: `storage/layout.py`): `<root>/<usecase>/<dataset>/ds=<YYYY-MM-DD>/[<sub>/]<files> + _SUCCESS`.
 
 Steps write every output into a local staging folder and `commit` it:
 - local root: the staging folder is renamed into place (an atomic rename on one file system);
@@ -31,11 +31,10 @@ from typing import Any
 
 from pyarrow import fs as pafs
 
-SUCCESS = "_SUCCESS"
-# S3 only: where each commit's files live inside the partition, and how old an unreferenced upload (left by a
-# writer that was killed) must be before a later commit removes it -- old enough that no writer is still busy.
-VERSIONS = "_v"
-DATA_PREFIX = "data_prefix"
+from mlcycle.storage.layout import DATA_PREFIX, SUCCESS, VERSIONS, dataset_uri, partition_of_folder, partition_uri
+
+# S3 only: how old an unreferenced upload (left by a writer that was killed) must be before a later commit
+# removes it -- old enough that no writer is still busy.
 ORPHAN_SECONDS = 3600
 
 
@@ -85,8 +84,7 @@ class Storage:
 
     # ---- addresses ----
     def partition_uri(self, usecase: str, dataset: str, partition: dt.date, sub: str | None = None) -> str:
-        tail = f"{usecase}/{dataset}/ds={partition.isoformat()}" + (f"/{sub}" if sub else "")
-        return f"{self.root.rstrip('/')}/{tail}"
+        return partition_uri(self.root, usecase, dataset, partition, sub)
 
     def _path(self, uri: str) -> str:
         """URI under this root -> path for the pyarrow file system."""
@@ -141,13 +139,13 @@ class Storage:
 
     def list_partitions(self, usecase: str, dataset: str) -> list[dt.date]:
         """Dates of the committed partitions of a dataset, ascending."""
-        filesystem, base = self._fs()
-        selector = pafs.FileSelector(f"{base}/{usecase}/{dataset}", allow_not_found=True)
+        filesystem, _ = self._fs()
+        selector = pafs.FileSelector(self._path(dataset_uri(self.root, usecase, dataset)), allow_not_found=True)
         dates = []
         for info in filesystem.get_file_info(selector):
-            name = info.base_name
-            if info.type == pafs.FileType.Directory and name.startswith("ds="):
-                day = parse_partition(name[3:])
+            text = partition_of_folder(info.base_name)
+            if info.type == pafs.FileType.Directory and text is not None:
+                day = parse_partition(text)
                 if self.exists(self.partition_uri(usecase, dataset, day)):
                     dates.append(day)
         return sorted(dates)

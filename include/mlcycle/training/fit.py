@@ -16,8 +16,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from mlcycle.config import UseCase
-from mlcycle.evaluation.evidence import feature_frame
 from mlcycle.training.metrics import classification_metrics, slice_metrics
+from mlcycle.training.model_io import feature_frame
 
 __all__ = ["FittedCandidate", "TorchFitReport", "fit_and_measure"]
 

@@ -1,0 +1,106 @@
+"""`@champion`: who holds it, and moving it by a locked compare-and-set.
+
+MLflow has no conditional alias update, so the check ("does @champion still point where the caller
+expects?") and the set run under the registry lock (`registry/lock.py`): of two racing promotions
+exactly one wins. Every move records the replaced version (`mlcycle.previous_champion`) and the periods
+each version held `@champion` (`PERIODS`), which `mlcycle report` prints and rollback follows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from mlcycle.config import UseCase
+from mlcycle.registry import tracking
+from mlcycle.registry.lock import registry_lock
+from mlcycle.storage.partitions import Storage
+
+# Version tag holding when the version held @champion, [[from, to|null], ...]: what `mlcycle report` prints.
+PERIODS = "mlcycle.champion_periods"
+# Version tag naming the version that held @champion before this one: what rollback restores.
+PREVIOUS = "mlcycle.previous_champion"
+
+
+class NoRollbackTarget(Exception):
+    """There is nothing to roll back to: no @champion, or the champion records no previous champion."""
+
+
+class ChampionChanged(Exception):
+    """@champion no longer points at the version the caller compared against (the compare-and-set lost)."""
+
+    def __init__(self, expected: str | None, found: str | None) -> None:
+        super().__init__(
+            f"champion changed since evaluation: expected version {expected}, registry has {found}; "
+            "re-run evaluate against the new champion"
+        )
+        self.expected = expected
+        self.found = found
+
+
+def current_champion(usecase: UseCase) -> str | None:
+    """The version @champion points at, or None when the use case has no champion yet."""
+    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    return None if champion is None else str(champion.version)
+
+
+def rollback_target(usecase: UseCase) -> tuple[str, str]:
+    """(current champion, the version it replaced): what a rollback moves @champion from and to."""
+    current = current_champion(usecase)
+    if current is None:
+        raise NoRollbackTarget("rollback: there is no @champion to roll back")
+    previous = tracking.version_tags(usecase, current).get(PREVIOUS, "")
+    if not previous:
+        raise NoRollbackTarget(f"rollback: champion version {current} has no previous champion recorded")
+    return current, previous
+
+
+def compare_and_set(storage: Storage, usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
+    """Point @champion at `new` only if it still points at `expected` (None: no champion yet).
+
+    `record` is written onto `new` as version tags. Raises ChampionChanged when another promotion won.
+    """
+    with registry_lock(storage, usecase.name):
+        _compare_and_set(usecase, new, expected, record)
+
+
+def restore(storage: Storage, usecase: UseCase, version: str, expected: str, record: dict[str, str]) -> None:
+    """Roll @champion back from `expected` to `version` by compare-and-set, keeping the lineage.
+
+    The restored version keeps its own older previous champion (not `expected`), so repeated rollbacks
+    walk further back instead of bouncing between two versions.
+    """
+    restored_previous = tracking.version_tags(usecase, version).get(PREVIOUS, "")
+    compare_and_set(storage, usecase, version, expected, record)
+    tracking.set_version_tags(usecase, version, {PREVIOUS: restored_previous})
+
+
+def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
+    seen = current_champion(usecase)
+    if seen != expected:
+        raise ChampionChanged(expected, seen)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    tracking.set_version_tags(
+        usecase,
+        new,
+        {**record, PREVIOUS: expected or "", PERIODS: _periods(usecase, new, opened=now)},
+    )
+    tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHAMPION, new)
+    if seen is not None and seen != new:
+        tracking.set_version_tags(usecase, seen, {PERIODS: _periods(usecase, seen, closed=now)})
+
+
+def champion_periods(tags: dict[str, str]) -> list[list[str | None]]:
+    """The @champion periods recorded in a version's tags, [[from, to|null], ...] (empty: never champion)."""
+    periods: list[list[str | None]] = json.loads(tags.get(PERIODS, "[]"))
+    return periods
+
+
+def _periods(usecase: UseCase, version: str, *, opened: str | None = None, closed: str | None = None) -> str:
+    """The version's @champion periods with one opened or the last one closed, as the tag's JSON."""
+    periods = champion_periods(tracking.version_tags(usecase, version))
+    if opened:
+        periods.append([opened, None])
+    if closed and periods and periods[-1][1] is None:
+        periods[-1][1] = closed
+    return json.dumps(periods)
