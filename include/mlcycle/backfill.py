@@ -30,8 +30,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlcycle.airflow_api import URL_ENV, AirflowClient
+from mlcycle.specs.names import BACKFILL_ORDER
 
-ORDER = ("training", "scoring", "monitoring")
+ORDER = tuple(family.value for family in BACKFILL_ORDER)
 MAX_ACTIVE_RUNS = {"training": 1, "scoring": 3, "monitoring": 1}
 COMMITTED = {"training": ("features",), "scoring": ("validated", "predictions"), "monitoring": ("monitoring",)}
 

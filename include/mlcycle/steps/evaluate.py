@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -15,6 +14,7 @@ from mlcycle.evaluation.card import model_card
 from mlcycle.evaluation.evidence import baseline_metrics, measure
 from mlcycle.evaluation.gate import decide
 from mlcycle.registry import tracking
+from mlcycle.specs.catalog import EvaluateOptions
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE
 
@@ -36,9 +36,9 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else None), used
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: EvaluateOptions) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
-    candidate_version = str(args.model_version)
+    candidate_version = str(options.model_version)
     features_uri = ctx.uri("features")
     with ctx.storage.local_copy(features_uri) as folder:
         test = pd.read_parquet(folder / "test.parquet")

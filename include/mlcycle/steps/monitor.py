@@ -13,7 +13,6 @@ run's MLflow parent run; the result (XCom) carries the per-column verdicts the r
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 from pathlib import Path
@@ -28,6 +27,7 @@ from mlcycle.evaluation.evidence import feature_frame, predict_score
 from mlcycle.monitoring import performance as perf
 from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
 from mlcycle.registry import tracking
+from mlcycle.specs.options import Options
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE
 
@@ -135,7 +135,7 @@ def _log_to_mlflow(ctx: StepContext, folder: Path, metrics: dict[str, float]) ->
     return parent
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     champion = tracking.alias_version(usecase, tracking.CHAMPION)
     if champion is None:

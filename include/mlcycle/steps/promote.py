@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -10,6 +9,7 @@ import logging
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
 from mlcycle.registry.lock import registry_lock
+from mlcycle.specs.catalog import PromoteOptions
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
 from mlcycle.storage.partitions import Storage
 
@@ -63,12 +63,12 @@ def _periods(usecase: UseCase, version: str, *, opened: str | None = None, close
     return json.dumps(periods)
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: PromoteOptions) -> StepResult:
     usecase = ctx.usecase
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result = StepResult("promote", usecase.name, ctx.partition.isoformat())
-    if args.decision:
-        with ctx.storage.local_copy(args.decision) as folder:
+    if options.decision:
+        with ctx.storage.local_copy(options.decision) as folder:
             decision = json.loads((folder / "decision.json").read_text())
         version = str(decision["candidate_version"])
         expected = None if decision["champion_version"] is None else str(decision["champion_version"])
@@ -87,10 +87,10 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         record = {
             "mlcycle.promoted_by": "gate",
             "mlcycle.promoted_at": now,
-            "mlcycle.decision_uri": args.decision,
+            "mlcycle.decision_uri": options.decision,
         }
         action = "promote"
-    elif args.action == "rollback":
+    elif options.action == "rollback":
         expected = current_champion(usecase)
         if expected is None:
             raise Rejected("rollback: there is no @champion to roll back")
@@ -100,16 +100,16 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         record = {"mlcycle.rolled_back_from": expected, "mlcycle.promoted_at": now}
         action = "rollback"
     else:
-        if not args.model_version:
+        if not options.model_version:
             raise Rejected("manual promotion needs --model-version")
-        version, expected = str(args.model_version), current_champion(usecase)
+        version, expected = str(options.model_version), current_champion(usecase)
         record = {"mlcycle.promoted_by": "manual", "mlcycle.promoted_at": now}
         action = "promote"
-    if args.approver:
-        record["mlcycle.approver"] = args.approver
-    if args.reason:
-        record["mlcycle.reason"] = args.reason
-    if args.action == "rollback" and not args.decision:
+    if options.approver:
+        record["mlcycle.approver"] = options.approver
+    if options.reason:
+        record["mlcycle.reason"] = options.reason
+    if options.action == "rollback" and not options.decision:
         # A rollback must not erase the lineage: keep the older previous_champion of the restored version.
         restored_previous = tracking.version_tags(usecase, version).get("mlcycle.previous_champion", "")
         compare_and_set(ctx.storage, usecase, version, expected, record)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from mlcycle.registry import tracking
+from mlcycle.specs.options import Options
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.steps.promote import PERIODS
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> StepResult:
     usecase = ctx.usecase
     name = usecase.registered_model_name
     rows = []

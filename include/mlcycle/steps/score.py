@@ -8,7 +8,6 @@ reported, and never fails or delays the champion's predictions.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 from mlcycle.config import UseCase
 from mlcycle.evaluation.evidence import feature_frame, predict_score
 from mlcycle.registry import tracking
+from mlcycle.specs.options import Options
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE
 
@@ -126,7 +126,7 @@ def score_partition(
     return parts
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     scorers = _scorers(usecase)
     source = ctx.uri("validated")

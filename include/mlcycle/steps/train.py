@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -20,6 +19,7 @@ from mlcycle.evaluation.evidence import feature_frame
 from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
 from mlcycle.settings import home
+from mlcycle.specs.catalog import TrainOptions
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.steps.features import SPLITS
 from mlcycle.training.metrics import classification_metrics, slice_metrics
@@ -100,7 +100,7 @@ def fit_torch(ctx: StepContext, model: Any, splits: dict[str, pd.DataFrame]) -> 
     mlflow.set_tag("mlcycle.resumed_from_epoch", str(network.resumed_from_epoch_))
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: TrainOptions) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     features_uri = ctx.uri("features")
     manifest = ctx.storage.manifest(features_uri)
@@ -111,7 +111,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     parent_id = tracking.parent_run(usecase, ctx.airflow, partition)
 
     key = cache_key(usecase, manifest)
-    hit = None if args.cache == "off" else cached_version(usecase, key)
+    hit = None if options.cache == "off" else cached_version(usecase, key)
     if hit is not None:
         run_id = hit.tags.get("mlcycle.run_id", "")
         cached_metrics = tracking.client().get_run(run_id).data.metrics if run_id else {}

@@ -20,7 +20,6 @@ never changed: it stays the immutable record of what arrived.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -33,6 +32,7 @@ from mlcycle.contracts.model import DataContract, load_contract
 from mlcycle.contracts.profiles import SERVING, TRAINING, covers, profile_of
 from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable_result
 from mlcycle.contracts.report import render_html
+from mlcycle.specs.catalog import ValidateOptions
 from mlcycle.steps.base import Rejected, StepContext, StepResult
 from mlcycle.steps.ingest import DATA_FILE, raw_file
 from mlcycle.storage.partitions import sha256_file
@@ -201,13 +201,13 @@ def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: Cont
     )
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
-    profile = SERVING if getattr(args, "serving", False) else TRAINING
+def main(ctx: StepContext, options: ValidateOptions) -> StepResult:
+    profile = SERVING if options.serving else TRAINING
     result = StepResult("validate", ctx.usecase.name, ctx.partition.isoformat())
     result.metrics["profile"] = profile
     validations: list[tuple[dt.date, str]] = []
     current: dict[str, Any] = {}
-    for day in ctx.window(args.lookback):
+    for day in ctx.window(options.lookback):
         if not ctx.storage.exists(ctx.uri("raw", day)) and day != ctx.partition:
             continue  # nothing landed that day; the features step reports the gap
         done = validate_partition(ctx, day, profile)
