@@ -14,7 +14,7 @@ POSTs version-4 payloads. Each *firing* alert whose labels name a known use case
 
 Labels read: `usecase` (required), `dag` (scoring | monitoring | training; default by alert name, see
 ALERT_DAGS, else scoring), `partition` (YYYY-MM-DD; default the day before the alert started).
-Standard library only (http.server): it runs from the task image, next to nothing else.
+Standard library (http.server) and the parse-safe specs only: it runs from the task image, next to nothing else.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The run is a manual DAG run of `<usecase>_<dag>` whose conf carries the partition (it overrides the
 `partition` Param, see orchestration/macros.py), the reason (recorded on the MLflow runs it creates, via
-`mlcycle_trigger`) and, when it comes from an alert, the alert itself. Standard library only.
+`mlcycle_trigger`) and, when it comes from an alert, the alert itself. Standard library and
+the parse-safe specs only (`mlcycle.specs`: DAG families, options).
 """
 
 from __future__ import annotations

@@ -259,3 +259,23 @@ def test_every_task_reaches_its_step_body_in_one_hop(both_modes: dict[str, tuple
         assert body is not None, f"{command.body} is not defined"
         options = body.args.args[-1].annotation
         assert isinstance(options, ast.Name) and options.id == command.options.__name__, command.body
+
+
+def test_every_rendered_task_argv_parses_back_into_its_steps_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAG builds argv from the options model; the CLI, generated from the same model, reads it back."""
+    from mlcycle.cli import build_parser
+    from mlcycle.config import get_usecase
+    from mlcycle.specs.catalog import spec_of
+
+    monkeypatch.setenv("MLCYCLE_EXECUTION_MODE", "local")
+    parser = build_parser()
+    seen = set()
+    for dag in build_dags(get_usecase("yarnit")).values():
+        for task in dag.tasks:
+            if not isinstance(task, LocalStepOperator):
+                continue
+            task.render_template_fields(_context(dag))
+            options = spec_of(task.task_id).options.from_namespace(parser.parse_args(task.argv[1:]))
+            seen.add((dag.dag_id, task.task_id, tuple(options.to_argv())))
+    assert ("yarnit_training", "evaluate", ("--model-version", "7")) in seen
+    assert ("yarnit_scoring", "validate", ("--lookback", "1", "--serving")) in seen

@@ -10,7 +10,8 @@ Settings (per environment, from a Kubernetes Secret in production):
 - `MLCYCLE_ALERT_WEBHOOK_TOKEN`: optional bearer token for that webhook.
 - `MLCYCLE_RUNBOOK_BASE_URL`: where docs/runbooks/ is published.
 
-Standard library only: this runs in Airflow's task-failure callbacks.
+Standard library and the parse-safe specs only (`mlcycle.specs`: the runbook of each step): this runs in
+Airflow's task-failure callbacks.
 """
 
 from __future__ import annotations
