@@ -170,3 +170,17 @@ def test_the_decision_record_keeps_its_json_shape() -> None:
         "drifted_columns", "champion_version", "blocked_by",
     }  # fmt: skip
     assert set(retraining_decision(None, POLICY)) == {"decision", "retrain", "notify", "mode", "reason"}
+
+
+def test_a_typed_result_writes_the_json_the_step_always_wrote() -> None:
+    from mlcycle.specs.results import MonitorResult
+
+    document = _monitor(drift=True, share=0.5, drifted=["fibre"])
+    typed = MonitorResult.of(
+        "monitor", "yarnit", "2026-09-17", outputs=document["outputs"], metrics=document["metrics"]
+    )
+    assert typed.to_dict() == document
+    with pytest.raises(ResultError, match=r"monitor step's result .*metrics\.new_labelled_rows: Field required"):
+        MonitorResult.of("monitor", "yarnit", "2026-09-17", outputs=document["outputs"], metrics={
+            k: v for k, v in document["metrics"].items() if k != "new_labelled_rows"
+        })  # fmt: skip

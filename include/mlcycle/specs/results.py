@@ -8,7 +8,8 @@ the JSON shape of every step stays what it was. Standard library and pydantic on
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -39,6 +40,37 @@ class StepResultModel(BaseModel, Generic[OutputsT, MetricsT]):
     outputs: OutputsT
     metrics: MetricsT
     reason: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        step: str,
+        usecase: str,
+        partition: str,
+        *,
+        outputs: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        reason: str = "",
+    ) -> Self:
+        """A successful step's result, validated now: the step fails, not its reader, when a key is missing."""
+        document: dict[str, Any] = {
+            "status": "success",
+            "step": str(step),
+            "usecase": usecase,
+            "partition": partition,
+            "outputs": dict(outputs),
+            "metrics": dict(metrics),
+        }
+        if reason:
+            document["reason"] = reason
+        return parse_result(cls, str(step), document)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document (the task's XCom): exactly the keys the step set, as `StepResult.to_dict` writes them."""
+        document = self.model_dump(exclude_unset=True)
+        if not document.get("reason"):
+            document.pop("reason", None)
+        return document
 
 
 class AnyResult(StepResultModel[Part, Part]):

@@ -15,7 +15,8 @@ from mlcycle.evaluation.evidence import baseline_metrics, measure
 from mlcycle.evaluation.gate import decide
 from mlcycle.registry import tracking
 from mlcycle.specs.catalog import EvaluateOptions
-from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.specs.results import EvaluateResult
+from mlcycle.steps.base import StepContext
 from mlcycle.steps.ingest import DATA_FILE
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else None), used
 
 
-def main(ctx: StepContext, options: EvaluateOptions) -> StepResult:
+def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     candidate_version = str(options.model_version)
     features_uri = ctx.uri("features")
@@ -99,7 +100,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> StepResult:
         },
     )
     log.info("gate for version %s: %s (%s)", candidate_version, gate.decision, "; ".join(gate.reasons))
-    return StepResult(
+    return EvaluateResult.of(
         "evaluate",
         usecase.name,
         partition,

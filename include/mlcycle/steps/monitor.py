@@ -28,7 +28,8 @@ from mlcycle.monitoring import performance as perf
 from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
 from mlcycle.registry import tracking
 from mlcycle.specs.options import Options
-from mlcycle.steps.base import NothingToDo, StepContext, StepResult
+from mlcycle.specs.results import MonitorResult
+from mlcycle.steps.base import NothingToDo, StepContext
 from mlcycle.steps.ingest import DATA_FILE
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ def _log_to_mlflow(ctx: StepContext, folder: Path, metrics: dict[str, float]) ->
     return parent
 
 
-def main(ctx: StepContext, options: Options) -> StepResult:
+def main(ctx: StepContext, options: Options) -> MonitorResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     champion = tracking.alias_version(usecase, tracking.CHAMPION)
     if champion is None:
@@ -194,7 +195,7 @@ def main(ctx: StepContext, options: Options) -> StepResult:
     log.info(
         "prediction drift: %s; performance: %s; new labelled rows: %d", prediction, performance.to_dict(), new_rows
     )
-    return StepResult(
+    return MonitorResult.of(
         "monitor",
         usecase.name,
         partition,

@@ -20,7 +20,8 @@ from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
 from mlcycle.settings import home
 from mlcycle.specs.catalog import TrainOptions
-from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.specs.results import TrainResult
+from mlcycle.steps.base import StepContext
 from mlcycle.steps.features import SPLITS
 from mlcycle.training.metrics import classification_metrics, slice_metrics
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
@@ -56,8 +57,8 @@ def cached_version(usecase: UseCase, key: str) -> Any | None:
 
 def _result(
     ctx: StepContext, version: str, run_id: str, parent_id: str, metrics: dict[str, float], **extra: Any
-) -> StepResult:
-    return StepResult(
+) -> TrainResult:
+    return TrainResult.of(
         "train",
         ctx.usecase.name,
         ctx.partition.isoformat(),
@@ -100,7 +101,7 @@ def fit_torch(ctx: StepContext, model: Any, splits: dict[str, pd.DataFrame]) -> 
     mlflow.set_tag("mlcycle.resumed_from_epoch", str(network.resumed_from_epoch_))
 
 
-def main(ctx: StepContext, options: TrainOptions) -> StepResult:
+def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     features_uri = ctx.uri("features")
     manifest = ctx.storage.manifest(features_uri)
