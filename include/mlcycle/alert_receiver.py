@@ -14,12 +14,11 @@ POSTs version-4 payloads. Each *firing* alert whose labels name a known use case
 
 Labels read: `usecase` (required), `dag` (scoring | monitoring | training; default by alert name, see
 ALERT_DAGS, else scoring), `partition` (YYYY-MM-DD; default the day before the alert started).
-Standard library only (http.server): it runs from the task image, next to nothing else.
+Standard library (http.server) and the parse-safe specs only: it runs from the task image, next to nothing else.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hmac
 import json
@@ -33,14 +32,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mlcycle.airflow_api import AirflowAPIError, AirflowClient
-from mlcycle.rerun import FAMILIES, rerun, safe_run_id
+from mlcycle.rerun import rerun, safe_run_id
+from mlcycle.specs.catalog import AlertReceiverOptions
+from mlcycle.specs.names import RERUNNABLE, DagFamily, Runbook
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "MLCYCLE_WEBHOOK_TOKEN"
 MAX_BODY_BYTES = 1 << 20
 # Our own alerts (orchestration/alerts.py) and the DAG that repairs what they report.
-ALERT_DAGS = {"data-rejected": "scoring", "model-stale": "training", "drift-detected": "training"}
+ALERT_DAGS: dict[str, DagFamily] = {
+    Runbook.DATA_REJECTED: DagFamily.SCORING,
+    Runbook.MODEL_STALE: DagFamily.TRAINING,
+    Runbook.DRIFT_DETECTED: DagFamily.TRAINING,
+}
 
 
 class PayloadError(ValueError):
@@ -85,9 +90,9 @@ def parse_alerts(payload: Any, usecases: Iterable[str]) -> list[dict[str, Any]]:
         usecase = labels.get("usecase")
         if usecase not in known:
             problems.append(f"{where}.labels.usecase: {usecase!r} is not a known use case {sorted(known)}")
-        family = labels.get("dag") or ALERT_DAGS.get(str(name), "scoring")
-        if family not in FAMILIES:
-            problems.append(f"{where}.labels.dag: {family!r} is not one of {list(FAMILIES)}")
+        family = labels.get("dag") or ALERT_DAGS.get(str(name), DagFamily.SCORING)
+        if family not in RERUNNABLE:
+            problems.append(f"{where}.labels.dag: {family!r} is not one of {[f.value for f in RERUNNABLE]}")
         fingerprint = alert.get("fingerprint")
         if not isinstance(fingerprint, str) or not fingerprint:
             problems.append(f"{where}.fingerprint: missing")
@@ -109,7 +114,7 @@ def parse_alerts(payload: Any, usecases: Iterable[str]) -> list[dict[str, Any]]:
                 "status": status,
                 "alertname": name,
                 "usecase": usecase,
-                "dag": family,
+                "dag": str(family),
                 "partition": partition,
                 "fingerprint": fingerprint,
                 "startsAt": alert.get("startsAt"),
@@ -165,7 +170,7 @@ class AlertReceiver:
             return
         key = f"{alert['fingerprint']}@{alert['startsAt']}"
         run_id = safe_run_id("alert", str(alert["alertname"]), str(alert["fingerprint"]), str(alert["startsAt"]))
-        dag_id = f"{alert['usecase']}_{alert['dag']}"
+        dag_id = DagFamily(alert["dag"]).dag_id(alert["usecase"])
         with self._lock:
             if key in self._seen:
                 answer["duplicates"].append({"dag_id": dag_id, "run_id": self._seen[key]})
@@ -235,15 +240,15 @@ def make_server(receiver: AlertReceiver, host: str, port: int) -> ThreadingHTTPS
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(options: AlertReceiverOptions) -> int:
     """`mlcycle alert-receiver`: serve until interrupted."""
     from mlcycle.config import discover_usecases
 
     receiver = AlertReceiver(
         AirflowClient.from_env(), os.environ.get(TOKEN_ENV, ""), [u.name for u in discover_usecases()]
     )
-    server = make_server(receiver, args.host, args.port)
-    log.info("alert receiver on http://%s:%d/alerts for use cases %s", args.host, args.port, receiver.usecases)
+    server = make_server(receiver, options.host, options.port)
+    log.info("alert receiver on http://%s:%d/alerts for use cases %s", options.host, options.port, receiver.usecases)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -29,9 +29,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlcycle.airflow_api import URL_ENV, AirflowClient
+from mlcycle.specs.names import BACKFILL_ORDER
 from mlcycle.storage.layout import Dataset, partition_folder, role_sub
 
-ORDER = ("training", "scoring", "monitoring")
+ORDER = tuple(family.value for family in BACKFILL_ORDER)
 MAX_ACTIVE_RUNS = {"training": 1, "scoring": 3, "monitoring": 1}
 COMMITTED = {
     "training": (Dataset.FEATURES,),

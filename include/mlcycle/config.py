@@ -24,12 +24,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlcycle.schema import ColumnType, ContractError, DataContract, load_contract
+from mlcycle.specs.names import Step
 
 USECASES_ENV = "MLCYCLE_USECASES_DIR"
 # include/mlcycle/config.py -> include/usecases
 DEFAULT_USECASES_DIR = Path(__file__).resolve().parent.parent / "usecases"
 
-STEPS = ("ingest", "validate", "features", "train", "evaluate", "promote", "score", "monitor", "freshness")
+STEPS = tuple(step.value for step in Step)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")

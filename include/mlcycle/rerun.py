@@ -2,21 +2,22 @@
 
 The run is a manual DAG run of `<usecase>_<dag>` whose conf carries the partition (it overrides the
 `partition` Param, see orchestration/macros.py), the reason (recorded on the MLflow runs it creates, via
-`mlcycle_trigger`) and, when it comes from an alert, the alert itself. Standard library only.
+`mlcycle_trigger`) and, when it comes from an alert, the alert itself. Standard library and
+the parse-safe specs only (`mlcycle.specs`: DAG families, options).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from mlcycle.airflow_api import AirflowAPIError, AirflowClient
+from mlcycle.specs.catalog import RerunOptions
+from mlcycle.specs.names import RERUNNABLE, DagFamily
 from mlcycle.steps.base import Rejected, StepContext, StepResult
 
-FAMILIES = ("scoring", "monitoring", "training")
 # Airflow's default `[scheduler] allowed_run_id_pattern`.
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")
 
@@ -29,7 +30,7 @@ def safe_run_id(*parts: str) -> str:
 def rerun(
     client: AirflowClient,
     usecase: str,
-    family: str,
+    family: str | DagFamily,
     partition: str,
     reason: str,
     *,
@@ -40,12 +41,13 @@ def rerun(
 
     Raises ValueError on bad input and AirflowAPIError when Airflow says no (409: that run id exists).
     """
-    if family not in FAMILIES:
-        raise ValueError(f"--dag {family!r}: expected one of {list(FAMILIES)}")
+    if family not in RERUNNABLE:
+        raise ValueError(f"--dag {str(family)!r}: expected one of {[f.value for f in RERUNNABLE]}")
+    dag = DagFamily(family)
     day = dt.date.fromisoformat(partition)
     if len(reason.strip()) < 3:
         raise ValueError("--reason: say why (at least 3 characters); it is recorded on the run")
-    dag_id = f"{usecase}_{family}"
+    dag_id = dag.dag_id(usecase)
     conf: dict[str, Any] = {"partition": day.isoformat(), "reason": reason.strip()}
     if alert:
         conf["alert"] = dict(alert)
@@ -60,10 +62,10 @@ def rerun(
     return {"dag_id": dag_id, "run_id": run["dag_run_id"], "state": run.get("state"), "paused": paused}
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: RerunOptions) -> StepResult:
     partition = ctx.partition.isoformat()
     try:
-        run = rerun(AirflowClient.from_env(), ctx.usecase.name, args.dag, partition, args.reason)
+        run = rerun(AirflowClient.from_env(), ctx.usecase.name, options.dag, partition, options.reason)
     except AirflowAPIError as exc:
         if exc.status in (400, 404, 409, 422):  # Airflow refused this request: retrying will not help
             raise Rejected(f"Airflow refused the rerun: {exc}") from None

@@ -10,28 +10,59 @@ Per-column drift below the dataset threshold, and prediction drift, only inform.
 Guards (every one must pass to retrain): mode `auto_retrain`, not a backfill (history is replayed, not
 acted on), the cooldown since the last request, the weekly budget, and enough new labelled rows.
 
-The result is the decision record: stored as the branch task's XCom, sent with alerts, carried by the
-Asset event into the training run, and so recorded on the MLflow run it causes.
+The monitor result is validated into its typed model (`mlcycle.specs.results.MonitorResult`) first: a key the
+policy reads that is missing or renamed is an error naming it, never a silent "no drift".
+
+The result is the decision record (`RetrainingDecision`, returned as its JSON dict): stored as the branch
+task's XCom, sent with alerts, carried by the Asset event into the training run, and so recorded on the MLflow
+run it causes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from mlcycle.config import Retraining
+from mlcycle.specs.names import Step
+from mlcycle.specs.results import MonitorMetrics, MonitorResult, parse_result
 
-RETRAIN, NOTIFY, NONE = "retrain", "notify", "none"
+RETRAIN: Final = "retrain"
+NOTIFY: Final = "notify"
+NONE: Final = "none"
 
 
-def _triggers(metrics: dict[str, Any], policy: Retraining, partition: str) -> tuple[list[str], list[str]]:
+class RetrainingDecision(BaseModel):
+    """The decision record. Fields left unset are left out of its JSON (a missing monitor result has fewer)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: Literal["retrain", "notify", "none"]
+    retrain: bool
+    notify: bool
+    mode: str
+    reason: str
+    partition: str | None = None
+    triggers: list[str] | None = None
+    notes: list[str] | None = None
+    drifted_columns: list[str] | None = None
+    champion_version: str | None = None
+    blocked_by: list[str] | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The JSON document alerts, the Asset event and MLflow tags read."""
+        return self.model_dump(exclude_unset=True)
+
+
+def _triggers(metrics: MonitorMetrics, policy: Retraining, partition: str) -> tuple[list[str], list[str]]:
     """(triggers, informational notes) read from the monitor step's metrics."""
     triggers: list[str] = []
     notes: list[str] = []
-    drifted = list(metrics.get("drifted_columns", []))
-    share = float(metrics.get("drift_share", 0.0))
-    if metrics.get("dataset_drift"):
+    drifted, share = list(metrics.drifted_columns), metrics.drift_share
+    if metrics.dataset_drift:
         triggers.append(f"dataset drift on {partition}: share {share:.2f} of features, columns {drifted}")
     else:
         key_drift = [c for c in drifted if c in policy.key_features]
@@ -39,26 +70,29 @@ def _triggers(metrics: dict[str, Any], policy: Retraining, partition: str) -> tu
             triggers.append(f"drift on key feature(s) {key_drift} on {partition}")
         elif drifted:
             notes.append(f"per-column drift only (share {share:.2f}): {drifted}")
-    prediction = metrics.get("prediction_drift") or {}
-    if prediction.get("drifted"):
-        notes.append(f"prediction drift (score distribution, {prediction.get('stattest')} {prediction.get('score')})")
-    performance = metrics.get("performance") or {}
-    if performance.get("status") == "computed":
-        drop = float(performance.get("drop", 0.0))
+    prediction = metrics.prediction_drift
+    if prediction.drifted:
+        notes.append(f"prediction drift (score distribution, {prediction.stattest} {prediction.score})")
+    performance = metrics.performance
+    if performance.status == "computed":
+        # The model's validator guarantees the figures of a computed performance.
+        assert performance.value is not None and performance.reference is not None and performance.drop is not None
+        drop = performance.drop
         detail = (
-            f"{performance.get('metric')} {performance.get('value'):.4f} on {performance.get('partition')} vs "
-            f"{performance.get('reference'):.4f} at training time (drop {drop:+.4f})"
+            f"{performance.metric} {performance.value:.4f} on {performance.partition} vs "
+            f"{performance.reference:.4f} at training time (drop {drop:+.4f})"
         )
         if drop >= policy.performance_drop:
             triggers.append(f"performance drop: {detail} >= {policy.performance_drop}")
         else:
             notes.append(f"performance ok: {detail}")
-    elif performance:
-        notes.append(f"performance not measured: {performance.get('reason', 'labels not arrived')}")
+    else:
+        reason = "labels not arrived" if performance.reason is None else performance.reason
+        notes.append(f"performance not measured: {reason}")
     return triggers, notes
 
 
-def _guards(policy: Retraining, partition: str, previous_requests: Iterable[str], new_rows: int | None) -> list[str]:
+def _guards(policy: Retraining, partition: str, previous_requests: Iterable[str], new_rows: int) -> list[str]:
     """Reasons not to retrain now even though a trigger fired (empty: go)."""
     blocked: list[str] = []
     day = dt.date.fromisoformat(partition)
@@ -70,7 +104,7 @@ def _guards(policy: Retraining, partition: str, previous_requests: Iterable[str]
         )
     if len(earlier) >= policy.max_retrains_per_week:
         blocked.append(f"weekly budget: {len(earlier)} requests in the 7 days up to {partition}")
-    if new_rows is not None and new_rows < policy.min_new_labelled_rows:
+    if new_rows < policy.min_new_labelled_rows:
         blocked.append(
             f"not enough new labelled data: {new_rows} rows since the champion's training window "
             f"< {policy.min_new_labelled_rows}"
@@ -90,52 +124,50 @@ def retraining_decision(
 
     `previous_requests`: partitions of earlier retraining requests (the Asset's events); `mode` overrides
     the policy's mode for one run (the monitoring DAG's Param); `backfill` runs never retrain.
+    Raises `mlcycle.specs.results.ResultError` when a successful monitor result lacks a key the policy reads.
     """
     mode = mode or policy.mode
     if not monitor_result or monitor_result.get("status") != "success":
         status = (monitor_result or {}).get("status", "missing")
-        return {
-            "decision": NONE,
-            "retrain": False,
-            "notify": False,
-            "mode": mode,
-            "reason": f"no monitoring result ({status})",
-        }
-    partition = str(monitor_result.get("partition"))
-    metrics = monitor_result.get("metrics", {})
+        return RetrainingDecision(
+            decision=NONE, retrain=False, notify=False, mode=mode, reason=f"no monitoring result ({status})"
+        ).record()
+    monitor = parse_result(MonitorResult, Step.MONITOR.value, monitor_result)
+    partition, metrics = monitor.partition, monitor.metrics
     triggers, notes = _triggers(metrics, policy, partition)
     record: dict[str, Any] = {
         "partition": partition,
         "mode": mode,
         "triggers": triggers,
         "notes": notes,
-        "drifted_columns": list(metrics.get("drifted_columns", [])),
-        "champion_version": metrics.get("champion_version"),
+        "drifted_columns": list(metrics.drifted_columns),
+        "champion_version": metrics.champion_version,
     }
     if not triggers:
         summary = "; ".join(notes) or "no drift, performance within budget"
-        return {
+        return RetrainingDecision(
             **record,
-            "decision": NONE,
-            "retrain": False,
-            "notify": False,
-            "blocked_by": [],
-            "reason": f"no trigger on {partition}: {summary}",
-        }
-    new_rows = metrics.get("new_labelled_rows")
-    blocked = _guards(policy, partition, previous_requests, None if new_rows is None else int(new_rows))
+            decision=NONE,
+            retrain=False,
+            notify=False,
+            blocked_by=[],
+            reason=f"no trigger on {partition}: {summary}",
+        ).record()
+    blocked = _guards(policy, partition, previous_requests, metrics.new_labelled_rows)
     if mode != "auto_retrain":
         blocked.insert(0, f"mode {mode}: notify only")
     if backfill:
         blocked.insert(0, "backfill run: history is replayed, not acted on")
     reason = "; ".join(triggers)
     if blocked:
-        return {
+        return RetrainingDecision(
             **record,
-            "decision": NOTIFY,
-            "retrain": False,
-            "notify": True,
-            "blocked_by": blocked,
-            "reason": f"{reason} — not retraining: {'; '.join(blocked)}",
-        }
-    return {**record, "decision": RETRAIN, "retrain": True, "notify": True, "blocked_by": [], "reason": reason}
+            decision=NOTIFY,
+            retrain=False,
+            notify=True,
+            blocked_by=blocked,
+            reason=f"{reason} — not retraining: {'; '.join(blocked)}",
+        ).record()
+    return RetrainingDecision(
+        **record, decision=RETRAIN, retrain=True, notify=True, blocked_by=[], reason=reason
+    ).record()

@@ -11,9 +11,9 @@ import pytest
 
 from mlcycle.config import discover_usecases
 from mlcycle.settings import REPO_ROOT, embedded_environment
+from mlcycle.specs.names import DagFamily
 
 HEAVY = ("pandas", "numpy", "sklearn", "torch", "mlflow", "great_expectations", "evidently", "pyarrow", "kubernetes")
-FAMILIES = ("training", "scoring", "monitoring", "promotion")
 
 PARSE_SCRIPT = """
 import json, sys, time
@@ -57,12 +57,11 @@ def test_parsing_loads_no_heavy_library(parsed: dict) -> None:
 
 
 def test_four_dags_per_usecase(parsed: dict) -> None:
-    expected = sorted(f"{u.name}_{family}" for u in discover_usecases() for family in FAMILIES)
-    assert parsed["dag_ids"] == expected
+    assert parsed["dag_ids"] == _dag_ids()
 
 
 def _dag_ids() -> list[str]:
-    return sorted(f"{u.name}_{family}" for u in discover_usecases() for family in FAMILIES)
+    return sorted(family.dag_id(u.name) for u in discover_usecases() for family in DagFamily)
 
 
 @pytest.mark.parametrize("dag_id", _dag_ids())
@@ -87,16 +86,18 @@ def test_training_runs_on_cron_and_retraining_requests(dagbag) -> None:
     from airflow.sdk import AssetOrTimeSchedule
 
     for usecase in discover_usecases():
-        dag = dagbag.dags.get(f"{usecase.name}_training")
+        dag = dagbag.dags.get(DagFamily.TRAINING.dag_id(usecase.name))
         assert isinstance(dag.timetable, AssetOrTimeSchedule)
-        monitoring = dagbag.dags.get(f"{usecase.name}_monitoring")
+        monitoring = dagbag.dags.get(DagFamily.MONITORING.dag_id(usecase.name))
         outlets = monitoring.get_task("request_retraining").outlets
         assert [a.name for a in outlets] == [f"{usecase.name}_retraining_request"]
-        assert type(dagbag.dags.get(f"{usecase.name}_promotion").timetable).__name__ == "NullTimetable"  # manual only
+        assert (
+            type(dagbag.dags.get(DagFamily.PROMOTION.dag_id(usecase.name)).timetable).__name__ == "NullTimetable"
+        )  # manual only
 
 
 def test_promotion_dag_has_a_params_form(dagbag) -> None:
     for usecase in discover_usecases():
-        params = dagbag.dags.get(f"{usecase.name}_promotion").params
+        params = dagbag.dags.get(DagFamily.PROMOTION.dag_id(usecase.name)).params
         assert {"action", "version", "approver", "reason"} <= set(params.keys())
         assert params.get_param("action").schema["enum"] == ["promote", "rollback"]

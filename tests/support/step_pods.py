@@ -97,9 +97,23 @@ def gpu_usecase_dir(root: Path) -> Path:
     return folder
 
 
+# The upstream results DAG templates read (mlcycle_result validates them with the step's result model).
+_UPSTREAM = {
+    "train": {
+        "outputs": {"model_uri": "models:/yarnit/7", "features": "s3://b/yarnit/features/ds=2026-09-14"},
+        "metrics": {"model_version": "7", "run_id": "r7", "parent_run_id": "p7"},
+    },
+    "evaluate": {
+        "outputs": {"decision": "s3://b/yarnit/evaluation/ds=2026-09-14"},
+        "metrics": {"decision": "promote", "candidate_version": "7"},
+    },
+}
+
+
 class _TI(SimpleNamespace):
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> dict[str, Any]:
-        return {"metrics": {"model_version": "7"}, "outputs": {"decision": "s3://b/yarnit/evaluation/ds=2026-09-14"}}
+        envelope = {"status": "success", "step": task_ids, "usecase": "yarnit", "partition": "2026-09-14"}
+        return {**envelope, **_UPSTREAM[task_ids]}
 
 
 def _context(dag: Any, task_id: str) -> dict[str, Any]:

@@ -90,3 +90,28 @@ def test_send_falls_back_to_the_log(monkeypatch: pytest.MonkeyPatch, caplog: pyt
     with caplog.at_level(logging.ERROR):
         assert send(message) is False  # an unreachable webhook never raises; the log keeps the alert
     assert "OOMKilled" in caplog.text
+
+
+def test_each_step_task_alerts_with_the_runbook_of_its_spec() -> None:
+    from mlcycle.specs.names import Runbook
+
+    assert failure_message(_context("freshness", RuntimeError("stale")))["alert"] == "model-stale"
+    assert failure_message(_context("promote", RuntimeError("lost the CAS")))["alert"] == "promotion-rejected"
+    assert failure_message(_context("score", RuntimeError("boom")))["alert"] == "step-failed"
+    assert failure_message(_context("decide_retraining", RuntimeError("boom")))["alert"] == "step-failed"
+    assert set(RUNBOOKS) == set(Runbook)
+
+
+def test_dag_ids_are_built_and_parsed_by_one_enum() -> None:
+    from mlcycle.specs.names import DagFamily, UnknownDagError, parse_dag_id
+
+    assert DagFamily.SCORING.dag_id("yarn_it") == "yarn_it_scoring"
+    assert parse_dag_id("yarn_it_scoring") == ("yarn_it", DagFamily.SCORING)
+    with pytest.raises(UnknownDagError, match=r"'yarnit_scorin': 'scorin' is not a DAG family"):
+        parse_dag_id("yarnit_scorin")
+    with pytest.raises(UnknownDagError, match="expected one of"):
+        DagFamily.parse("backfill")
+    message = build_message(
+        alert="step-failed", dag_id="yarn_it_training", task_id="train", run_id="r", partition="2026-09-16", reason="x"
+    )
+    assert message["usecase"] == "yarn_it" and "--dag training" in message["rerun"]

@@ -8,6 +8,7 @@ import pytest
 
 from mlcycle.config import Retraining
 from mlcycle.retraining import NONE, NOTIFY, RETRAIN, retraining_decision
+from mlcycle.specs.results import ResultError
 
 POLICY = Retraining(
     mode="auto_retrain",
@@ -26,18 +27,27 @@ def _monitor(
     drifted: list[str] | None = None,
     partition: str = "2026-09-17",
     performance: dict[str, Any] | None = None,
-    new_rows: int | None = 5000,
+    new_rows: int = 5000,
 ) -> dict[str, Any]:
+    """A monitor result shaped as the monitor step writes it."""
     metrics: dict[str, Any] = {
         "dataset_drift": drift,
         "drift_share": share,
         "drifted_columns": drifted or [],
         "champion_version": "1",
         "new_labelled_rows": new_rows,
+        "prediction_drift": {"status": "pending", "reason": "no champion predictions yet"},
+        "performance": performance or {"status": "pending", "partition": "2026-09-16", "reason": "labels arrive later"},
     }
-    if performance is not None:
-        metrics["performance"] = performance
-    return {"status": "success", "partition": partition, "metrics": metrics}
+    outputs = {"report": "/data/monitoring/report.html", "monitoring": "/data/monitoring"}
+    return {
+        "status": "success",
+        "step": "monitor",
+        "usecase": "yarnit",
+        "partition": partition,
+        "outputs": outputs,
+        "metrics": metrics,
+    }
 
 
 def _perf(value: float, reference: float = 0.80) -> dict[str, Any]:
@@ -130,3 +140,47 @@ def test_backfill_runs_never_retrain() -> None:
 def test_missing_or_failed_monitor_result() -> None:
     assert retraining_decision(None, POLICY)["decision"] == NONE
     assert retraining_decision({"status": "skipped"}, POLICY)["reason"] == "no monitoring result (skipped)"
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [(("metrics",), "drift_share"), (("metrics",), "dataset_drift"), (("metrics", "performance"), "status")],
+)
+def test_a_missing_monitor_key_is_an_error_not_no_drift(path: tuple[str, ...], key: str) -> None:
+    result = _monitor(drift=True, share=0.5, drifted=["fibre"])
+    section = result
+    for part in path:
+        section = section[part]
+    del section[key]
+    with pytest.raises(ResultError, match=rf"monitor step's result .*{'.'.join([*path, key])}: Field required"):
+        retraining_decision(result, POLICY)
+
+
+def test_a_computed_performance_needs_its_figures() -> None:
+    performance = _perf(0.70)
+    del performance["reference"]
+    with pytest.raises(ResultError, match="computed performance needs"):
+        retraining_decision(_monitor(performance=performance), POLICY)
+
+
+def test_the_decision_record_keeps_its_json_shape() -> None:
+    decision = retraining_decision(_monitor(drift=True, share=0.5, drifted=["fibre"]), POLICY)
+    assert set(decision) == {
+        "decision", "retrain", "notify", "mode", "reason", "partition", "triggers", "notes",
+        "drifted_columns", "champion_version", "blocked_by",
+    }  # fmt: skip
+    assert set(retraining_decision(None, POLICY)) == {"decision", "retrain", "notify", "mode", "reason"}
+
+
+def test_a_typed_result_writes_the_json_the_step_always_wrote() -> None:
+    from mlcycle.specs.results import MonitorResult
+
+    document = _monitor(drift=True, share=0.5, drifted=["fibre"])
+    typed = MonitorResult.of(
+        "monitor", "yarnit", "2026-09-17", outputs=document["outputs"], metrics=document["metrics"]
+    )
+    assert typed.to_dict() == document
+    with pytest.raises(ResultError, match=r"monitor step's result .*metrics\.new_labelled_rows: Field required"):
+        MonitorResult.of("monitor", "yarnit", "2026-09-17", outputs=document["outputs"], metrics={
+            k: v for k, v in document["metrics"].items() if k != "new_labelled_rows"
+        })  # fmt: skip

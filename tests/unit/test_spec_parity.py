@@ -9,6 +9,7 @@ are left out of the comparison explicitly, and may never override a variable of 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -60,11 +61,32 @@ def _step_tasks(both_modes: dict[str, tuple[Any, Any]]) -> list[tuple[str, str]]
     ]
 
 
+# What the train and evaluate steps return (their XComs), as far as the DAG templates read them.
+UPSTREAM_RESULTS = {
+    "train": {
+        "status": "success",
+        "step": "train",
+        "usecase": "yarnit",
+        "partition": "2026-09-14",
+        "outputs": {"model_uri": "models:/yarnit/7", "features": "/data/yarnit/features/ds=2026-09-14"},
+        "metrics": {"model_version": "7", "run_id": "r7", "parent_run_id": "p7"},
+    },
+    "evaluate": {
+        "status": "success",
+        "step": "evaluate",
+        "usecase": "yarnit",
+        "partition": "2026-09-14",
+        "outputs": {"decision": "/data/yarnit/evaluation/ds=2026-09-14/v7"},
+        "metrics": {"decision": "promote", "candidate_version": "7"},
+    },
+}
+
+
 class FakeTI:
     try_number = 3
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> dict[str, Any]:
-        return {"metrics": {"model_version": "7"}, "outputs": {"decision": "/data/yarnit/evaluation/ds=2026-09-14/v7"}}
+        return UPSTREAM_RESULTS[task_ids]
 
 
 def _context(dag: Any) -> dict[str, Any]:
@@ -135,6 +157,10 @@ def test_rendered_argv_and_env_are_identical(both_modes: dict[str, tuple[Any, An
         assert "{{" not in " ".join(argv) + " ".join(env.values())
         assert argv[argv.index("--partition") + 1] == "2026-09-14"
         assert env["MLCYCLE_AIRFLOW_TRY_NUMBER"] == "3"
+        if task_id == "evaluate":
+            assert argv[argv.index("--model-version") + 1] == "7"
+        if dag_id.endswith("_training") and task_id == "promote":
+            assert argv[argv.index("--decision") + 1] == "/data/yarnit/evaluation/ds=2026-09-14/v7"
 
 
 def test_pod_only_env_never_overrides_the_spec(both_modes: dict[str, tuple[Any, Any]]) -> None:
@@ -178,3 +204,81 @@ def test_pod_operator_skips_on_nothing_to_do(both_modes: dict[str, tuple[Any, An
         pod_task = both_modes[dag_id][1].get_task(task_id)
         assert list(pod_task.skip_on_exit_code) == [int(ExitCode.NOTHING_TO_DO)]
         assert pod_task.do_xcom_push is True
+
+
+def test_a_template_reading_a_missing_result_key_fails_naming_step_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlcycle.config import get_usecase
+    from mlcycle.specs.results import ResultError
+
+    monkeypatch.setenv("MLCYCLE_EXECUTION_MODE", "local")
+    local_dag = build_dags(get_usecase("yarnit"))["yarnit_training"]  # unrendered (the fixture's are rendered)
+    broken = copy.deepcopy(UPSTREAM_RESULTS["train"])
+    del broken["metrics"]["model_version"]
+    context = {**_context(local_dag), "ti": SimpleNamespace(try_number=3, xcom_pull=lambda task_ids, key=None: broken)}
+    with pytest.raises(ResultError, match=r"train step's result .*metrics\.model_version: Field required"):
+        local_dag.get_task("evaluate").render_template_fields(context)
+
+
+def test_templates_name_only_fields_the_result_model_has() -> None:
+    from mlcycle.orchestration.macros import upstream
+    from mlcycle.specs.names import Step
+
+    assert str(upstream(Step.TRAIN, "model_version")) == "{{ mlcycle_result(ti, 'train').model_version }}"
+    with pytest.raises(AttributeError, match="train step's result model TrainResult has no 'version'"):
+        upstream(Step.TRAIN, "version")
+
+
+def test_options_reject_what_the_step_does_not_accept() -> None:
+    from mlcycle.specs.catalog import IngestOptions, TrainOptions, ValidateOptions
+    from mlcycle.specs.options import OptionsError, Template
+
+    with pytest.raises(OptionsError, match=r"TrainOptions.cache: 'maybe'"):
+        TrainOptions.for_task(cache="maybe")
+    with pytest.raises(OptionsError, match=r"IngestOptions: no option\(s\) \['serving'\]"):
+        IngestOptions.for_task(serving=True)
+    with pytest.raises(OptionsError, match="a switch cannot be templated"):
+        ValidateOptions.for_task(serving=Template("{{ params.serving }}"))
+    assert ValidateOptions.for_task(lookback=30, serving=True).to_argv() == ["--lookback", "30", "--serving"]
+
+
+def test_every_task_reaches_its_step_body_in_one_hop(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    """task id -> spec -> body: the body exists and takes the spec's options model (checked without importing it)."""
+    import ast
+    import importlib.util
+
+    from mlcycle.specs.catalog import SPECS, spec_of
+    from mlcycle.specs.results import AnyResult
+
+    for dag_id, task_id in _step_tasks(both_modes):
+        assert spec_of(task_id).body in both_modes[dag_id][0].get_task(task_id).doc_md
+    for command in SPECS:
+        module, _, function = command.body.rpartition(".")
+        found = importlib.util.find_spec(module)
+        assert found is not None and found.origin, command.body
+        tree = ast.parse(Path(found.origin).read_text())
+        body = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
+        assert body is not None, f"{command.body} is not defined"
+        options = body.args.args[-1].annotation
+        assert isinstance(options, ast.Name) and options.id == command.options.__name__, command.body
+        if command.result is not AnyResult:  # a step others read returns its typed result
+            assert isinstance(body.returns, ast.Name) and body.returns.id == command.result.__name__, command.body
+
+
+def test_every_rendered_task_argv_parses_back_into_its_steps_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DAG builds argv from the options model; the CLI, generated from the same model, reads it back."""
+    from mlcycle.cli import build_parser
+    from mlcycle.config import get_usecase
+    from mlcycle.specs.catalog import spec_of
+
+    monkeypatch.setenv("MLCYCLE_EXECUTION_MODE", "local")
+    parser = build_parser()
+    seen = set()
+    for dag in build_dags(get_usecase("yarnit")).values():
+        for task in dag.tasks:
+            if not isinstance(task, LocalStepOperator):
+                continue
+            task.render_template_fields(_context(dag))
+            options = spec_of(task.task_id).options.from_namespace(parser.parse_args(task.argv[1:]))
+            seen.add((dag.dag_id, task.task_id, tuple(options.to_argv())))
+    assert ("yarnit_training", "evaluate", ("--model-version", "7")) in seen
+    assert ("yarnit_scoring", "validate", ("--lookback", "1", "--serving")) in seen

@@ -10,7 +10,8 @@ Settings (per environment, from a Kubernetes Secret in production):
 - `MLCYCLE_ALERT_WEBHOOK_TOKEN`: optional bearer token for that webhook.
 - `MLCYCLE_RUNBOOK_BASE_URL`: where docs/runbooks/ is published.
 
-Standard library only: this runs in Airflow's task-failure callbacks.
+Standard library and the parse-safe specs only (`mlcycle.specs`: the runbook of each step): this runs in
+Airflow's task-failure callbacks.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 from airflow.sdk.bases.notifier import BaseNotifier
 
 from mlcycle.orchestration.macros import mlcycle_partition
+from mlcycle.specs.catalog import runbook_for_task
+from mlcycle.specs.names import Runbook, UnknownDagError, parse_dag_id
 
 log = logging.getLogger(__name__)
 
@@ -35,27 +38,19 @@ RUNBOOK_BASE_ENV = "MLCYCLE_RUNBOOK_BASE_URL"
 DEFAULT_RUNBOOK_BASE = "https://github.com/mlcycle/mlcycle/blob/main/docs/runbooks"
 
 # One runbook page per alert (docs/runbooks/<name>.md).
-RUNBOOKS = {
-    "data-rejected": "A data contract rejected a partition; it is quarantined with its reason.",
-    "step-failed": "A step failed after its retries (infrastructure, code or upstream services).",
-    "model-stale": "The champion is older than its budget, or training has stopped.",
-    "drift-detected": "The monitoring policy found drift or a performance drop.",
-    "promotion-rejected": "A promotion lost its compare-and-set or was refused.",
+RUNBOOKS: dict[Runbook, str] = {
+    Runbook.DATA_REJECTED: "A data contract rejected a partition; it is quarantined with its reason.",
+    Runbook.STEP_FAILED: "A step failed after its retries (infrastructure, code or upstream services).",
+    Runbook.MODEL_STALE: "The champion is older than its budget, or training has stopped.",
+    Runbook.DRIFT_DETECTED: "The monitoring policy found drift or a performance drop.",
+    Runbook.PROMOTION_REJECTED: "A promotion lost its compare-and-set or was refused.",
 }
-# Which runbook a failed task points to, by task id (anything else: step-failed).
-_RUNBOOK_BY_TASK = {"validate": "data-rejected", "freshness": "model-stale", "promote": "promotion-rejected"}
 _WEBHOOK_TIMEOUT_S = 10
 
 
 def runbook_url(name: str) -> str:
     base = os.environ.get(RUNBOOK_BASE_ENV, DEFAULT_RUNBOOK_BASE).rstrip("/")
     return f"{base}/{name}.md"
-
-
-def split_dag_id(dag_id: str) -> tuple[str, str]:
-    """`yarnit_scoring` -> ("yarnit", "scoring"): use case names may contain underscores, families do not."""
-    usecase, _, family = dag_id.rpartition("_")
-    return usecase, family
 
 
 def rerun_command(usecase: str, family: str, partition: str, reason: str) -> str:
@@ -79,9 +74,12 @@ def build_message(
 ) -> dict[str, Any]:
     """The alert document (pure: unit-tested; the same shape for the webhook and the log)."""
     reason = " ".join(reason.split())[:500]  # one line, bounded
-    usecase, family = split_dag_id(dag_id)
+    try:
+        usecase, family = parse_dag_id(dag_id)
+    except UnknownDagError:  # not one of ours: the alert must still go out, without a rerun command
+        usecase, family = "", None
     runbook = runbook_url(alert)
-    rerun = rerun_command(usecase, family, partition, f"after {alert}: <what was fixed>")
+    rerun = rerun_command(usecase, family, partition, f"after {alert}: <what was fixed>") if family else ""
     text = f"[{severity.upper()}] {alert}: {dag_id}.{task_id} for {partition}: {reason} | runbook: {runbook}"
     return {
         "text": text,
@@ -138,7 +136,7 @@ def failure_message(context: Any) -> dict[str, Any]:
     reason = str(exception).strip().splitlines()[0] if exception else "task failed (no exception recorded)"
     dag_run = context.get("dag_run")
     return build_message(
-        alert=_RUNBOOK_BY_TASK.get(task_id, "step-failed"),
+        alert=runbook_for_task(task_id),
         dag_id=getattr(dag_run, "dag_id", "") or getattr(ti, "dag_id", ""),
         task_id=task_id,
         run_id=getattr(dag_run, "run_id", "") or "",

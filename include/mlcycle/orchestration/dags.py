@@ -11,6 +11,7 @@ Only Airflow, the standard library, pydantic and yaml are imported here: this ru
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, chain, task
@@ -18,9 +19,18 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetab
 from mlcycle.config import UseCase
 from mlcycle.orchestration.alerts import FailureAlert, build_message, send
 from mlcycle.orchestration.factory import step_operator
-from mlcycle.orchestration.macros import MACROS
+from mlcycle.orchestration.macros import MACROS, upstream
 from mlcycle.orchestration.spec import StepSpec
 from mlcycle.retraining import retraining_decision
+from mlcycle.specs.catalog import (
+    EvaluateOptions,
+    IngestOptions,
+    PromoteOptions,
+    TrainOptions,
+    ValidateOptions,
+)
+from mlcycle.specs.names import DagFamily, Runbook, Step
+from mlcycle.specs.options import Template
 
 DOCS = "https://github.com/mlcycle/mlcycle/blob/main/docs"
 
@@ -30,17 +40,17 @@ def retraining_asset(usecase: UseCase) -> Asset:
     return Asset(name=f"{usecase.name}_retraining_request", uri=f"mlcycle://{usecase.name}/retraining-request")
 
 
-def _dag(usecase: UseCase, family: str, schedule: Any, doc: str, **kwargs: Any) -> DAG:
+def _dag(usecase: UseCase, family: DagFamily, schedule: Any, doc: str, **kwargs: Any) -> DAG:
     start = usecase.schedule.start_date
     return DAG(
-        dag_id=f"{usecase.name}_{family}",
+        dag_id=family.dag_id(usecase.name),
         description=f"{usecase.name}: {doc.splitlines()[0]}",
         doc_md=f"## {usecase.name} — {family}\n\n{doc}\n\nUse case: {usecase.description}\n\n"
         f"Config: `include/usecases/{usecase.name}/usecase.yaml` · Docs: [{DOCS}/architecture.md]({DOCS}/architecture.md)",
         schedule=schedule,
         start_date=dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC),
         catchup=False,
-        tags=["mlcycle", usecase.name, family, *usecase.tags],
+        tags=["mlcycle", usecase.name, family.value, *usecase.tags],
         default_args={
             "owner": usecase.owner,
             "retries": 2,
@@ -69,10 +79,10 @@ def _partition_param() -> Param:
 
 
 def training_dag(usecase: UseCase) -> DAG:
-    window = str(usecase.split.window_days)
+    window = usecase.split.window_days
     with _dag(
         usecase,
-        "training",
+        DagFamily.TRAINING,
         AssetOrTimeSchedule(timetable=_cron(usecase.schedule.training), assets=retraining_asset(usecase)),
         "Train a candidate on the window ending at the partition, gate it against @champion, promote if better.\n\n"
         "Runs nightly and whenever the monitoring DAG requests a retrain; the reason is recorded on the MLflow run.",
@@ -86,22 +96,27 @@ def training_dag(usecase: UseCase) -> DAG:
         },
     ) as dag:
         chain(
-            step_operator(StepSpec("ingest", usecase, ("--lookback", window))),
-            step_operator(StepSpec("validate", usecase, ("--lookback", window))),
-            step_operator(StepSpec("features", usecase)),
-            step_operator(
-                StepSpec("train", usecase, ("--cache", "{{ 'off' if params.no_cache else 'on' }}"), retries=1)
-            ),
+            step_operator(StepSpec(Step.INGEST, usecase, IngestOptions.for_task(lookback=window))),
+            step_operator(StepSpec(Step.VALIDATE, usecase, ValidateOptions.for_task(lookback=window))),
+            step_operator(StepSpec(Step.FEATURES, usecase)),
             step_operator(
                 StepSpec(
-                    "evaluate",
+                    Step.TRAIN,
                     usecase,
-                    ("--model-version", "{{ ti.xcom_pull(task_ids='train')['metrics']['model_version'] }}"),
+                    TrainOptions.for_task(cache=Template("{{ 'off' if params.no_cache else 'on' }}")),
+                    retries=1,
                 )
             ),
             step_operator(
                 StepSpec(
-                    "promote", usecase, ("--decision", "{{ ti.xcom_pull(task_ids='evaluate')['outputs']['decision'] }}")
+                    Step.EVALUATE,
+                    usecase,
+                    EvaluateOptions.for_task(model_version=upstream(Step.TRAIN, "model_version")),
+                )
+            ),
+            step_operator(
+                StepSpec(
+                    Step.PROMOTE, usecase, PromoteOptions.for_task(decision=upstream(Step.EVALUATE, "decision_uri"))
                 )
             ),
         )
@@ -111,7 +126,7 @@ def training_dag(usecase: UseCase) -> DAG:
 def scoring_dag(usecase: UseCase) -> DAG:
     with _dag(
         usecase,
-        "scoring",
+        DagFamily.SCORING,
         _cron(usecase.schedule.scoring),
         "Ingest and validate the day's data, then score it with the @champion version (resolved once); "
         "the @challenger shadow-scores the same rows into its own, never-served folder.",
@@ -119,9 +134,9 @@ def scoring_dag(usecase: UseCase) -> DAG:
         params={"partition": _partition_param()},
     ) as dag:
         chain(
-            step_operator(StepSpec("ingest", usecase)),
-            step_operator(StepSpec("validate", usecase, ("--serving",))),
-            step_operator(StepSpec("score", usecase)),
+            step_operator(StepSpec(Step.INGEST, usecase)),
+            step_operator(StepSpec(Step.VALIDATE, usecase, ValidateOptions.for_task(serving=True))),
+            step_operator(StepSpec(Step.SCORE, usecase)),
         )
     return dag
 
@@ -140,7 +155,7 @@ def monitoring_dag(usecase: UseCase) -> DAG:
 
     with _dag(
         usecase,
-        "monitoring",
+        DagFamily.MONITORING,
         _cron(usecase.schedule.monitoring),
         "Evidently data drift, prediction drift and (after the label delay) performance of the day against the "
         f"champion; a freshness check; then the retraining policy (`{policy.mode}`): request a retrain "
@@ -156,16 +171,16 @@ def monitoring_dag(usecase: UseCase) -> DAG:
             ),
         },
     ) as dag:
-        monitor = step_operator(StepSpec("monitor", usecase))
+        monitor = step_operator(StepSpec(Step.MONITOR, usecase))
         # Independent of the drift branch: a stale model alerts whatever the drift says.
-        step_operator(StepSpec("freshness", usecase, retries=0))
+        step_operator(StepSpec(Step.FRESHNESS, usecase, retries=0))
 
         @task.branch(task_id="decide_retraining", inlets=[asset])
         def decide(ti: Any = None, params: Any = None, dag_run: Any = None, inlet_events: Any = None) -> str:
             run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)).lower()
             override = (params or {}).get("retraining_mode")
             decision = retraining_decision(
-                ti.xcom_pull(task_ids="monitor"),
+                ti.xcom_pull(task_ids=Step.MONITOR.value),
                 policy,
                 previous_requests=_previous_requests(inlet_events, asset),
                 mode=None if override in (None, "policy") else override,
@@ -205,7 +220,7 @@ def monitoring_dag(usecase: UseCase) -> DAG:
 
 def _policy_alert(ti: Any, dag_run: Any, decision: dict[str, Any], severity: str) -> None:
     message = build_message(
-        alert="drift-detected",
+        alert=Runbook.DRIFT_DETECTED,
         dag_id=dag_run.dag_id,
         task_id=ti.task_id,
         run_id=dag_run.run_id,
@@ -220,7 +235,7 @@ def _policy_alert(ti: Any, dag_run: Any, decision: dict[str, Any], severity: str
 def promotion_dag(usecase: UseCase) -> DAG:
     with _dag(
         usecase,
-        "promotion",
+        DagFamily.PROMOTION,
         None,
         "Manual: promote a reviewed model version to @champion, or roll @champion back to the version it replaced.\n\n"
         "Both are compare-and-set against the champion seen at the start, and recorded on the version.",
@@ -237,17 +252,13 @@ def promotion_dag(usecase: UseCase) -> DAG:
     ) as dag:
         step_operator(
             StepSpec(
-                "promote",
+                Step.PROMOTE,
                 usecase,
-                (
-                    "--action",
-                    "{{ params.action }}",
-                    "--model-version",
-                    "{{ params.version if params.version else '' }}",
-                    "--approver",
-                    "{{ params.approver }}",
-                    "--reason",
-                    "{{ params.reason }}",
+                PromoteOptions.for_task(
+                    action=Template("{{ params.action }}"),
+                    model_version=Template("{{ params.version if params.version else '' }}"),
+                    approver=Template("{{ params.approver }}"),
+                    reason=Template("{{ params.reason }}"),
                 ),
                 retries=0,
             )
@@ -255,10 +266,15 @@ def promotion_dag(usecase: UseCase) -> DAG:
     return dag
 
 
-FAMILIES = (training_dag, scoring_dag, monitoring_dag, promotion_dag)
+FACTORIES: dict[DagFamily, Callable[[UseCase], DAG]] = {
+    DagFamily.TRAINING: training_dag,
+    DagFamily.SCORING: scoring_dag,
+    DagFamily.MONITORING: monitoring_dag,
+    DagFamily.PROMOTION: promotion_dag,
+}
 
 
 def build_dags(usecase: UseCase) -> dict[str, DAG]:
     """All four DAGs of a use case, by dag_id."""
-    dags = [family(usecase) for family in FAMILIES]
+    dags = [FACTORIES[family](usecase) for family in DagFamily]
     return {dag.dag_id: dag for dag in dags}

@@ -13,7 +13,11 @@ from mlcycle.settings import KubernetesSettings, execution_mode
 
 def step_operator(spec: StepSpec, mode: str | None = None, **kwargs: Any) -> BaseOperator:
     """Build the task that runs `spec`: a subprocess locally, a pod in `kubernetes` mode."""
+    command = spec.command
     common: dict[str, Any] = {
+        # The task page says which code runs: the spec (task id -> spec) names the step's body.
+        "doc_md": f"`mlcycle {command.name}`: {command.help}.\n\nBody: `{command.body}` "
+        f"(spec: `mlcycle.specs.catalog`, options `{command.options.__name__}`, result `{command.result.__name__}`).",
         "retries": spec.retries,
         "retry_delay": spec.retry_delay,
         "execution_timeout": spec.timeout,

@@ -30,14 +30,16 @@ from typing import Any
 
 from airflow.sdk import BaseOperatorLink
 
+from mlcycle.specs.names import Step
+
 log = logging.getLogger(__name__)
 
 MLFLOW_UI_URL_ENV = "MLCYCLE_MLFLOW_UI_URL"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 # Where mlcycle.steps.monitor logs the report folder in the monitoring run (`_log_to_mlflow`).
 MONITORING_ARTIFACT_DIR = "monitoring"
-RUN_LINK_STEPS = frozenset({"train", "evaluate", "monitor"})
-REPORT_LINK_STEPS = frozenset({"monitor"})
+RUN_LINK_STEPS = frozenset({Step.TRAIN, Step.EVALUATE, Step.MONITOR})
+REPORT_LINK_STEPS = frozenset({Step.MONITOR})
 
 
 def mlflow_ui_url() -> str:

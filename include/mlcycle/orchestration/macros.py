@@ -5,6 +5,10 @@
 - a scheduled run with data-interval semantics processes the day its interval starts;
 - a run triggered by a retraining request (Asset event) processes the partition named in the event;
 - otherwise (a manual run without a logical date) the day before the run was queued.
+
+`mlcycle_result(ti, step)` is an upstream step's XCom validated into that step's typed result model
+(`mlcycle.specs.results`): templates read `mlcycle_result(ti, 'train').model_version`, never nested keys, and
+a result that lacks the key fails the task with an error naming the step and the key.
 """
 
 from __future__ import annotations
@@ -12,6 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+
+from mlcycle.specs.catalog import spec_of
+from mlcycle.specs.names import Step
+from mlcycle.specs.options import Template
+from mlcycle.specs.results import StepResultModel, parse_result
 
 
 def _events(dag_run: Any) -> list[Any]:
@@ -51,4 +60,21 @@ def mlcycle_trigger(dag_run: Any, params: Mapping[str, Any] | None = None) -> st
     return f"{kind}: {conf['reason']}" if conf.get("reason") else kind
 
 
-MACROS = {"mlcycle_partition": mlcycle_partition, "mlcycle_trigger": mlcycle_trigger}
+def mlcycle_result(ti: Any, step: str) -> StepResultModel[Any, Any]:
+    """The result of the step task `step` in this DAG run, validated into the step's result model."""
+    return parse_result(spec_of(step).result, step, ti.xcom_pull(task_ids=step))
+
+
+def upstream(step: Step, attribute: str) -> Template:
+    """A template for `attribute` of an upstream step's typed result; checked at parse time to exist."""
+    model = spec_of(step).result
+    if not hasattr(model, attribute) and attribute not in model.model_fields:
+        raise AttributeError(f"the {step.value} step's result model {model.__name__} has no {attribute!r}")
+    return Template(f"{{{{ mlcycle_result(ti, '{step.value}').{attribute} }}}}")
+
+
+MACROS = {
+    "mlcycle_partition": mlcycle_partition,
+    "mlcycle_trigger": mlcycle_trigger,
+    "mlcycle_result": mlcycle_result,
+}

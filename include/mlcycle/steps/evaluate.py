@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -15,7 +14,9 @@ from mlcycle.evaluation.card import model_card
 from mlcycle.evaluation.evidence import baseline_metrics, measure
 from mlcycle.evaluation.gate import decide
 from mlcycle.registry import tracking
-from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.specs.catalog import EvaluateOptions
+from mlcycle.specs.results import EvaluateResult
+from mlcycle.steps.base import StepContext
 from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, Dataset, Split, split_file
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,9 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else None), used
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
-    candidate_version = str(args.model_version)
+    candidate_version = str(options.model_version)
     features_uri = ctx.uri(Dataset.FEATURES)
     with ctx.storage.local_copy(features_uri) as folder:
         test = pd.read_parquet(folder / split_file(Split.TEST))
@@ -99,7 +100,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         },
     )
     log.info("gate for version %s: %s (%s)", candidate_version, gate.decision, "; ".join(gate.reasons))
-    return StepResult(
+    return EvaluateResult.of(
         "evaluate",
         usecase.name,
         partition,

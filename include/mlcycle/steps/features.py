@@ -12,7 +12,6 @@ rejected by the contract, and only the model's columns are read.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from mlcycle.config import UseCase
 from mlcycle.contracts.profiles import TRAINING, profile_of
+from mlcycle.specs.options import Options
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
 from mlcycle.storage.layout import DATA_FILE, SPLITS, Dataset, split_file
 
@@ -73,7 +73,7 @@ def training_days(ctx: StepContext, window: list[dt.date]) -> tuple[list[dt.date
     return days, serving_only
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> StepResult:
     usecase = ctx.usecase
     window = ctx.window(usecase.split.window_days)
     days, serving_only = training_days(ctx, window)

@@ -10,14 +10,14 @@ Over budget -> REJECTED (65): the task fails without retry and its failure alert
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 from mlcycle.registry import tracking
+from mlcycle.specs.options import Options
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> StepResult:
     usecase, day = ctx.usecase, ctx.partition
     budget = usecase.freshness
     champion = tracking.alias_version(usecase, tracking.CHAMPION)

@@ -7,11 +7,11 @@ reads either (see `mlcycle.contracts.reading`) and always commits Parquet to val
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import shutil
 
+from mlcycle.specs.catalog import IngestOptions
 from mlcycle.steps.base import StepContext, StepResult
 from mlcycle.storage.layout import DATA_FILE, LANDING_FILES, Dataset, landed_file
 from mlcycle.storage.partitions import sha256_file
@@ -45,11 +45,11 @@ def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
     return {"uri": raw, "digest": digest, "status": "written", "format": fmt}
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: IngestOptions) -> StepResult:
     result = StepResult("ingest", ctx.usecase.name, ctx.partition.isoformat())
     # Older partitions of the look-back window are caught up if their landing data exists;
     # the run's own partition must exist (a missing one is an error, retried: data may be late).
-    for day in ctx.window(args.lookback):
+    for day in ctx.window(options.lookback):
         if day != ctx.partition and not ctx.storage.exists(ctx.uri(Dataset.LANDING, day)):
             result.metrics.setdefault("missing", []).append(day.isoformat())
             continue

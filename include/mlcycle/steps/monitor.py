@@ -13,7 +13,6 @@ run's MLflow parent run; the result (XCom) carries the per-column verdicts the r
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 from pathlib import Path
@@ -27,7 +26,9 @@ from mlcycle.config import UseCase
 from mlcycle.monitoring import performance as perf
 from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
 from mlcycle.registry import tracking
-from mlcycle.steps.base import NothingToDo, StepContext, StepResult
+from mlcycle.specs.options import Options
+from mlcycle.specs.results import MonitorResult
+from mlcycle.steps.base import NothingToDo, StepContext
 from mlcycle.storage.layout import DATA_FILE, PERFORMANCE_REPORT_FILE, REPORT_FILE, Dataset, Split, role_sub, split_file
 from mlcycle.training.model_io import feature_frame, predict_score
 
@@ -138,7 +139,7 @@ def _log_to_mlflow(ctx: StepContext, folder: Path, metrics: dict[str, float]) ->
     return parent
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> MonitorResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     champion = tracking.alias_version(usecase, tracking.CHAMPION)
     if champion is None:
@@ -197,7 +198,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     log.info(
         "prediction drift: %s; performance: %s; new labelled rows: %d", prediction, performance.to_dict(), new_rows
     )
-    return StepResult(
+    return MonitorResult.of(
         "monitor",
         usecase.name,
         partition,

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
 
 from mlcycle.registry import champion, tracking
+from mlcycle.specs.catalog import PromoteOptions
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
 from mlcycle.storage.layout import DECISION_FILE
 
 log = logging.getLogger(__name__)
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: PromoteOptions) -> StepResult:
     usecase = ctx.usecase
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     result = StepResult("promote", usecase.name, ctx.partition.isoformat())
-    if args.decision:
-        with ctx.storage.local_copy(args.decision) as folder:
+    if options.decision:
+        with ctx.storage.local_copy(options.decision) as folder:
             decision = json.loads((folder / DECISION_FILE).read_text())
         version = str(decision["candidate_version"])
         expected = None if decision["champion_version"] is None else str(decision["champion_version"])
@@ -38,10 +38,10 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         record = {
             "mlcycle.promoted_by": "gate",
             "mlcycle.promoted_at": now,
-            "mlcycle.decision_uri": args.decision,
+            "mlcycle.decision_uri": options.decision,
         }
         action = "promote"
-    elif args.action == "rollback":
+    elif options.action == "rollback":
         try:
             expected, version = champion.rollback_target(usecase)
         except champion.NoRollbackTarget as nothing:
@@ -49,15 +49,15 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
         record = {"mlcycle.rolled_back_from": expected, "mlcycle.promoted_at": now}
         action = "rollback"
     else:
-        if not args.model_version:
+        if not options.model_version:
             raise Rejected("manual promotion needs --model-version")
-        version, expected = str(args.model_version), champion.current_champion(usecase)
+        version, expected = str(options.model_version), champion.current_champion(usecase)
         record = {"mlcycle.promoted_by": "manual", "mlcycle.promoted_at": now}
         action = "promote"
-    if args.approver:
-        record["mlcycle.approver"] = args.approver
-    if args.reason:
-        record["mlcycle.reason"] = args.reason
+    if options.approver:
+        record["mlcycle.approver"] = options.approver
+    if options.reason:
+        record["mlcycle.reason"] = options.reason
     try:
         if action == "rollback" and expected is not None:
             champion.restore(ctx.storage, usecase, version, expected, record)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from mlcycle.registry import tracking
 from mlcycle.registry.champion import PREVIOUS, champion_periods
+from mlcycle.specs.options import Options
 from mlcycle.steps.base import StepContext, StepResult
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> StepResult:
     usecase = ctx.usecase
     name = usecase.registered_model_name
     rows: list[dict[str, Any]] = []

@@ -8,7 +8,6 @@ reported, and never fails or delays the champion's predictions.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import tempfile
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
+from mlcycle.specs.options import Options
 from mlcycle.steps.base import NothingToDo, StepContext, StepResult
 from mlcycle.storage.layout import DATA_FILE, Dataset, role_sub
 from mlcycle.training.model_io import feature_frame, predict_score
@@ -126,7 +126,7 @@ def score_partition(
     return parts
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: Options) -> StepResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     scorers = _scorers(usecase)
     source = ctx.uri(Dataset.VALIDATED)

@@ -6,7 +6,6 @@ register. A version trained on the same data digests, config and code is reused 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -24,7 +23,9 @@ from mlcycle.config import UseCase
 from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
 from mlcycle.settings import home
-from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.specs.catalog import TrainOptions
+from mlcycle.specs.results import TrainResult
+from mlcycle.steps.base import StepContext
 from mlcycle.storage.layout import SPLITS, Dataset, split_file
 from mlcycle.training.fit import FittedCandidate, fit_and_measure
 from mlcycle.training.model_io import feature_frame
@@ -61,8 +62,8 @@ def cached_version(usecase: UseCase, key: str) -> Any | None:
 
 def _result(
     ctx: StepContext, version: str, run_id: str, parent_id: str, metrics: dict[str, float], **extra: Any
-) -> StepResult:
-    return StepResult(
+) -> TrainResult:
+    return TrainResult.of(
         "train",
         ctx.usecase.name,
         ctx.partition.isoformat(),
@@ -77,7 +78,7 @@ def _result(
     )
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
+def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
     """Load the splits, fit and measure a candidate, log it to MLflow and register it as ``@challenger``;
     or, when an identical earlier run exists (same data, config and code), reuse its version."""
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
@@ -88,7 +89,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     parent_id = tracking.parent_run(usecase, ctx.airflow, partition)
 
     key = cache_key(usecase, manifest)
-    hit = None if args.cache == "off" else cached_version(usecase, key)
+    hit = None if options.cache == "off" else cached_version(usecase, key)
     if hit is not None:
         return reuse_cached(ctx, hit, parent_id)
 
@@ -112,7 +113,7 @@ def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
     return _result(ctx, version, candidate_run_id, parent_id, fitted.metrics, cache_hit=False)
 
 
-def reuse_cached(ctx: StepContext, hit: Any, parent_id: str) -> StepResult:
+def reuse_cached(ctx: StepContext, hit: Any, parent_id: str) -> TrainResult:
     """The result of the cached version ``hit``, recorded on the parent run as a cache hit."""
     run_id = hit.tags.get("mlcycle.run_id", "")
     cached_metrics = tracking.client().get_run(run_id).data.metrics if run_id else {}

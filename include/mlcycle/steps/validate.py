@@ -20,7 +20,6 @@ never changed: it stays the immutable record of what arrived.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -34,6 +33,7 @@ from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable
 from mlcycle.contracts.report import render_html
 from mlcycle.contracts.results import ContractResult
 from mlcycle.schema import DataContract, load_contract
+from mlcycle.specs.catalog import ValidateOptions
 from mlcycle.steps.base import Rejected, StepContext, StepResult
 from mlcycle.storage.layout import DATA_FILE, REASON_FILE, REPORT_FILE, VALIDATION_FILE, Dataset, raw_file
 from mlcycle.storage.partitions import sha256_file
@@ -202,13 +202,13 @@ def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: Cont
     )
 
 
-def main(ctx: StepContext, args: argparse.Namespace) -> StepResult:
-    profile = SERVING if getattr(args, "serving", False) else TRAINING
+def main(ctx: StepContext, options: ValidateOptions) -> StepResult:
+    profile = SERVING if options.serving else TRAINING
     result = StepResult("validate", ctx.usecase.name, ctx.partition.isoformat())
     result.metrics["profile"] = profile
     validations: list[tuple[dt.date, str]] = []
     current: dict[str, Any] = {}
-    for day in ctx.window(args.lookback):
+    for day in ctx.window(options.lookback):
         if not ctx.storage.exists(ctx.uri(Dataset.RAW, day)) and day != ctx.partition:
             continue  # nothing landed that day; the features step reports the gap
         done = validate_partition(ctx, day, profile)

@@ -1,0 +1,258 @@
+"""Every `mlcycle` sub-command's spec: name, help, typed options, typed result, runbook and the body's path.
+
+From a task id (= the step name) one look-up, `spec_of(task_id)`, reaches the step's options, its result
+model, the runbook its failure alert links, and the dotted path of its heavy body (`mlcycle.steps.<name>.main`,
+imported only when the command runs). The CLI, the DAG factory, alerts, rerun and the alert receiver all
+read this catalog. Standard library and pydantic only: Airflow imports it at parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import field_validator
+
+from mlcycle.specs.names import RERUNNABLE, DagFamily, Runbook, Step, Tool
+from mlcycle.specs.options import Options, option
+from mlcycle.specs.results import AnyResult, EvaluateResult, MonitorResult, StepResultModel, TrainResult
+
+
+class IngestOptions(Options):
+    lookback: int = option(
+        1,
+        metavar="DAYS",
+        help="also process the DAYS-1 partitions before --partition that are not done yet "
+        "(the training DAG uses its window; default 1: this partition only)",
+    )
+
+
+class ValidateOptions(IngestOptions):
+    serving: bool = option(
+        False,
+        help="validate with the serving profile: every rule except those on the target, which may "
+        "be absent (the scoring DAG's gate)",
+    )
+
+
+class TrainOptions(Options):
+    cache: Literal["on", "off"] = option("on", help="reuse an identical earlier run")
+
+
+class EvaluateOptions(Options):
+    model_version: str = option(help="the candidate model version")
+
+
+class PromoteOptions(Options):
+    decision: str | None = option(None, help="URI of a decision record written by `evaluate`")
+    action: Literal["promote", "rollback"] = "promote"
+    model_version: str | None = option(None, help="version to promote (manual promotion)")
+    approver: str = option("", help="who approved a manual promotion")
+    reason: str = option("", help="why (recorded on the model version)")
+
+
+class RerunOptions(Options):
+    dag: DagFamily = option(DagFamily.SCORING, choices=[f.value for f in RERUNNABLE])
+    reason: str = option(help="why (at least 3 characters)")
+
+    @field_validator("dag")
+    @classmethod
+    def _rerunnable(cls, family: DagFamily) -> DagFamily:
+        if family not in RERUNNABLE:
+            raise ValueError(f"{family.value!r} cannot be rerun; expected one of {[f.value for f in RERUNNABLE]}")
+        return family
+
+
+class AlertReceiverOptions(Options):
+    host: str = option("127.0.0.1", help="0.0.0.0 in a pod")
+    port: int = 8085
+
+
+class GenerateOptions(Options):
+    start: str = option(help="first day, YYYY-MM-DD")
+    end: str = option(help="last day, YYYY-MM-DD (inclusive)")
+    seed: int = 7
+    rows: int = option(3000, help="base rows per day")
+    scenario: list[str] = option(
+        [], metavar="NAME:FROM[:TO]", help="e.g. covariate_shift:2026-09-15:2026-09-21 (repeatable)"
+    )
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One `mlcycle` sub-command: what the CLI, the DAG factory and alerts need to know about it."""
+
+    name: Step | Tool
+    help: str
+    description: str
+    #: Dotted path of the body, `module.function`: `(ctx, options) -> StepResult` (a service: `(options) -> int`).
+    body: str
+    options: type[Options] = Options
+    result: type[StepResultModel[Any, Any]] = AnyResult
+    #: The runbook a failure alert of this step's task links.
+    runbook: Runbook = Runbook.STEP_FAILED
+    needs_partition: bool = True
+    #: A long-running service (no use case, no JSON result): its body returns the exit code.
+    service: bool = False
+
+
+SPECS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        Step.INGEST,
+        "copy a landing partition into an immutable raw snapshot with its digest",
+        "Reads <root>/<usecase>/landing/ds=D/data.parquet or data.csv (UTF-8, comma-delimited, header) and "
+        "commits <root>/<usecase>/raw/ds=D/: the original bytes, with a manifest recording digest and format. "
+        "Re-running with unchanged landing data changes nothing. A missing landing partition is an error "
+        "(retried: data may still arrive).",
+        "mlcycle.steps.ingest.main",
+        IngestOptions,
+    ),
+    CommandSpec(
+        Step.VALIDATE,
+        "check a raw partition against the use case's data contract (Great Expectations)",
+        "Compiles the use case's contract into a Great Expectations suite and validates raw/ds=D, with the "
+        "training profile (every rule) or, with --serving, the serving profile (no rules on the target). "
+        "Passing data is committed to validated/ds=D (manifest: profile, summary, soft warnings); data failing "
+        "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json and the step exits "
+        "REJECTED (65). validation.json (the full GX result) and report.html are stored with the partition "
+        "and logged to the DAG run's MLflow parent run under validation/<D>/.",
+        "mlcycle.steps.validate.main",
+        ValidateOptions,
+        runbook=Runbook.DATA_REJECTED,
+    ),
+    CommandSpec(
+        Step.FEATURES,
+        "build the train/valid/test splits of the training window ending at the partition",
+        "Reads the partitions of the window (usecase.yaml: split.window_days) validated with the training "
+        "profile, keeps the "
+        "model's columns and cuts them by time: the latest test_days are test, the valid_days before "
+        "are valid, the rest train. Exits NOTHING_TO_DO (99) when fewer than split.min_partitions exist.",
+        "mlcycle.steps.features.main",
+    ),
+    CommandSpec(
+        Step.TRAIN,
+        "fit the use case's model on the splits, log it to MLflow and register it as @challenger",
+        "Fits the model family of usecase.yaml (preprocessing inside the logged pipeline), logs params, "
+        "per-split metrics, datasets (with digests) and Airflow tags to one parent run per DAG run, and "
+        "registers the model version with the @challenger alias. If a version was already trained on the "
+        "same data digests, config and code, it is reused (a cache hit) unless --cache off.",
+        "mlcycle.steps.train.main",
+        TrainOptions,
+        TrainResult,
+    ),
+    CommandSpec(
+        Step.EVALUATE,
+        "compare a candidate version with the current @champion on the same frozen test set",
+        "Scores the candidate and the current champion on the partition's test split, applies the gate "
+        "thresholds and writes a decision record (promote / reject) that pins the champion it saw.",
+        "mlcycle.steps.evaluate.main",
+        EvaluateOptions,
+        EvaluateResult,
+    ),
+    CommandSpec(
+        Step.PROMOTE,
+        "move @champion (compare-and-set), from a gate decision or a manual promote/rollback",
+        "With --decision: applies a gate decision record; skipped (99) unless it says promote. With "
+        "--action promote --model-version V: promotes a reviewed version. With --action rollback: "
+        "returns @champion to the version it replaced. The champion is only moved if it is still the one "
+        "the decision saw (else REJECTED, 65).",
+        "mlcycle.steps.promote.main",
+        PromoteOptions,
+        runbook=Runbook.PROMOTION_REJECTED,
+    ),
+    CommandSpec(
+        Step.SCORE,
+        "score a validated partition with @champion, and shadow-score it with @challenger",
+        "Resolves @champion (and @challenger, if it is another version) to versions at the start, streams "
+        "validated/ds=D in chunks and commits predictions/ds=D/role=champion (served) and role=challenger "
+        "(shadow, never served) with prediction_id, model name/version/role, score, decision and scored_for. "
+        "A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion yet.",
+        "mlcycle.steps.score.main",
+    ),
+    CommandSpec(
+        Step.MONITOR,
+        "Evidently reports: data drift, prediction drift and (once labels arrived) performance",
+        "Compares validated/ds=D with the champion's training split (KS for numeric, chi-squared for "
+        "categorical columns by default), the champion's served scores on D with its scores on that split, "
+        "and, for D minus target.label_delay_days, the served predictions joined with the labels against the "
+        "version's test metric at training time. Stores report.html/json, summary.json, prediction/, "
+        "performance.html/json under monitoring/ds=D, logs them to the DAG run's MLflow run and returns the "
+        "per-column verdicts, performance and new labelled rows (what the retraining policy reads).",
+        "mlcycle.steps.monitor.main",
+        result=MonitorResult,
+    ),
+    CommandSpec(
+        Step.FRESHNESS,
+        "alert when the champion is older than its budget or training has stopped",
+        "Counts, in partitions up to --partition, the champion's age (days since the end of its training "
+        "window) and the gap since the newest training window of any registered version, against "
+        "usecase.yaml's freshness budgets. Over budget: REJECTED (65) with a one-line reason, so the task "
+        "fails without retry and its alert links docs/runbooks/model-stale.md.",
+        "mlcycle.steps.freshness.main",
+        runbook=Runbook.MODEL_STALE,
+    ),
+    CommandSpec(
+        Tool.REPORT,
+        "list every registered version of the use case's model and when it held @champion",
+        "Reads the MLflow registry: versions, aliases, gate decisions, the Airflow run that trained each, "
+        "the @champion periods, previous champions and approvers (the audit trail for rollbacks).",
+        "mlcycle.steps.report.main",
+        needs_partition=False,
+    ),
+    CommandSpec(
+        Tool.RERUN,
+        "re-run one day of a use case through Airflow's REST API, with the reason on record",
+        "Triggers <usecase>_<dag> (scoring by default) for --partition as a manual DAG run whose conf carries "
+        "the partition and the reason (recorded on the MLflow runs the rerun creates). Talks to "
+        "AIRFLOW_API_URL with AIRFLOW_API_TOKEN, or AIRFLOW_USERNAME/AIRFLOW_PASSWORD. Every alert message "
+        "ends with the rerun command that fits it. Airflow refusing the run (unknown DAG, run id exists) is "
+        "REJECTED (65); Airflow unreachable is an error.",
+        "mlcycle.rerun.main",
+        RerunOptions,
+    ),
+    CommandSpec(
+        Tool.ALERT_RECEIVER,
+        "serve an Alertmanager webhook that turns firing alerts into DAG runs",
+        "POST /alerts (Alertmanager webhook format, version 4) with `Authorization: Bearer "
+        "$MLCYCLE_WEBHOOK_TOKEN`: each firing alert labelled with a known `usecase` becomes a run of "
+        "<usecase>_<dag> (label `dag`, default by alert name) for label `partition` (default: the day before "
+        "the alert started), the alert in the run's conf. Repeats of an alert are deduplicated; malformed "
+        "or unauthenticated requests are refused (400/401). GET /healthz for probes.",
+        "mlcycle.alert_receiver.main",
+        AlertReceiverOptions,
+        needs_partition=False,
+        service=True,
+    ),
+    CommandSpec(
+        Tool.GENERATE,
+        "write synthetic YarnIt landing partitions (the demo data source)",
+        "Generates deterministic daily partitions (seeded by --seed and the date) into "
+        "landing/ds=D for D in [--start, --end], with optional scenarios switched on for date ranges.",
+        "mlcycle.steps.generate.main",
+        GenerateOptions,
+        needs_partition=False,
+    ),
+)
+
+_BY_NAME: dict[str, CommandSpec] = {spec.name.value: spec for spec in SPECS}
+_missing = sorted(set(Step) - set(_BY_NAME))
+if _missing:  # every lifecycle step must be a command: the DAG factory builds its tasks from the catalog
+    raise RuntimeError(f"mlcycle.specs.catalog: no spec for step(s) {_missing}")
+
+
+class UnknownCommandError(KeyError):
+    """A name that is neither a step nor a tool of the catalog."""
+
+
+def spec_of(name: str) -> CommandSpec:
+    """The spec of a step or tool by name (a task id of a step task is its step's name)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownCommandError(f"{name!r} is not an mlcycle command; expected one of {list(_BY_NAME)}") from None
+
+
+def runbook_for_task(task_id: str) -> Runbook:
+    """The runbook a failed task's alert links: its step's, or step-failed for any other task."""
+    spec = _BY_NAME.get(task_id)
+    return spec.runbook if spec is not None else Runbook.STEP_FAILED

@@ -1,0 +1,83 @@
+"""The names shared across processes: steps, other commands, DAG families (and their dag ids), runbooks.
+
+Every process that names a step or a DAG (the CLI, the DAG factory, alerts, rerun, the alert receiver,
+backfill, config validation) imports these enums, so a name is spelt once. Standard library only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Step(StrEnum):
+    """A lifecycle step: one CLI sub-command that runs as a DAG task (its task id is the step name)."""
+
+    INGEST = "ingest"
+    VALIDATE = "validate"
+    FEATURES = "features"
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+    PROMOTE = "promote"
+    SCORE = "score"
+    MONITOR = "monitor"
+    FRESHNESS = "freshness"
+
+
+class Tool(StrEnum):
+    """A CLI sub-command that is not a DAG task: reports, operations and the demo data source."""
+
+    REPORT = "report"
+    RERUN = "rerun"
+    ALERT_RECEIVER = "alert-receiver"
+    GENERATE = "generate"
+
+
+class Runbook(StrEnum):
+    """An alert name; each has its page, docs/runbooks/<name>.md."""
+
+    DATA_REJECTED = "data-rejected"
+    STEP_FAILED = "step-failed"
+    MODEL_STALE = "model-stale"
+    DRIFT_DETECTED = "drift-detected"
+    PROMOTION_REJECTED = "promotion-rejected"
+
+
+class UnknownDagError(ValueError):
+    """A DAG family or dag id that mlcycle does not build."""
+
+
+class DagFamily(StrEnum):
+    """The four DAGs of every use case; a dag id is `<usecase>_<family>`."""
+
+    TRAINING = "training"
+    SCORING = "scoring"
+    MONITORING = "monitoring"
+    PROMOTION = "promotion"
+
+    def dag_id(self, usecase: str) -> str:
+        return f"{usecase}_{self.value}"
+
+    @classmethod
+    def parse(cls, name: str) -> DagFamily:
+        """The family called `name`; an error naming the known families otherwise."""
+        try:
+            return cls(name)
+        except ValueError:
+            raise UnknownDagError(f"{name!r} is not a DAG family; expected one of {[f.value for f in cls]}") from None
+
+
+def parse_dag_id(dag_id: str) -> tuple[str, DagFamily]:
+    """`yarnit_scoring` -> ("yarnit", SCORING): use case names may contain underscores, families do not."""
+    usecase, _, family = dag_id.rpartition("_")
+    if not usecase:
+        raise UnknownDagError(f"dag id {dag_id!r} is not <usecase>_<family>")
+    try:
+        return usecase, DagFamily.parse(family)
+    except UnknownDagError as exc:
+        raise UnknownDagError(f"dag id {dag_id!r}: {exc}") from None
+
+
+#: The families an operator (or an alert) may re-run for one day, in the CLI's `--dag` choice order.
+RERUNNABLE: tuple[DagFamily, ...] = (DagFamily.SCORING, DagFamily.MONITORING, DagFamily.TRAINING)
+#: The order a backfill runs families in: training first, so scoring finds the champion it produces.
+BACKFILL_ORDER: tuple[DagFamily, ...] = (DagFamily.TRAINING, DagFamily.SCORING, DagFamily.MONITORING)
