@@ -29,15 +29,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlcycle.airflow_api import URL_ENV, AirflowClient
-from mlcycle.specs.names import BACKFILL_ORDER
+from mlcycle.specs.names import BACKFILL_ORDER, MAX_ACTIVE_RUNS, DagFamily
 from mlcycle.storage.layout import Dataset, partition_folder, role_sub
 
 ORDER = tuple(family.value for family in BACKFILL_ORDER)
-MAX_ACTIVE_RUNS = {"training": 1, "scoring": 3, "monitoring": 1}
 COMMITTED = {
-    "training": (Dataset.FEATURES,),
-    "scoring": (Dataset.VALIDATED, Dataset.PREDICTIONS),
-    "monitoring": (Dataset.MONITORING,),
+    DagFamily.TRAINING: (Dataset.FEATURES,),
+    DagFamily.SCORING: (Dataset.VALIDATED, Dataset.PREDICTIONS),
+    DagFamily.MONITORING: (Dataset.MONITORING,),
 }
 
 
@@ -74,10 +73,10 @@ def run_backfills(
     first, last = backfill_range(start, end)
     results: dict[str, list[dict[str, Any]]] = {}
     for family in (f for f in ORDER if f in families):
-        dag_id = f"{usecase}_{family}"
+        dag_id = DagFamily(family).dag_id(usecase)
         client.unpause(dag_id)  # the scheduler runs no backfill of a paused DAG
         backfill = client.create_backfill(
-            dag_id, first, last, reprocess_behavior=reprocess, max_active_runs=MAX_ACTIVE_RUNS[family]
+            dag_id, first, last, reprocess_behavior=reprocess, max_active_runs=MAX_ACTIVE_RUNS[DagFamily(family)]
         )
         print(f"backfill {backfill['id']}: {dag_id} {start}..{end} (reprocess {reprocess})", flush=True)
         results[dag_id] = client.wait_for_backfill(int(backfill["id"]), timeout=timeout)
@@ -100,7 +99,7 @@ def committed_digests(usecase: str, families: Sequence[str], days: Sequence[dt.d
     storage = Storage(storage_root())
     digests: dict[str, str] = {}
     for family in families:
-        for dataset in COMMITTED.get(family, ()):
+        for dataset in COMMITTED.get(DagFamily(family), ()):
             for day in days:
                 subs = (role_sub("champion"), role_sub("challenger")) if dataset == Dataset.PREDICTIONS else (None,)
                 for sub in subs:

@@ -29,7 +29,7 @@ from mlcycle.specs.catalog import (
     TrainOptions,
     ValidateOptions,
 )
-from mlcycle.specs.names import DagFamily, Runbook, Step
+from mlcycle.specs.names import MAX_ACTIVE_RUNS, DagFamily, Runbook, Step
 from mlcycle.specs.options import Template
 
 DOCS = "https://github.com/mlcycle/mlcycle/blob/main/docs"
@@ -50,6 +50,7 @@ def _dag(usecase: UseCase, family: DagFamily, schedule: Any, doc: str, **kwargs:
         schedule=schedule,
         start_date=dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC),
         catchup=False,
+        max_active_runs=MAX_ACTIVE_RUNS[family],
         tags=["mlcycle", usecase.name, family.value, *usecase.tags],
         default_args={
             "owner": usecase.owner,
@@ -86,7 +87,6 @@ def training_dag(usecase: UseCase) -> DAG:
         AssetOrTimeSchedule(timetable=_cron(usecase.schedule.training), assets=retraining_asset(usecase)),
         "Train a candidate on the window ending at the partition, gate it against @champion, promote if better.\n\n"
         "Runs nightly and whenever the monitoring DAG requests a retrain; the reason is recorded on the MLflow run.",
-        max_active_runs=1,  # two trainings racing for @champion would make one of them lose the compare-and-set
         params={
             "partition": _partition_param(),
             "reason": Param("", type="string", title="Reason", description="Why this run (recorded in MLflow)."),
@@ -130,7 +130,6 @@ def scoring_dag(usecase: UseCase) -> DAG:
         _cron(usecase.schedule.scoring),
         "Ingest and validate the day's data, then score it with the @champion version (resolved once); "
         "the @challenger shadow-scores the same rows into its own, never-served folder.",
-        max_active_runs=3,
         params={"partition": _partition_param()},
     ) as dag:
         chain(
@@ -160,7 +159,6 @@ def monitoring_dag(usecase: UseCase) -> DAG:
         "Evidently data drift, prediction drift and (after the label delay) performance of the day against the "
         f"champion; a freshness check; then the retraining policy (`{policy.mode}`): request a retrain "
         "(Asset event), notify, or nothing — the decision record is this run's `decide_retraining` XCom.",
-        max_active_runs=1,  # retraining requests must be decided in day order (cooldown, weekly budget)
         params={
             "partition": _partition_param(),
             "retraining_mode": Param(
@@ -239,7 +237,6 @@ def promotion_dag(usecase: UseCase) -> DAG:
         None,
         "Manual: promote a reviewed model version to @champion, or roll @champion back to the version it replaced.\n\n"
         "Both are compare-and-set against the champion seen at the start, and recorded on the version.",
-        max_active_runs=1,
         params={
             "action": Param("promote", enum=["promote", "rollback"], title="Action"),
             "version": Param(

@@ -81,3 +81,15 @@ def parse_dag_id(dag_id: str) -> tuple[str, DagFamily]:
 RERUNNABLE: tuple[DagFamily, ...] = (DagFamily.SCORING, DagFamily.MONITORING, DagFamily.TRAINING)
 #: The order a backfill runs families in: training first, so scoring finds the champion it produces.
 BACKFILL_ORDER: tuple[DagFamily, ...] = (DagFamily.TRAINING, DagFamily.SCORING, DagFamily.MONITORING)
+
+#: How many runs of a family may be active at once: the DAG's `max_active_runs`, and each backfill's.
+MAX_ACTIVE_RUNS: dict[DagFamily, int] = {
+    # Two trainings racing for @champion would make one of them lose the compare-and-set.
+    DagFamily.TRAINING: 1,
+    # Days are independent: each run scores its own partition with the champion it resolved at its start.
+    DagFamily.SCORING: 3,
+    # Retraining requests must be decided in day order (cooldown, weekly budget).
+    DagFamily.MONITORING: 1,
+    # A promotion is a compare-and-set on one alias; two at once would only make one of them fail.
+    DagFamily.PROMOTION: 1,
+}
