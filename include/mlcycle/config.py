@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlcycle.schema import ColumnType, ContractError, DataContract, load_contract
+from mlcycle.schema import ColumnType, ContractError, DataContract, format_validation_error, load_contract
 from mlcycle.specs.names import Step
 
 USECASES_ENV = "MLCYCLE_USECASES_DIR"
@@ -416,16 +416,6 @@ class UseCase(_Strict):
         return self.resources.get(step) or self.resources.get("default") or Resources()
 
 
-def _format_errors(path: Path, error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        # A model-level check names its own field path at the start of its message.
-        message = str(item["msg"]).removeprefix("Value error, ")
-        where = ".".join(str(p) for p in item["loc"])
-        lines.append(f"{path}: {where}: {message}" if where else f"{path}: {message}")
-    return "\n".join(lines)
-
-
 # Keys the loader sets itself; in usecase.yaml they would be silently replaced.
 _LOADER_KEYS = {"folder": "the use case's folder", "data_contract": "the parsed contract"}
 
@@ -466,7 +456,7 @@ def load_usecase(path: Path) -> UseCase:
     try:
         usecase = UseCase.model_validate({**raw, "folder": path.parent, "data_contract": schema})
     except ValidationError as exc:
-        raise UseCaseConfigError(_format_errors(path, exc)) from None
+        raise UseCaseConfigError(format_validation_error(str(path), exc)) from None
     if usecase.name != path.parent.name:
         raise UseCaseConfigError(f"{path}: name: {usecase.name!r} must equal its folder name {path.parent.name!r}")
     return usecase

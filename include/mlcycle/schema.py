@@ -471,18 +471,21 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
-    return out or "(top level)"
+    return out
 
 
-def _format_validation_error(source: str, exc: ValidationError) -> str:
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem, ``<file>: <field path>: <message>``: the form every config error of mlcycle takes."""
     lines: list[str] = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         # Union members add a tag per alternative (e.g. ``allowed[3].str``); name only the field.
         while loc and isinstance(loc[-1], str) and loc[-1] in {"str", "int", "float", "bool"}:
             loc = loc[:-1]
+        # A model-level check names its own field path at the start of its message.
         msg = str(err["msg"]).removeprefix("Value error, ")
-        line = f"{source}: {_format_loc(loc)}: {msg}"
+        where = _format_loc(loc)
+        line = f"{source}: {where}: {msg}" if where else f"{source}: {msg}"
         if line not in lines:
             lines.append(line)
     return "\n".join(lines)
@@ -517,7 +520,7 @@ def parse_contract(data: Any, *, source: str = "contract") -> DataContract:
     try:
         return DataContract.model_validate(data)
     except ValidationError as exc:
-        raise ContractError(_format_validation_error(source, exc)) from None
+        raise ContractError(format_validation_error(source, exc)) from None
 
 
 def load_contract(path: pathlib.Path) -> DataContract:
