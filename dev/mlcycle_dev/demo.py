@@ -37,6 +37,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from mlcycle.settings import REPO_ROOT, embedded_environment, home
+from mlcycle.specs.names import ModelRole
+from mlcycle.storage.layout import PERFORMANCE_FILE, SUMMARY_FILE, Dataset, role_sub
 
 USECASE = "yarnit"
 START, END = dt.date(2026, 9, 1), dt.date(2026, 9, 21)
@@ -201,11 +203,11 @@ def summary(storage_root: Path, runner: AirflowRunner, alerts: list[dict[str, An
     print("Drift verdicts (yarnit_monitoring) and retraining decisions:")
     decisions = {r["partition"]: r["retraining"] for r in runner.runs if r.get("retraining")}
     for folder in sorted((storage_root / USECASE / "monitoring").glob("ds=*")):
-        drift = json.loads((folder / "summary.json").read_text())
+        drift = json.loads((folder / SUMMARY_FILE).read_text())
         drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
         verdict = "DATASET DRIFT" if drift["dataset_drift"] else "no drift"
         print(f"  {folder.name[3:]}: {verdict:13s} share={drift['drift_share']:.2f} drifted={drifted}")
-        performance = json.loads((folder / "performance.json").read_text())
+        performance = json.loads((folder / PERFORMANCE_FILE).read_text())
         if performance["status"] == "computed":
             print(
                 f"      performance of v{performance['model_version']} on {performance['partition']} (labels "
@@ -219,7 +221,7 @@ def summary(storage_root: Path, runner: AirflowRunner, alerts: list[dict[str, An
             action = {"retrain": "RETRAIN REQUESTED", "notify": "NOTIFY ONLY"}.get(decision["decision"], "nothing")
             print(f"      -> {action}: {decision['reason']}")
     print(f"Reports: {storage_root / USECASE / 'monitoring'}/ds=*/{{report,performance}}.html")
-    shadow = sorted((storage_root / USECASE / "predictions").glob("ds=*/role=challenger"))
+    shadow = sorted((storage_root / USECASE / Dataset.PREDICTIONS).glob(f"ds=*/{role_sub(ModelRole.CHALLENGER)}"))
     if shadow:
         days = ", ".join(p.parent.name[3:] for p in shadow)
         print(f"Shadow predictions of @challenger (kept apart, never served): {days}")

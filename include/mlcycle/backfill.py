@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlcycle.airflow_api import URL_ENV, AirflowClient
-from mlcycle.specs.names import BACKFILL_ORDER, MAX_ACTIVE_RUNS, DagFamily
-from mlcycle.storage.layout import Dataset, partition_folder, role_sub
+from mlcycle.specs.names import BACKFILL_ORDER, MAX_ACTIVE_RUNS, DagFamily, ModelRole
+from mlcycle.storage.layout import PERFORMANCE_FILE, SUMMARY_FILE, Dataset, partition_folder, role_sub
 
 ORDER = tuple(family.value for family in BACKFILL_ORDER)
 COMMITTED = {
@@ -85,7 +85,7 @@ def run_backfills(
 
 # What "the same partition" means: the data files and our own summaries. Reports (HTML, GX's validation
 # JSON) embed the time they were made and are left out.
-COMPARED_FILES = (".parquet", "summary.json", "performance.json")
+COMPARED_FILES = (".parquet", SUMMARY_FILE, PERFORMANCE_FILE)
 
 
 def committed_digests(usecase: str, families: Sequence[str], days: Sequence[dt.date]) -> dict[str, str]:
@@ -101,7 +101,7 @@ def committed_digests(usecase: str, families: Sequence[str], days: Sequence[dt.d
     for family in families:
         for dataset in COMMITTED.get(DagFamily(family), ()):
             for day in days:
-                subs = (role_sub("champion"), role_sub("challenger")) if dataset == Dataset.PREDICTIONS else (None,)
+                subs = tuple(role_sub(r) for r in ModelRole) if dataset == Dataset.PREDICTIONS else (None,)
                 for sub in subs:
                     manifest = storage.manifest(storage.partition_uri(usecase, dataset, day, sub))
                     if manifest is not None:

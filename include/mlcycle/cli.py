@@ -98,9 +98,13 @@ def run_command(args: argparse.Namespace) -> int:
         ctx = StepContext(usecase, day or _today(), storage, AirflowRun.from_env())
         options: Options = command.options.from_namespace(args)
         result = load_body(command)(ctx, options)
+        if not isinstance(result, command.result_model):
+            raise TypeError(
+                f"{command.body} returned {type(result).__name__}, not its spec's {command.result_model.__name__}"
+            )
         document = result.to_dict()
         # The producer fails, not a reader downstream, when a key that others read is missing.
-        parse_result(command.result, command.name, document)
+        parse_result(command.result_model, command.name, document)
         code = ExitCode.OK
     except Rejected as exc:
         code, document = ExitCode.REJECTED, {**base, "reason": exc.reason, **exc.details}

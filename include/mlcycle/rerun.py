@@ -15,8 +15,9 @@ from typing import Any
 
 from mlcycle.airflow_api import AirflowAPIError, AirflowClient
 from mlcycle.specs.catalog import RerunOptions
-from mlcycle.specs.names import RERUNNABLE, DagFamily
-from mlcycle.steps.base import Rejected, StepContext, StepResult
+from mlcycle.specs.names import RERUNNABLE, DagFamily, Tool
+from mlcycle.specs.results import RerunResult
+from mlcycle.steps.base import Rejected, StepContext
 
 # Airflow's default `[scheduler] allowed_run_id_pattern`.
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")
@@ -62,7 +63,7 @@ def rerun(
     return {"dag_id": dag_id, "run_id": run["dag_run_id"], "state": run.get("state"), "paused": paused}
 
 
-def main(ctx: StepContext, options: RerunOptions) -> StepResult:
+def main(ctx: StepContext, options: RerunOptions) -> RerunResult:
     partition = ctx.partition.isoformat()
     try:
         run = rerun(AirflowClient.from_env(), ctx.usecase.name, options.dag, partition, options.reason)
@@ -71,8 +72,8 @@ def main(ctx: StepContext, options: RerunOptions) -> StepResult:
             raise Rejected(f"Airflow refused the rerun: {exc}") from None
         raise
     note = f"; the DAG is paused: unpause {run['dag_id']} for the run to start" if run["paused"] else ""
-    return StepResult(
-        "rerun",
+    return RerunResult.of(
+        Tool.RERUN,
         ctx.usecase.name,
         partition,
         outputs={"dag_id": run["dag_id"], "run_id": run["run_id"]},

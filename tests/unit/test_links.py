@@ -12,7 +12,7 @@ import pytest
 from mlcycle.orchestration import links
 from mlcycle.orchestration.links import EvidentlyReportLink, MLflowRunLink, decode_result, report_url, run_url
 from mlcycle.settings import REPO_ROOT
-from mlcycle.steps.base import StepResult
+from mlcycle.specs.results import EvaluateResult, IngestResult, MonitorResult, TrainResult
 
 BASE = "http://mlflow.example:5000"
 ROOT = "s3://bucket/prefix/yarnit"
@@ -21,7 +21,7 @@ KEY = SimpleNamespace(dag_id="yarnit_monitoring", task_id="monitor", run_id="man
 
 def train_result() -> dict[str, Any]:
     # As mlcycle.steps.train._result builds it: the candidate run in metrics.run_id.
-    return StepResult(
+    return TrainResult.of(
         "train",
         "yarnit",
         "2026-09-08",
@@ -31,7 +31,7 @@ def train_result() -> dict[str, Any]:
 
 
 def evaluate_result() -> dict[str, Any]:
-    return StepResult(
+    return EvaluateResult.of(
         "evaluate",
         "yarnit",
         "2026-09-08",
@@ -42,7 +42,7 @@ def evaluate_result() -> dict[str, Any]:
 
 def monitor_result(**outputs: str) -> dict[str, Any]:
     target = f"{ROOT}/monitoring/ds=2026-09-10"
-    return StepResult(
+    return MonitorResult.of(
         "monitor",
         "yarnit",
         "2026-09-10",
@@ -53,7 +53,15 @@ def monitor_result(**outputs: str) -> dict[str, Any]:
             "mlflow_experiment_id": "7",
             **outputs,
         },
-        metrics={"dataset_drift": False, "drift_share": 0.0},
+        metrics={
+            "dataset_drift": False,
+            "drift_share": 0.0,
+            "drifted_columns": [],
+            "prediction_drift": {"status": "pending", "reason": "no champion predictions yet"},
+            "performance": {"status": "pending", "partition": "2026-09-08"},
+            "new_labelled_rows": 0,
+            "champion_version": "3",
+        },
     ).to_dict()
 
 
@@ -86,10 +94,18 @@ def test_a_local_storage_root_gives_the_same_report_link() -> None:
         "not a result",
         {"step": "monitor"},
         {"step": "monitor", "outputs": "oops", "metrics": []},
-        StepResult("ingest", "yarnit", "2026-09-10", outputs={"raw": f"{ROOT}/raw/ds=2026-09-10"}).to_dict(),
+        IngestResult.of(
+            "ingest",
+            "yarnit",
+            "2026-09-10",
+            outputs={"raw": f"{ROOT}/raw/ds=2026-09-10"},
+            metrics={"digest": "ab12", "format": "parquet", "written": ["2026-09-10"]},
+        ).to_dict(),
         {**train_result(), "metrics": {"model_version": "3"}},  # no run id
+        {**monitor_result(), "metrics": {"dataset_drift": False}},  # lacks what its typed model requires
+        {"step": ["monitor"]},  # not even a step name
     ],
-    ids=["none", "empty", "text", "no-outputs", "malformed", "other-step", "no-run-id"],
+    ids=["none", "empty", "text", "no-outputs", "malformed", "other-step", "no-run-id", "untyped", "odd-step"],
 )
 def test_no_link_when_the_result_lacks_what_it_needs(result: Any) -> None:
     assert run_url(result, BASE) == ""

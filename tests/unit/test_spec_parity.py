@@ -247,7 +247,6 @@ def test_every_task_reaches_its_step_body_in_one_hop(both_modes: dict[str, tuple
     import importlib.util
 
     from mlcycle.specs.catalog import SPECS, spec_of
-    from mlcycle.specs.results import AnyResult
 
     for dag_id, task_id in _step_tasks(both_modes):
         assert spec_of(task_id).body in both_modes[dag_id][0].get_task(task_id).doc_md
@@ -260,7 +259,7 @@ def test_every_task_reaches_its_step_body_in_one_hop(both_modes: dict[str, tuple
         assert body is not None, f"{command.body} is not defined"
         options = body.args.args[-1].annotation
         assert isinstance(options, ast.Name) and options.id == command.options.__name__, command.body
-        if command.result is not AnyResult:  # a step others read returns its typed result
+        if command.result is not None:  # every command but a service returns its typed result
             assert isinstance(body.returns, ast.Name) and body.returns.id == command.result.__name__, command.body
 
 

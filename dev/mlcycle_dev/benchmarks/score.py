@@ -161,7 +161,8 @@ def run_case(
     from threadpoolctl import threadpool_limits
 
     from mlcycle.config import get_usecase
-    from mlcycle.steps.score import CHAMPION, Scorer, predictions, score_partition
+    from mlcycle.specs.names import ModelRole
+    from mlcycle.steps.score import Scorer, predictions, score_partition
     from mlcycle.training.model_io import feature_frame, predict_score
 
     if case not in CASES:
@@ -173,7 +174,7 @@ def run_case(
     model = mlflow.pyfunc.load_model(str(model_dir(workdir)))
     load_seconds = time.perf_counter() - started
     warm = next(pq.ParquetFile(path).iter_batches(batch_size=WARMUP_ROWS)).to_pandas()
-    predictions(usecase, warm, Scorer(CHAMPION, "1", model), PARTITION)  # lazy set-up is not per-row cost
+    predictions(usecase, warm, Scorer(ModelRole.CHAMPION, "1", model), PARTITION)  # lazy set-up is not per-row cost
     del warm
     gc.collect()
     # VmHWM, not ru_maxrss: Linux carries the parent's peak into a child's ru_maxrss across fork + exec.
@@ -197,7 +198,7 @@ def run_case(
 
     for _ in range(max(1, repeat)):
         timed = TimedModel(model)
-        scorer = Scorer(CHAMPION, "1", timed)
+        scorer = Scorer(ModelRole.CHAMPION, "1", timed)
         with tempfile.TemporaryDirectory(prefix="mlcycle-bench-score-") as scratch:
             if case == "step":
                 scorer.staging = Path(scratch)

@@ -34,6 +34,7 @@ from mlcycle.monitoring.reference_profile import (
     ReferenceProfile,
     build_reference_profile,
 )
+from mlcycle.storage.layout import REPORT_FILE, REPORT_JSON_FILE, SUMMARY_FILE
 
 if TYPE_CHECKING:
     # Annotations only: importing this module must stay cheap (Evidently itself takes seconds to
@@ -501,9 +502,9 @@ def save_report(snapshot: Any, summary: DriftSummary, directory: pathlib.Path) -
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
-        "html": directory / "report.html",
-        "json": directory / "report.json",
-        "summary": directory / "summary.json",
+        "html": directory / REPORT_FILE,
+        "json": directory / REPORT_JSON_FILE,
+        "summary": directory / SUMMARY_FILE,
     }
     # Snapshot.save_html silently writes nothing when given a Path (it only handles str and file
     # objects), so write the string ourselves.

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlcycle.storage.layout import PERFORMANCE_FILE, PERFORMANCE_REPORT_FILE, PERFORMANCE_REPORT_JSON_FILE
 from mlcycle.training.metrics import classification_metrics
 
 # Fewer labelled rows than this give an AUC too noisy to act on: report, do not judge.
@@ -96,7 +97,7 @@ def classification_report(reference: pd.DataFrame, current: pd.DataFrame, thresh
 def save_performance(snapshot: Any | None, performance: Performance, directory: Path) -> None:
     """performance.json always; performance.html / performance_report.json when a report was made."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "performance.json").write_text(json.dumps(performance.to_dict(), indent=2) + "\n")
+    (directory / PERFORMANCE_FILE).write_text(json.dumps(performance.to_dict(), indent=2) + "\n")
     if snapshot is not None:
-        (directory / "performance.html").write_text(snapshot.get_html_str(as_iframe=False), encoding="utf-8")
-        (directory / "performance_report.json").write_text(snapshot.json(), encoding="utf-8")
+        (directory / PERFORMANCE_REPORT_FILE).write_text(snapshot.get_html_str(as_iframe=False), encoding="utf-8")
+        (directory / PERFORMANCE_REPORT_JSON_FILE).write_text(snapshot.json(), encoding="utf-8")

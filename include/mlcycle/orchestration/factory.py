@@ -17,7 +17,7 @@ def step_operator(spec: StepSpec, mode: str | None = None, **kwargs: Any) -> Bas
     common: dict[str, Any] = {
         # The task page says which code runs: the spec (task id -> spec) names the step's body.
         "doc_md": f"`mlcycle {command.name}`: {command.help}.\n\nBody: `{command.body}` "
-        f"(spec: `mlcycle.specs.catalog`, options `{command.options.__name__}`, result `{command.result.__name__}`).",
+        f"(spec: `mlcycle.specs.catalog`, options `{command.options.__name__}`, result `{command.result_model.__name__}`).",
         "retries": spec.retries,
         "retry_delay": spec.retry_delay,
         "execution_timeout": spec.timeout,

@@ -5,7 +5,8 @@ api-server when the task-instance page asks for its links (`GET .../taskInstance
 runs there, with the serialized operator and the task instance's key. So the links:
 
 - read only the step's JSON result (the `return_value` XCom that both launchers, local subprocess and Kubernetes
-  pod, push: the step contract), straight from the metadata DB, as the api-server's own `XComOperatorLink` does;
+  pod, push: the step contract), straight from the metadata DB, as the api-server's own `XComOperatorLink` does,
+  and read it through the step's typed result model (`mlcycle.specs.results`: stdlib + pydantic);
 - decide from the result's `step` whether they apply (train / evaluate / monitor), not from the task id or the
   operator class, so they work for every launcher and every use case without touching the DAGs;
 - take the MLflow UI's address from the api-server's environment (`MLCYCLE_MLFLOW_UI_URL`), i.e. the address
@@ -30,7 +31,9 @@ from typing import Any
 
 from airflow.sdk import BaseOperatorLink
 
+from mlcycle.specs.catalog import spec_of
 from mlcycle.specs.names import Step
+from mlcycle.specs.results import MonitorResult, ResultError, StepResultModel, parse_result
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +54,32 @@ def _quote(part: str) -> str:
     return urllib.parse.quote(part, safe="")
 
 
-def _fields(result: Mapping[str, Any] | None) -> tuple[str, Mapping[str, Any], Mapping[str, Any]]:
-    """(step, outputs, metrics) of a step result, empty when it is not shaped like one."""
-    if not isinstance(result, Mapping):
-        return "", {}, {}
-    outputs, metrics = result.get("outputs"), result.get("metrics")
-    return (
-        str(result.get("step") or ""),
-        outputs if isinstance(outputs, Mapping) else {},
-        metrics if isinstance(metrics, Mapping) else {},
-    )
+def _typed(result: Mapping[str, Any] | None, steps: frozenset[Step]) -> StepResultModel[Any, Any] | None:
+    """The result read through its step's model when that step is one of `steps`; None when it is not one, or
+    lacks what its model requires (a result from an older mlcycle, a malformed XCom): no link, not an error."""
+    step = result.get("step") if isinstance(result, Mapping) else None
+    if not isinstance(step, str) or step not in steps:
+        return None
+    model = spec_of(step).result
+    if model is None:
+        return None
+    try:
+        return parse_result(model, step, result)
+    except ResultError:
+        return None
 
 
 def run_url(result: Mapping[str, Any] | None, base_url: str) -> str:
     """The MLflow UI page of the run a train / evaluate / monitor result names, or "".
 
-    train names its candidate run in `metrics.run_id`; evaluate and monitor in `outputs.mlflow_run_id`.
-    With an experiment id the run page is addressed directly; without one, MLflow's `#/runs/<id>` route finds it.
+    train names its candidate run in `metrics.run_id`; evaluate and monitor in `outputs.mlflow_run_id` (each
+    result model's `mlflow_run_id`). With an experiment id the run page is addressed directly; without one,
+    MLflow's `#/runs/<id>` route finds it.
     """
-    step, outputs, metrics = _fields(result)
-    if step not in RUN_LINK_STEPS:
+    typed = _typed(result, RUN_LINK_STEPS)
+    if typed is None or not typed.mlflow_run_id:
         return ""
-    run_id = str(outputs.get("mlflow_run_id") or metrics.get("run_id") or "")
-    if not run_id:
-        return ""
-    experiment_id = str(outputs.get("mlflow_experiment_id") or "")
+    run_id, experiment_id = typed.mlflow_run_id, typed.mlflow_experiment_id
     if experiment_id:
         return f"{base_url}/#/experiments/{_quote(experiment_id)}/runs/{_quote(run_id)}"
     return f"{base_url}/#/runs/{_quote(run_id)}"
@@ -86,12 +90,12 @@ def report_url(result: Mapping[str, Any] | None, base_url: str) -> str:
 
     The artifact view needs the experiment id in its route (`#/runs/<id>` drops the artifact path).
     """
-    step, outputs, _ = _fields(result)
-    if step not in REPORT_LINK_STEPS or not isinstance(result, Mapping):
+    typed = _typed(result, REPORT_LINK_STEPS)
+    if not isinstance(typed, MonitorResult):
         return ""
-    run_id, experiment_id = str(outputs.get("mlflow_run_id") or ""), str(outputs.get("mlflow_experiment_id") or "")
-    partition, report, folder = str(result.get("partition") or ""), outputs.get("report"), outputs.get("monitoring")
-    if not (run_id and experiment_id and partition and isinstance(report, str) and isinstance(folder, str)):
+    run_id, experiment_id, partition = typed.mlflow_run_id, typed.mlflow_experiment_id, typed.partition
+    report, folder = typed.outputs.report, typed.outputs.monitoring
+    if not (run_id and experiment_id and partition):
         return ""
     prefix = folder.rstrip("/") + "/"
     if not report.startswith(prefix):

@@ -62,12 +62,12 @@ def mlcycle_trigger(dag_run: Any, params: Mapping[str, Any] | None = None) -> st
 
 def mlcycle_result(ti: Any, step: str) -> StepResultModel[Any, Any]:
     """The result of the step task `step` in this DAG run, validated into the step's result model."""
-    return parse_result(spec_of(step).result, step, ti.xcom_pull(task_ids=step))
+    return parse_result(spec_of(step).result_model, step, ti.xcom_pull(task_ids=step))
 
 
 def upstream(step: Step, attribute: str) -> Template:
     """A template for `attribute` of an upstream step's typed result; checked at parse time to exist."""
-    model = spec_of(step).result
+    model = spec_of(step).result_model
     if not hasattr(model, attribute) and attribute not in model.model_fields:
         raise AttributeError(f"the {step.value} step's result model {model.__name__} has no {attribute!r}")
     return Template(f"{{{{ mlcycle_result(ti, '{step.value}').{attribute} }}}}")

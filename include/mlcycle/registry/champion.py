@@ -14,6 +14,7 @@ import json
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
 from mlcycle.registry.lock import registry_lock
+from mlcycle.specs.names import ModelRole
 from mlcycle.storage.partitions import Storage
 
 # Version tag holding when the version held @champion, [[from, to|null], ...]: what `mlcycle report` prints.
@@ -40,7 +41,7 @@ class ChampionChanged(Exception):
 
 def current_champion(usecase: UseCase) -> str | None:
     """The version @champion points at, or None when the use case has no champion yet."""
-    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     return None if champion is None else str(champion.version)
 
 
@@ -85,7 +86,7 @@ def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: d
         new,
         {**record, PREVIOUS: expected or "", PERIODS: _periods(usecase, new, opened=now)},
     )
-    tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHAMPION, new)
+    tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHAMPION, new)
     if seen is not None and seen != new:
         tracking.set_version_tags(usecase, seen, {PERIODS: _periods(usecase, seen, closed=now)})
 

@@ -1,5 +1,6 @@
 """MLflow conventions of mlcycle: one experiment per use case, one parent run per Airflow DAG run,
-one registered model per use case, aliases (`@champion`, `@challenger`) instead of stages.
+one registered model per use case, aliases (`@champion`, `@challenger`: `mlcycle.specs.names.ModelRole`) instead
+of stages.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from mlcycle.config import UseCase
 from mlcycle.runinfo import AirflowRun
 from mlcycle.settings import ARTIFACT_ROOT_ENV, IMAGE_ENV
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 ROLE_TAG = "mlcycle.role"
 
 

@@ -15,7 +15,21 @@ from pydantic import field_validator
 
 from mlcycle.specs.names import RERUNNABLE, DagFamily, Runbook, Step, Tool
 from mlcycle.specs.options import Options, option
-from mlcycle.specs.results import AnyResult, EvaluateResult, MonitorResult, StepResultModel, TrainResult
+from mlcycle.specs.results import (
+    EvaluateResult,
+    FeaturesResult,
+    FreshnessResult,
+    GenerateResult,
+    IngestResult,
+    MonitorResult,
+    PromoteResult,
+    ReportResult,
+    RerunResult,
+    ScoreResult,
+    StepResultModel,
+    TrainResult,
+    ValidateResult,
+)
 
 
 class IngestOptions(Options):
@@ -85,15 +99,23 @@ class CommandSpec:
     name: Step | Tool
     help: str
     description: str
-    #: Dotted path of the body, `module.function`: `(ctx, options) -> StepResult` (a service: `(options) -> int`).
+    #: Dotted path of the body, `module.function`: `(ctx, options) -> result` (a service: `(options) -> int`).
     body: str
     options: type[Options] = Options
-    result: type[StepResultModel[Any, Any]] = AnyResult
+    #: The typed result the body returns and the CLI prints; None only for a service.
+    result: type[StepResultModel[Any, Any]] | None = None
     #: The runbook a failure alert of this step's task links.
     runbook: Runbook = Runbook.STEP_FAILED
     needs_partition: bool = True
     #: A long-running service (no use case, no JSON result): its body returns the exit code.
     service: bool = False
+
+    @property
+    def result_model(self) -> type[StepResultModel[Any, Any]]:
+        """The typed result the body returns (a service, which prints none, has no model: TypeError)."""
+        if self.result is None:
+            raise TypeError(f"mlcycle {self.name} is a service: it returns no result")
+        return self.result
 
 
 SPECS: tuple[CommandSpec, ...] = (
@@ -106,6 +128,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "(retried: data may still arrive).",
         "mlcycle.steps.ingest.main",
         IngestOptions,
+        IngestResult,
     ),
     CommandSpec(
         Step.VALIDATE,
@@ -118,6 +141,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "and logged to the DAG run's MLflow parent run under validation/<D>/.",
         "mlcycle.steps.validate.main",
         ValidateOptions,
+        ValidateResult,
         runbook=Runbook.DATA_REJECTED,
     ),
     CommandSpec(
@@ -128,6 +152,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "model's columns and cuts them by time: the latest test_days are test, the valid_days before "
         "are valid, the rest train. Exits NOTHING_TO_DO (99) when fewer than split.min_partitions exist.",
         "mlcycle.steps.features.main",
+        result=FeaturesResult,
     ),
     CommandSpec(
         Step.TRAIN,
@@ -158,6 +183,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "the decision saw (else REJECTED, 65).",
         "mlcycle.steps.promote.main",
         PromoteOptions,
+        PromoteResult,
         runbook=Runbook.PROMOTION_REJECTED,
     ),
     CommandSpec(
@@ -168,6 +194,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "(shadow, never served) with prediction_id, model name/version/role, score, decision and scored_for. "
         "A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion yet.",
         "mlcycle.steps.score.main",
+        result=ScoreResult,
     ),
     CommandSpec(
         Step.MONITOR,
@@ -189,6 +216,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "usecase.yaml's freshness budgets. Over budget: REJECTED (65) with a one-line reason, so the task "
         "fails without retry and its alert links docs/runbooks/model-stale.md.",
         "mlcycle.steps.freshness.main",
+        result=FreshnessResult,
         runbook=Runbook.MODEL_STALE,
     ),
     CommandSpec(
@@ -197,6 +225,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "Reads the MLflow registry: versions, aliases, gate decisions, the Airflow run that trained each, "
         "the @champion periods, previous champions and approvers (the audit trail for rollbacks).",
         "mlcycle.steps.report.main",
+        result=ReportResult,
         needs_partition=False,
     ),
     CommandSpec(
@@ -209,6 +238,7 @@ SPECS: tuple[CommandSpec, ...] = (
         "REJECTED (65); Airflow unreachable is an error.",
         "mlcycle.rerun.main",
         RerunOptions,
+        RerunResult,
     ),
     CommandSpec(
         Tool.ALERT_RECEIVER,
@@ -230,11 +260,15 @@ SPECS: tuple[CommandSpec, ...] = (
         "landing/ds=D for D in [--start, --end], with optional scenarios switched on for date ranges.",
         "mlcycle.steps.generate.main",
         GenerateOptions,
+        GenerateResult,
         needs_partition=False,
     ),
 )
 
 _BY_NAME: dict[str, CommandSpec] = {spec.name.value: spec for spec in SPECS}
+_untyped = [spec.name.value for spec in SPECS if (spec.result is None) != spec.service]
+if _untyped:  # every command but a service prints a result, checked against its model before it is printed
+    raise RuntimeError(f"mlcycle.specs.catalog: a result model is required for, and only for, non-services: {_untyped}")
 _missing = sorted(set(Step) - set(_BY_NAME))
 if _missing:  # every lifecycle step must be a command: the DAG factory builds its tasks from the catalog
     raise RuntimeError(f"mlcycle.specs.catalog: no spec for step(s) {_missing}")

@@ -1,4 +1,4 @@
-"""The names shared across processes: steps, other commands, DAG families (and their dag ids), runbooks.
+"""The names shared across processes: steps, other commands, DAG families (and their dag ids), runbooks, model roles.
 
 Every process that names a step or a DAG (the CLI, the DAG factory, alerts, rerun, the alert receiver,
 backfill, config validation) imports these enums, so a name is spelt once. Standard library only.
@@ -30,6 +30,14 @@ class Tool(StrEnum):
     RERUN = "rerun"
     ALERT_RECEIVER = "alert-receiver"
     GENERATE = "generate"
+
+
+class ModelRole(StrEnum):
+    """The role a registered model version holds: its MLflow alias (`@champion`) and its predictions'
+    sub-partition (`predictions/ds=D/role=champion`), spelt once for the registry, score, monitor and backfill."""
+
+    CHAMPION = "champion"  # serves: its predictions are the ones consumers read
+    CHALLENGER = "challenger"  # the latest trained candidate: shadow-scored, never served
 
 
 class Runbook(StrEnum):

@@ -65,16 +65,22 @@ class StepResultModel(BaseModel, Generic[OutputsT, MetricsT]):
             document["reason"] = reason
         return parse_result(cls, str(step), document)
 
+    @property
+    def mlflow_run_id(self) -> str:
+        """The MLflow run the step logged to, "" when it names none (the "MLflow run" link)."""
+        return ""
+
+    @property
+    def mlflow_experiment_id(self) -> str:
+        """That run's experiment, "" when the result does not name it."""
+        return ""
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document (the task's XCom): exactly the keys the step set, as `StepResult.to_dict` writes them."""
+        """The JSON document (the task's XCom): exactly the keys the step set (defaults it left unset are not written)."""
         document = self.model_dump(exclude_unset=True)
         if not document.get("reason"):
             document.pop("reason", None)
         return document
-
-
-class AnyResult(StepResultModel[Part, Part]):
-    """The result of a step whose outputs and metrics nobody downstream reads by key."""
 
 
 class TrainOutputs(Part):
@@ -90,6 +96,11 @@ class TrainMetrics(Part):
 
 class TrainResult(StepResultModel[TrainOutputs, TrainMetrics]):
     @property
+    def mlflow_run_id(self) -> str:
+        """The candidate's own run (a child of the DAG run's parent run)."""
+        return self.metrics.run_id
+
+    @property
     def model_version(self) -> str:
         """The registered version trained (or reused from the cache): what `evaluate` judges."""
         return self.metrics.model_version
@@ -97,6 +108,7 @@ class TrainResult(StepResultModel[TrainOutputs, TrainMetrics]):
 
 class EvaluateOutputs(Part):
     decision: str
+    mlflow_run_id: str = ""
 
 
 class EvaluateMetrics(Part):
@@ -105,6 +117,11 @@ class EvaluateMetrics(Part):
 
 
 class EvaluateResult(StepResultModel[EvaluateOutputs, EvaluateMetrics]):
+    @property
+    def mlflow_run_id(self) -> str:
+        """The run holding the model card and the decision record."""
+        return self.outputs.mlflow_run_id
+
     @property
     def decision_uri(self) -> str:
         """Where the gate's decision record lies: what `promote` applies."""
@@ -139,6 +156,10 @@ class Performance(Part):
 class MonitorOutputs(Part):
     report: str
     monitoring: str
+    mlflow_run_id: str = ""
+    # Absent from results written before the "Evidently report" link needed it.
+    mlflow_experiment_id: str = ""
+    performance_report: str | None = None
 
 
 class MonitorMetrics(Part):
@@ -153,6 +174,170 @@ class MonitorMetrics(Part):
 
 class MonitorResult(StepResultModel[MonitorOutputs, MonitorMetrics]):
     """What the retraining policy reads: dataset drift, prediction drift, performance, new labelled rows."""
+
+    @property
+    def mlflow_run_id(self) -> str:
+        return self.outputs.mlflow_run_id
+
+    @property
+    def mlflow_experiment_id(self) -> str:
+        return self.outputs.mlflow_experiment_id
+
+
+class NoOutputs(Part):
+    """A step that writes no dataset (its result is all metrics)."""
+
+
+class IngestOutputs(Part):
+    raw: str
+
+
+class IngestMetrics(Part):
+    """The days of the look-back window by outcome, and the run's own partition's digest and format."""
+
+    digest: str
+    format: Literal["parquet", "csv"]
+    written: list[str] = []
+    unchanged: list[str] = []
+    missing: list[str] = []
+
+
+class IngestResult(StepResultModel[IngestOutputs, IngestMetrics]):
+    pass
+
+
+class ValidateOutputs(Part):
+    validated: str
+
+
+class ValidateMetrics(Part):
+    """The days of the look-back window by outcome; the run's own partition's summary."""
+
+    profile: Literal["training", "serving"]
+    summary: dict[str, Any]
+    passed: list[str] = []
+    failed: list[str] = []
+    unchanged: list[str] = []
+    # Set when the results were logged to MLflow, or why they could not be (the verdict stands either way).
+    mlflow_run_id: str | None = None
+    mlflow_error: str | None = None
+
+
+class ValidateResult(StepResultModel[ValidateOutputs, ValidateMetrics]):
+    pass
+
+
+class FeaturesOutputs(Part):
+    features: str
+
+
+class FeaturesMetrics(Part):
+    rows: dict[str, int]
+    missing_days: list[str]
+    serving_only_days: list[str]
+
+
+class FeaturesResult(StepResultModel[FeaturesOutputs, FeaturesMetrics]):
+    pass
+
+
+class PromoteOutputs(Part):
+    model_uri: str
+
+
+class PromoteMetrics(Part):
+    action: Literal["promote", "rollback"]
+    champion_version: str
+    previous_champion: str | None
+
+
+class PromoteResult(StepResultModel[PromoteOutputs, PromoteMetrics]):
+    pass
+
+
+class ScoreOutputs(Part):
+    """The served predictions; the shadow's only when it scored every chunk."""
+
+    predictions: str
+    predictions_challenger: str | None = None
+
+
+class ScoreMetrics(Part):
+    rows: int
+    positive_decisions: int
+    model_version: str
+    challenger_version: str | None = None
+    challenger_rows: int | None = None
+    challenger_positive_decisions: int | None = None
+    challenger_error: str | None = None
+
+
+class ScoreResult(StepResultModel[ScoreOutputs, ScoreMetrics]):
+    pass
+
+
+class FreshnessMetrics(Part):
+    """Ages in partitions, against the use case's budgets."""
+
+    champion_version: str
+    champion_trained_through: str
+    model_age_days: int
+    max_model_age_days: int
+    last_training_partition: str
+    training_gap_days: int
+    max_training_gap_days: int
+
+
+class FreshnessResult(StepResultModel[NoOutputs, FreshnessMetrics]):
+    pass
+
+
+class ReportedVersion(Part):
+    """One registered version in `mlcycle report`: its aliases, gate, Airflow run and @champion periods."""
+
+    version: str
+    aliases: list[str]
+    partition: str | None
+    airflow_run: str
+    gate: str | None
+    champion_periods: list[list[str | None]]
+    previous_champion: str | None
+    approver: str | None
+
+
+class ReportMetrics(Part):
+    versions: list[ReportedVersion]
+
+
+class ReportResult(StepResultModel[NoOutputs, ReportMetrics]):
+    pass
+
+
+class RerunOutputs(Part):
+    dag_id: str
+    run_id: str
+
+
+class RerunMetrics(Part):
+    state: str | None
+    paused: bool
+
+
+class RerunResult(StepResultModel[RerunOutputs, RerunMetrics]):
+    pass
+
+
+class GenerateOutputs(Part):
+    landing: str
+
+
+class GenerateMetrics(Part):
+    rows: dict[str, int]
+    scenarios: list[str]
+
+
+class GenerateResult(StepResultModel[GenerateOutputs, GenerateMetrics]):
+    pass
 
 
 ResultT = TypeVar("ResultT", bound=StepResultModel[Any, Any])

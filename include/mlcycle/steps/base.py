@@ -1,6 +1,7 @@
-"""What every step shares: its context (use case, partition, storage, Airflow run) and its result.
+"""What every step shares: its context (use case, partition, storage, Airflow run) and its outcomes.
 
-A step is a typed function `run(ctx, ...) -> StepResult`. It raises `Rejected` when it refuses its
+A step is a typed function `main(ctx, options) -> <Step>Result` (its typed result model, `mlcycle.specs.results`,
+named by its spec in `mlcycle.specs.catalog`). It raises `Rejected` when it refuses its
 input (contract failed, gate said no, compare-and-set lost) and `NothingToDo` when there is no work;
 the CLI turns these into the exit codes of `mlcycle.exitcodes` and a one-line JSON result.
 """
@@ -49,29 +50,3 @@ class StepContext:
     def window(self, days: int) -> list[dt.date]:
         """The `days` partitions ending at (and including) this one, oldest first."""
         return [self.partition - dt.timedelta(days=offset) for offset in range(days - 1, -1, -1)]
-
-
-@dataclass
-class StepResult:
-    """The small JSON document a step returns (stdout's last line locally; return.json in a pod)."""
-
-    step: str
-    usecase: str
-    partition: str
-    status: str = "success"
-    outputs: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
-            "status": self.status,
-            "step": self.step,
-            "usecase": self.usecase,
-            "partition": self.partition,
-            "outputs": self.outputs,
-            "metrics": self.metrics,
-        }
-        if self.reason:
-            document["reason"] = self.reason
-        return document

@@ -15,6 +15,7 @@ from mlcycle.evaluation.evidence import baseline_metrics, measure
 from mlcycle.evaluation.gate import decide
 from mlcycle.registry import tracking
 from mlcycle.specs.catalog import EvaluateOptions
+from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import EvaluateResult
 from mlcycle.steps.base import StepContext
 from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, Dataset, Split, split_file
@@ -47,7 +48,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     recent, recent_days = recent_window(ctx)
 
     # Pin the champion seen now: promotion later is a compare-and-set against exactly this version.
-    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     champion_version = str(champion.version) if champion else None
     candidate_model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, candidate_version))
     candidate, _ = measure(usecase, candidate_model, test, recent, with_latency=True)
@@ -101,7 +102,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     )
     log.info("gate for version %s: %s (%s)", candidate_version, gate.decision, "; ".join(gate.reasons))
     return EvaluateResult.of(
-        "evaluate",
+        Step.EVALUATE,
         usecase.name,
         partition,
         # The run holding the model card and the decision record (the "MLflow run" link of the evaluate task).

@@ -19,8 +19,10 @@ import pandas as pd
 
 from mlcycle.config import UseCase
 from mlcycle.contracts.profiles import TRAINING, profile_of
+from mlcycle.specs.names import Step
 from mlcycle.specs.options import Options
-from mlcycle.steps.base import NothingToDo, StepContext, StepResult
+from mlcycle.specs.results import FeaturesResult
+from mlcycle.steps.base import NothingToDo, StepContext
 from mlcycle.storage.layout import DATA_FILE, SPLITS, Dataset, split_file
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ def training_days(ctx: StepContext, window: list[dt.date]) -> tuple[list[dt.date
     return days, serving_only
 
 
-def main(ctx: StepContext, options: Options) -> StepResult:
+def main(ctx: StepContext, options: Options) -> FeaturesResult:
     usecase = ctx.usecase
     window = ctx.window(usecase.split.window_days)
     days, serving_only = training_days(ctx, window)
@@ -118,8 +120,8 @@ def main(ctx: StepContext, options: Options) -> StepResult:
             table.to_parquet(staging / split_file(split), index=False)
             rows[split] = len(table)
     log.info("features %s: %s rows per split, missing days %s", target, rows, missing)
-    return StepResult(
-        "features",
+    return FeaturesResult.of(
+        Step.FEATURES,
         usecase.name,
         ctx.partition.isoformat(),
         outputs={"features": target},

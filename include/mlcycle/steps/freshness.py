@@ -13,14 +13,16 @@ from __future__ import annotations
 import datetime as dt
 
 from mlcycle.registry import tracking
+from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
-from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
+from mlcycle.specs.results import FreshnessResult
+from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 
 
-def main(ctx: StepContext, options: Options) -> StepResult:
+def main(ctx: StepContext, options: Options) -> FreshnessResult:
     usecase, day = ctx.usecase, ctx.partition
     budget = usecase.freshness
-    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     if champion is None:
         raise NothingToDo(f"{usecase.registered_model_name} has no @champion yet: nothing can be stale")
     trained = {
@@ -56,4 +58,4 @@ def main(ctx: StepContext, options: Options) -> StepResult:
         )
     if problems:
         raise Rejected("stale: " + "; ".join(problems), metrics=metrics, runbook="model-stale")
-    return StepResult("freshness", usecase.name, day.isoformat(), metrics=metrics)
+    return FreshnessResult.of(Step.FRESHNESS, usecase.name, day.isoformat(), outputs={}, metrics=metrics)

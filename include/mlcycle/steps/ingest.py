@@ -10,9 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+from typing import Any
 
 from mlcycle.specs.catalog import IngestOptions
-from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.specs.names import Step
+from mlcycle.specs.results import IngestResult
+from mlcycle.steps.base import StepContext
 from mlcycle.storage.layout import DATA_FILE, LANDING_FILES, Dataset, landed_file
 from mlcycle.storage.partitions import sha256_file
 
@@ -45,20 +48,21 @@ def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
     return {"uri": raw, "digest": digest, "status": "written", "format": fmt}
 
 
-def main(ctx: StepContext, options: IngestOptions) -> StepResult:
-    result = StepResult("ingest", ctx.usecase.name, ctx.partition.isoformat())
+def main(ctx: StepContext, options: IngestOptions) -> IngestResult:
+    outputs: dict[str, str] = {}
+    metrics: dict[str, Any] = {}
     # Older partitions of the look-back window are caught up if their landing data exists;
     # the run's own partition must exist (a missing one is an error, retried: data may be late).
     for day in ctx.window(options.lookback):
         if day != ctx.partition and not ctx.storage.exists(ctx.uri(Dataset.LANDING, day)):
-            result.metrics.setdefault("missing", []).append(day.isoformat())
+            metrics.setdefault("missing", []).append(day.isoformat())
             continue
         if not ctx.storage.exists(ctx.uri(Dataset.LANDING, day)):
             raise FileNotFoundError(f"no landing partition at {ctx.uri(Dataset.LANDING, day)}")
         done = ingest_partition(ctx, day)
-        result.metrics.setdefault(done["status"], []).append(day.isoformat())
+        metrics.setdefault(done["status"], []).append(day.isoformat())
         if day == ctx.partition:
-            result.outputs["raw"] = done["uri"]
-            result.metrics["digest"] = done["digest"]
-            result.metrics["format"] = done["format"]
-    return result
+            outputs["raw"] = done["uri"]
+            metrics["digest"] = done["digest"]
+            metrics["format"] = done["format"]
+    return IngestResult.of(Step.INGEST, ctx.usecase.name, ctx.partition.isoformat(), outputs=outputs, metrics=metrics)

@@ -26,10 +26,20 @@ from mlcycle.config import UseCase
 from mlcycle.monitoring import performance as perf
 from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
 from mlcycle.registry import tracking
+from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import MonitorResult
 from mlcycle.steps.base import NothingToDo, StepContext
-from mlcycle.storage.layout import DATA_FILE, PERFORMANCE_REPORT_FILE, REPORT_FILE, Dataset, Split, role_sub, split_file
+from mlcycle.storage.layout import (
+    DATA_FILE,
+    PERFORMANCE_REPORT_FILE,
+    PREDICTION_DRIFT_SUB,
+    REPORT_FILE,
+    Dataset,
+    Split,
+    role_sub,
+    split_file,
+)
 from mlcycle.training.model_io import feature_frame, predict_score
 
 log = logging.getLogger(__name__)
@@ -84,7 +94,7 @@ def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Perform
     day = ctx.partition - dt.timedelta(days=delay)
     labels_uri, predictions_uri = (
         ctx.uri(Dataset.VALIDATED, day),
-        ctx.uri(Dataset.PREDICTIONS, day, sub=role_sub(tracking.CHAMPION)),
+        ctx.uri(Dataset.PREDICTIONS, day, sub=role_sub(ModelRole.CHAMPION)),
     )
     missing = [u for u in (labels_uri, predictions_uri) if not ctx.storage.exists(u)]
     if missing:
@@ -141,7 +151,7 @@ def _log_to_mlflow(ctx: StepContext, folder: Path, metrics: dict[str, float]) ->
 
 def main(ctx: StepContext, options: Options) -> MonitorResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
-    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     if champion is None:
         raise NothingToDo("no @champion yet: there is no reference data to compare with")
     version = str(champion.version)
@@ -159,7 +169,7 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
 
     # Prediction drift: the champion's scores on its training split vs the scores it served on D.
     models = {version: mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))}
-    served_uri = ctx.uri(Dataset.PREDICTIONS, sub=role_sub(tracking.CHAMPION))
+    served_uri = ctx.uri(Dataset.PREDICTIONS, sub=role_sub(ModelRole.CHAMPION))
     prediction: dict[str, Any] = {"status": "pending", "reason": f"no champion predictions for {partition} yet"}
     prediction_report: tuple[DriftSummary, Any] | None = None
     if ctx.storage.exists(served_uri):
@@ -190,7 +200,7 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
     with ctx.storage.writer(target, manifest) as staging:
         save_report(snapshot, summary, staging)
         if prediction_report is not None:
-            save_report(prediction_report[1], prediction_report[0], staging / "prediction")
+            save_report(prediction_report[1], prediction_report[0], staging / PREDICTION_DRIFT_SUB)
         perf.save_performance(performance_report, performance, staging)
         parent_run = _log_to_mlflow(ctx, staging, figures)
     for c in summary.columns:
@@ -199,7 +209,7 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
         "prediction drift: %s; performance: %s; new labelled rows: %d", prediction, performance.to_dict(), new_rows
     )
     return MonitorResult.of(
-        "monitor",
+        Step.MONITOR,
         usecase.name,
         partition,
         outputs={

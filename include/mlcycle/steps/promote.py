@@ -8,16 +8,17 @@ import logging
 
 from mlcycle.registry import champion, tracking
 from mlcycle.specs.catalog import PromoteOptions
-from mlcycle.steps.base import NothingToDo, Rejected, StepContext, StepResult
+from mlcycle.specs.names import Step
+from mlcycle.specs.results import PromoteResult
+from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.storage.layout import DECISION_FILE
 
 log = logging.getLogger(__name__)
 
 
-def main(ctx: StepContext, options: PromoteOptions) -> StepResult:
+def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
     usecase = ctx.usecase
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    result = StepResult("promote", usecase.name, ctx.partition.isoformat())
     if options.decision:
         with ctx.storage.local_copy(options.decision) as folder:
             decision = json.loads((folder / DECISION_FILE).read_text())
@@ -66,6 +67,10 @@ def main(ctx: StepContext, options: PromoteOptions) -> StepResult:
     except champion.ChampionChanged as lost:
         raise Rejected(str(lost), expected=lost.expected, found=lost.found) from lost
     log.info("%s: @champion %s -> %s", action, expected, version)
-    result.metrics = {"action": action, "champion_version": version, "previous_champion": expected}
-    result.outputs = {"model_uri": tracking.model_uri(usecase, version)}
-    return result
+    return PromoteResult.of(
+        Step.PROMOTE,
+        usecase.name,
+        ctx.partition.isoformat(),
+        outputs={"model_uri": tracking.model_uri(usecase, version)},
+        metrics={"action": action, "champion_version": version, "previous_champion": expected},
+    )

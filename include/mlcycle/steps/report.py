@@ -6,11 +6,13 @@ from typing import Any
 
 from mlcycle.registry import tracking
 from mlcycle.registry.champion import PREVIOUS, champion_periods
+from mlcycle.specs.names import Tool
 from mlcycle.specs.options import Options
-from mlcycle.steps.base import StepContext, StepResult
+from mlcycle.specs.results import ReportResult
+from mlcycle.steps.base import StepContext
 
 
-def main(ctx: StepContext, options: Options) -> StepResult:
+def main(ctx: StepContext, options: Options) -> ReportResult:
     usecase = ctx.usecase
     name = usecase.registered_model_name
     rows: list[dict[str, Any]] = []
@@ -38,4 +40,4 @@ def main(ctx: StepContext, options: Options) -> StepResult:
             f"partition={row['partition']}  champion: {held}",
             flush=True,
         )
-    return StepResult("report", usecase.name, "", metrics={"versions": rows})
+    return ReportResult.of(Tool.REPORT, usecase.name, "", outputs={}, metrics={"versions": rows})

@@ -22,23 +22,24 @@ import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
+from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
-from mlcycle.steps.base import NothingToDo, StepContext, StepResult
+from mlcycle.specs.results import ScoreResult
+from mlcycle.steps.base import NothingToDo, StepContext
 from mlcycle.storage.layout import DATA_FILE, Dataset, role_sub
 from mlcycle.training.model_io import feature_frame, predict_score
 
 log = logging.getLogger(__name__)
 
-# Rows per chunk: memory stays flat however large a day grows (see benchmarks/score.py).
+# Rows per chunk: memory stays flat however large a day grows (see dev/mlcycle_dev/benchmarks/score.py).
 CHUNK_ROWS = 50_000
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 @dataclass
 class Scorer:
     """One model version writing one role's predictions."""
 
-    role: str
+    role: ModelRole
     version: str
     model: Any
     staging: Path | None = None
@@ -57,7 +58,7 @@ def predictions(usecase: UseCase, chunk: pd.DataFrame, scorer: Scorer, partition
             "event_ts": chunk[usecase.timestamp],
             "model_name": usecase.registered_model_name,
             "model_version": scorer.version,
-            "model_role": scorer.role,
+            "model_role": scorer.role.value,  # a plain string column, not enum objects
             "score": score,
             "decision": (score >= usecase.model.decision_threshold).astype("int8"),
             # The partition's end, not now(): re-scoring a day yields byte-identical files.
@@ -73,19 +74,19 @@ def chunks(path: Path, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
 
 
 def _scorers(usecase: UseCase) -> list[Scorer]:
-    champion = tracking.alias_version(usecase, tracking.CHAMPION)
+    champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     if champion is None:
         raise NothingToDo(f"{usecase.registered_model_name} has no @champion yet: nothing can score")
-    resolved = [(CHAMPION, str(champion.version))]
-    challenger = tracking.alias_version(usecase, tracking.CHALLENGER)
+    resolved = [(ModelRole.CHAMPION, str(champion.version))]
+    challenger = tracking.alias_version(usecase, ModelRole.CHALLENGER)
     if challenger is not None and str(challenger.version) != str(champion.version):
-        resolved.append((CHALLENGER, str(challenger.version)))
+        resolved.append((ModelRole.CHALLENGER, str(challenger.version)))
     scorers = []
     for role, version in resolved:
         try:
             model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))
         except Exception as exc:
-            if role == CHAMPION:
+            if role == ModelRole.CHAMPION:
                 raise
             log.warning("shadow challenger v%s cannot be loaded, shadow scoring skipped: %s", version, exc)
             continue
@@ -126,7 +127,7 @@ def score_partition(
     return parts
 
 
-def main(ctx: StepContext, options: Options) -> StepResult:
+def main(ctx: StepContext, options: Options) -> ScoreResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     scorers = _scorers(usecase)
     source = ctx.uri(Dataset.VALIDATED)
@@ -160,12 +161,12 @@ def main(ctx: StepContext, options: Options) -> StepResult:
     log.info(
         "scored %d rows of %s with %s", champion.rows, source, ", ".join(f"{s.role} v{s.version}" for s in scorers)
     )
-    return StepResult(
-        "score",
+    return ScoreResult.of(
+        Step.SCORE,
         usecase.name,
         partition,
         outputs={
-            "predictions" if s.role == CHAMPION else f"predictions_{s.role}": targets[s.role]
+            "predictions" if s.role == ModelRole.CHAMPION else f"predictions_{s.role}": targets[s.role]
             for s in scorers
             if not s.error
         },

@@ -24,6 +24,7 @@ from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import tracking
 from mlcycle.settings import home
 from mlcycle.specs.catalog import TrainOptions
+from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import TrainResult
 from mlcycle.steps.base import StepContext
 from mlcycle.storage.layout import SPLITS, Dataset, split_file
@@ -64,7 +65,7 @@ def _result(
     ctx: StepContext, version: str, run_id: str, parent_id: str, metrics: dict[str, float], **extra: Any
 ) -> TrainResult:
     return TrainResult.of(
-        "train",
+        Step.TRAIN,
         ctx.usecase.name,
         ctx.partition.isoformat(),
         outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri(Dataset.FEATURES)},
@@ -224,6 +225,6 @@ def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: st
         **{f"mlcycle.data_digest.{s}": ",".join(manifest["input_digests"][s]) for s in SPLITS},
     }
     version = mlflow.register_model(model_uri, usecase.registered_model_name, tags=tags)
-    tracking.client().set_registered_model_alias(usecase.registered_model_name, tracking.CHALLENGER, version.version)
+    tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHALLENGER, version.version)
     log.info("registered %s version %s as @challenger", usecase.registered_model_name, version.version)
     return str(version.version)

@@ -34,7 +34,9 @@ from mlcycle.contracts.report import render_html
 from mlcycle.contracts.results import ContractResult
 from mlcycle.schema import DataContract, load_contract
 from mlcycle.specs.catalog import ValidateOptions
-from mlcycle.steps.base import Rejected, StepContext, StepResult
+from mlcycle.specs.names import Step
+from mlcycle.specs.results import ValidateResult
+from mlcycle.steps.base import Rejected, StepContext
 from mlcycle.storage.layout import DATA_FILE, REASON_FILE, REPORT_FILE, VALIDATION_FILE, Dataset, raw_file
 from mlcycle.storage.partitions import sha256_file
 
@@ -202,35 +204,39 @@ def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: Cont
     )
 
 
-def main(ctx: StepContext, options: ValidateOptions) -> StepResult:
+def main(ctx: StepContext, options: ValidateOptions) -> ValidateResult:
     profile = SERVING if options.serving else TRAINING
-    result = StepResult("validate", ctx.usecase.name, ctx.partition.isoformat())
-    result.metrics["profile"] = profile
+    metrics: dict[str, Any] = {"profile": profile}
     validations: list[tuple[dt.date, str]] = []
     current: dict[str, Any] = {}
     for day in ctx.window(options.lookback):
         if not ctx.storage.exists(ctx.uri(Dataset.RAW, day)) and day != ctx.partition:
             continue  # nothing landed that day; the features step reports the gap
         done = validate_partition(ctx, day, profile)
-        result.metrics.setdefault(done["status"], []).append(day.isoformat())
+        metrics.setdefault(done["status"], []).append(day.isoformat())
         if done["status"] != "unchanged":
             validations.append((day, done["uri"]))
         if day == ctx.partition:
             current = done
     if validations:
         try:
-            result.metrics["mlflow_run_id"] = log_to_mlflow(ctx, validations)
+            metrics["mlflow_run_id"] = log_to_mlflow(ctx, validations)
         except Exception as exc:  # the data verdict stands even when tracking is down
             log.warning("could not log the validation results to MLflow: %s", exc)
-            result.metrics["mlflow_error"] = f"{type(exc).__name__}: {exc}"
-    result.metrics["summary"] = current["summary"]
+            metrics["mlflow_error"] = f"{type(exc).__name__}: {exc}"
+    metrics["summary"] = current["summary"]
     if current["status"] == "failed":
         raise Rejected(
             rejection_reason(ctx, ctx.partition, profile, current["outcome"], current["uri"]),
             quarantine=current["uri"],
             profile=profile,
             summary=current["summary"],
-            **({"mlflow_run_id": result.metrics["mlflow_run_id"]} if "mlflow_run_id" in result.metrics else {}),
+            **({"mlflow_run_id": metrics["mlflow_run_id"]} if "mlflow_run_id" in metrics else {}),
         )
-    result.outputs["validated"] = current["uri"]
-    return result
+    return ValidateResult.of(
+        Step.VALIDATE,
+        ctx.usecase.name,
+        ctx.partition.isoformat(),
+        outputs={"validated": current["uri"]},
+        metrics=metrics,
+    )

@@ -2,7 +2,8 @@
 
 Layout: `<root>/<usecase>/<dataset>/ds=<YYYY-MM-DD>/[<sub>/]<files> + _SUCCESS`, plus the registry lock
 at `<root>/<usecase>/registry/champion.lock`. Steps, the registry, backfill and tests name datasets and
-files through this module only (standard library only), so a name is spelled once.
+files through this module only (standard library and the model roles of `mlcycle.specs.names`), so a name is
+spelled once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
+
+from mlcycle.specs.names import ModelRole
 
 
 class Dataset(StrEnum):
@@ -48,9 +51,17 @@ DECISION_FILE = "decision.json"
 REASON_FILE = "reason.json"
 #: validated/ and quarantine/: the raw Great Expectations result and its rendering.
 VALIDATION_FILE = "validation.json"
+#: validated/, quarantine/ and monitoring/: the readable report (GX's rendering; Evidently's drift report).
 REPORT_FILE = "report.html"
-#: monitoring/ds=D: the performance report (only when labels have arrived).
+#: monitoring/ds=D: Evidently's drift report as JSON, and our summary of it (the per-column verdicts).
+REPORT_JSON_FILE = "report.json"
+SUMMARY_FILE = "summary.json"
+#: monitoring/ds=D/prediction/: the same three files for the drift of the champion's served scores.
+PREDICTION_DRIFT_SUB = "prediction"
+#: monitoring/ds=D: the performance verdict (always), its report and the report's JSON (only once labels arrived).
+PERFORMANCE_FILE = "performance.json"
 PERFORMANCE_REPORT_FILE = "performance.html"
+PERFORMANCE_REPORT_JSON_FILE = "performance_report.json"
 
 #: S3 only: each commit's files live under `<partition>/_v/<version>/`, named by the manifest's DATA_PREFIX key.
 VERSIONS = "_v"
@@ -79,9 +90,12 @@ def split_file(split: str) -> str:
     return f"{split}.parquet"
 
 
-def role_sub(role: str) -> str:
-    """The sub-partition of predictions/ds=D written by the model holding `role` (champion, challenger)."""
-    return f"role={role}"
+def role_sub(role: ModelRole | str) -> str:
+    """The sub-partition of predictions/ds=D written by the model holding `role` (champion, challenger).
+
+    A name that is not a `ModelRole` is a ValueError: no folder for a role that nothing writes.
+    """
+    return f"role={ModelRole(role).value}"
 
 
 def partition_folder(partition: dt.date) -> str:
