@@ -80,12 +80,18 @@ def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.Monke
     usecase, storage = two_versions
     real = promote.current_champion
     both_checked = threading.Barrier(2)
+    seen_by_checks: list[str | None] = []
 
     def racing_check(u):  # both promotions read the champion before either moves it
         seen = real(u)
+        seen_by_checks.append(seen)
         both_checked.wait(timeout=180)  # generous: on a loaded CI machine one thread can lag far behind
         return seen
 
     monkeypatch.setattr(promote, "current_champion", racing_check)
     monkeypatch.setattr(promote, "registry_lock", lambda *a, **k: contextlib.nullcontext())
-    assert _race(usecase, storage) == ["won:1", "won:2"]
+    outcomes = _race(usecase, storage)
+    # Both saw "no champion" and neither was rejected. The two unguarded alias writes that follow may also
+    # collide inside the store (SQLite: a UNIQUE violation in one thread), so "both won" is timing, not the claim.
+    assert seen_by_checks == [None, None]
+    assert outcomes and not [o for o in outcomes if o.startswith("lost")], outcomes
