@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,11 +10,21 @@ import sys
 
 import pytest
 
-from mlcycle.config import discover_usecases
+from mlcycle.config import UseCase, discover_usecases
 from mlcycle.settings import REPO_ROOT, embedded_environment
 from mlcycle.specs.names import DagFamily
 
 HEAVY = ("pandas", "numpy", "sklearn", "torch", "mlflow", "great_expectations", "evidently", "pyarrow", "kubernetes")
+
+# Chosen on purpose per family (see mlcycle.orchestration.dags): one training at a time (two would race for
+# @champion), one monitoring run at a time (the retraining policy decides in day order), one manual promotion
+# at a time; scoring days are independent of each other.
+MAX_ACTIVE_RUNS = {"training": 1, "scoring": 3, "monitoring": 1, "promotion": 1}
+# Retries per task: every task retries twice (StepSpec's and the DAG's default), except these, on purpose:
+# train once (costly; a second failure is not transient), freshness and manual promotion never (a retry
+# would only repeat the same verdict or the same compare-and-set).
+DEFAULT_RETRIES = 2
+RETRIES = {("training", "train"): 1, ("monitoring", "freshness"): 0, ("promotion", "promote"): 0}
 
 PARSE_SCRIPT = """
 import json, sys, time
@@ -64,22 +75,26 @@ def _dag_ids() -> list[str]:
     return sorted(family.dag_id(u.name) for u in discover_usecases() for family in DagFamily)
 
 
-@pytest.mark.parametrize("dag_id", _dag_ids())
-def test_dag_is_well_formed(dagbag, dag_id: str) -> None:
-    dag = dagbag.dags.get(dag_id)
+@pytest.mark.parametrize("family", list(DagFamily))
+@pytest.mark.parametrize("usecase", discover_usecases(), ids=lambda u: u.name)
+def test_dag_is_well_formed(dagbag, usecase: UseCase, family: DagFamily) -> None:
+    dag = dagbag.dags.get(family.dag_id(usecase.name))
     assert dag is not None
     assert dag.doc_md and len(dag.doc_md) > 40, "doc_md explains the DAG"
-    assert "mlcycle" in dag.tags and dag.tags
-    assert dag.start_date is not None and dag.start_date.year >= 2020, "static start_date"
+    assert {"mlcycle", usecase.name, family} <= set(dag.tags)
+    start = usecase.schedule.start_date
+    assert dag.start_date == dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC), "static start_date"
     assert dag.catchup is False
-    assert dag.max_active_runs >= 1
+    assert dag.max_active_runs == MAX_ACTIVE_RUNS[family]
     assert dag.user_defined_macros and "mlcycle_partition" in dag.user_defined_macros
     dag.topological_sort()  # raises on a cycle
     for task in dag.tasks:
-        assert task.owner and task.owner != "airflow", f"{task.task_id} has an explicit owner"
-        assert task.retries is not None
+        assert task.owner == usecase.owner, f"{task.task_id}: owner {task.owner!r}, not the use case's"
+        expected = RETRIES.get((family, task.task_id), DEFAULT_RETRIES)
+        assert task.retries == expected, f"{task.task_id}: retries {task.retries}, expected {expected}"
+        assert task.retry_delay == dt.timedelta(minutes=2), f"{task.task_id}: retry_delay {task.retry_delay}"
         if task.task_type in ("LocalStepOperator", "StepPodOperator"):
-            assert task.execution_timeout is not None, f"{task.task_id} has a timeout"
+            assert task.execution_timeout == dt.timedelta(hours=1), f"{task.task_id}: timeout {task.execution_timeout}"
 
 
 def test_training_runs_on_cron_and_retraining_requests(dagbag) -> None:

@@ -79,9 +79,11 @@ def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.Monke
     usecase, storage = two_versions
     real = champion.current_champion
     both_checked = threading.Barrier(2)
+    seen_by_checks: list[str | None] = []
 
     def racing_check(u):  # both promotions read the champion before either moves it
         seen = real(u)
+        seen_by_checks.append(seen)
         both_checked.wait(timeout=180)  # generous: on a loaded CI machine one thread can lag far behind
         return seen
 
@@ -103,4 +105,6 @@ def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.Monke
     monkeypatch.setattr(tracking, "client", SerialAliasClient)
     monkeypatch.setattr(champion, "current_champion", racing_check)
     monkeypatch.setattr(champion, "registry_lock", lambda *a, **k: contextlib.nullcontext())
-    assert _race(usecase, storage) == ["won:1", "won:2"]
+    outcomes = _race(usecase, storage)
+    assert seen_by_checks == [None, None]  # both checks saw "no champion"...
+    assert outcomes == ["won:1", "won:2"], outcomes  # ...and so neither promotion was refused

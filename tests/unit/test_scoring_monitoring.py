@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,9 @@ FIRST, TRAINED = dt.date(2026, 9, 1), dt.date(2026, 9, 10)
 CALM, SHIFTED = dt.date(2026, 9, 11), dt.date(2026, 9, 12)
 ROWS = 900
 
+# The session fixture of tests/unit/conftest.py: stdout capture for module-scoped set-ups.
+CaptureStdout = Callable[[], AbstractContextManager[Any]]
+
 
 def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
     code, document = result
@@ -31,27 +36,41 @@ def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def env(module_env: dict[str, str]) -> dict[str, str]:
-    """Twelve YarnIt days; 09-12 is a heatwave day (covariate shift)."""
+def env(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, str]:
+    """Twelve YarnIt days; 09-12 is a heatwave day (covariate shift). All ingested and validated."""
     argv = ["generate", "--usecase", "yarnit", "--start", str(FIRST), "--end", str(SHIFTED), "--rows", str(ROWS)]
     assert cli_main([*argv, "--scenario", f"covariate_shift:{SHIFTED}"]) == 0
+    with capture_stdout() as out:
+        for name, extra in (("ingest", ("--lookback", "10")), ("validate", ("--lookback", "10"))):
+            _ok(step(out, name, TRAINED, *extra))
+        for day in (CALM, SHIFTED):
+            _ok(step(out, "ingest", day))
+            _ok(step(out, "validate", day, "--serving"))
     return module_env
 
 
-def test_train_champion_and_a_shadow_challenger(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    for name, extra in (("ingest", ("--lookback", "10")), ("validate", ("--lookback", "10")), ("features", ())):
-        _ok(step(capsys, name, TRAINED, *extra))
-    v1 = _ok(step(capsys, "train", TRAINED))["metrics"]["model_version"]
-    decision = _ok(step(capsys, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
-    _ok(step(capsys, "promote", TRAINED, "--decision", decision))
-    v2 = _ok(step(capsys, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
-    assert (v1, v2) == ("1", "2")
+@pytest.fixture(scope="module")
+def versions(env: dict[str, str], capture_stdout: CaptureStdout) -> tuple[str, str]:
+    """Version 1 trained on 09-10 and promoted to @champion, then version 2 as the shadow @challenger."""
+    with capture_stdout() as out:
+        _ok(step(out, "features", TRAINED))
+        v1 = _ok(step(out, "train", TRAINED))["metrics"]["model_version"]
+        decision = _ok(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
+        _ok(step(out, "promote", TRAINED, "--decision", decision))
+        v2 = _ok(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
+    return v1, v2
 
 
-def test_scoring_keeps_the_shadow_apart(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    for day in (TRAINED, CALM, SHIFTED):
-        _ok(step(capsys, "ingest", day))
-        _ok(step(capsys, "validate", day, "--serving"))
+def test_train_champion_and_a_shadow_challenger(versions: tuple[str, str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    assert versions == ("1", "2")
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("yarnit_model", "challenger").version) == "2"
+
+
+def test_scoring_keeps_the_shadow_apart(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     result = _ok(step(capsys, "score", CALM))
     assert result["metrics"]["model_version"] == "1" and result["metrics"]["challenger_version"] == "2"
     served = pd.read_parquet(result["outputs"]["predictions"])
@@ -65,8 +84,11 @@ def test_scoring_keeps_the_shadow_apart(env: dict[str, str], capsys: pytest.Capt
     assert set(served.columns) == expected
 
 
-def test_rescoring_a_day_yields_identical_files(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_rescoring_a_day_yields_identical_files(
+    env: dict[str, str], versions: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = root(env) / "predictions" / f"ds={CALM}"
+    _ok(step(capsys, "score", CALM))
     before = {
         role: json.loads((folder / role / "_SUCCESS").read_text())["files"]
         for role in ("role=champion", "role=challenger")
@@ -79,16 +101,17 @@ def test_rescoring_a_day_yields_identical_files(env: dict[str, str], capsys: pyt
     assert before == after
 
 
-def test_performance_waits_for_the_label_delay(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    # Monitoring 09-11 looks at 09-10's labels (delay 1 day); 09-10 was never scored: nothing to join yet.
-    result = _ok(step(capsys, "monitor", CALM))
+def test_performance_waits_for_the_label_delay(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Monitoring 09-10 looks at 09-09's labels (delay 1 day); no test scores 09-09: nothing to join yet.
+    result = _ok(step(capsys, "monitor", TRAINED))
     performance = result["metrics"]["performance"]
-    assert performance["status"] == "pending" and performance["partition"] == str(TRAINED)
+    assert performance["status"] == "pending" and performance["partition"] == str(TRAINED - dt.timedelta(days=1))
     assert "label delay 1 d" in performance["reason"]
 
 
-def test_same_distribution_day_requests_nothing(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    _ok(step(capsys, "score", TRAINED))
+def test_same_distribution_day_requests_nothing(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    for day in (TRAINED, CALM):  # the labelled day's predictions, and the day's own for prediction drift
+        _ok(step(capsys, "score", day))
     result = _ok(step(capsys, "monitor", CALM))
     metrics = result["metrics"]
     assert metrics["dataset_drift"] is False
@@ -104,7 +127,7 @@ def test_same_distribution_day_requests_nothing(env: dict[str, str], capsys: pyt
     assert retraining_decision(result | {"status": "success"}, policy)["decision"] == NONE
 
 
-def test_drifted_day_requests_a_retrain(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_drifted_day_requests_a_retrain(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     _ok(step(capsys, "score", SHIFTED))
     result = _ok(step(capsys, "monitor", SHIFTED))
     metrics = result["metrics"]
@@ -117,7 +140,7 @@ def test_drifted_day_requests_a_retrain(env: dict[str, str], capsys: pytest.Capt
     assert "not enough new labelled data" in retraining_decision(result, get_usecase("yarnit").retraining)["reason"]
 
 
-def test_freshness(env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+def test_freshness(versions: tuple[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     fresh = _ok(step(capsys, "freshness", SHIFTED))["metrics"]
     assert fresh["model_age_days"] == 2 and fresh["training_gap_days"] == 2

@@ -6,23 +6,78 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from mlcycle.exitcodes import ExitCode
-from mlcycle.settings import embedded_environment
 from support.cli import run, step
 from support.cli import usecase_root as root
 
 FIRST, LAST = dt.date(2026, 9, 1), dt.date(2026, 9, 8)
 ROWS = 900
 
+# The session fixture of tests/unit/conftest.py: stdout capture for module-scoped set-ups.
+CaptureStdout = Callable[[], AbstractContextManager[Any]]
+
+
+def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+    code, document = result
+    assert code == 0, document
+    return document
+
+
+def _generate(capsys: Any, *extra: str) -> tuple[int, dict[str, Any]]:
+    window = ("--start", str(FIRST), "--end", str(LAST), "--rows", str(ROWS))
+    return run(capsys, "generate", "--usecase", "yarnit", *window, *extra)
+
+
+def _versions() -> set[str]:
+    from mlflow.tracking import MlflowClient
+
+    return {str(v.version) for v in MlflowClient().search_model_versions("name='yarnit_model'")}
+
+
+def _champion() -> str:
+    from mlflow.tracking import MlflowClient
+
+    return str(MlflowClient().get_model_version_by_alias("yarnit_model", "champion").version)
+
+
+# Each test gets the state it needs from these fixtures, never from an earlier test: the module's stores are
+# shared (training is the costly part), and a test that changes the registry leaves @champion where it found it.
+@pytest.fixture(scope="module")
+def env(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, str]:
+    """Eight landed, ingested and validated YarnIt days, FIRST..LAST."""
+    with capture_stdout() as out:
+        _ok(_generate(out))
+        for name in ("ingest", "validate"):
+            _ok(step(out, name, LAST, "--lookback", "8"))
+    return module_env
+
 
 @pytest.fixture(scope="module")
-def env(module_env: dict[str, str]) -> dict[str, str]:
-    return module_env
+def champion(env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, dict[str, Any]]:
+    """Version 1 trained on LAST's features, gated and promoted to @champion: each step's result."""
+    with capture_stdout() as out:
+        results = {"features": _ok(step(out, "features", LAST)), "train": _ok(step(out, "train", LAST))}
+        version = results["train"]["metrics"]["model_version"]
+        results["evaluate"] = _ok(step(out, "evaluate", LAST, "--model-version", version))
+        results["promote"] = _ok(step(out, "promote", LAST, "--decision", results["evaluate"]["outputs"]["decision"]))
+    return results
+
+
+@pytest.fixture(scope="module")
+def candidate(champion: dict[str, dict[str, Any]], capture_stdout: CaptureStdout) -> str:
+    """A second version, trained on the same inputs with the cache off, never promoted by any test."""
+    with capture_stdout() as out:
+        trained = _ok(step(out, "train", LAST, "--cache", "off"))
+    assert not trained["metrics"]["cache_hit"]
+    return str(trained["metrics"]["model_version"])
 
 
 def test_help_explains_every_step() -> None:
@@ -33,10 +88,8 @@ def test_help_explains_every_step() -> None:
     assert "65 rejected" in out.stdout and "99 nothing to do" in out.stdout
 
 
-def test_generate_and_ingest(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, result = run(
-        capsys, "generate", "--usecase", "yarnit", "--start", str(FIRST), "--end", str(LAST), "--rows", str(ROWS)
-    )
+def test_generate_and_ingest(mlcycle_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = _generate(capsys)
     assert code == 0 and len(result["metrics"]["rows"]) == 8
     code, result = step(capsys, "ingest", LAST, "--lookback", "8")
     assert code == 0 and len(result["metrics"]["written"]) == 8
@@ -45,12 +98,16 @@ def test_generate_and_ingest(env: dict[str, str], capsys: pytest.CaptureFixture[
     assert code == 0 and len(again["metrics"]["unchanged"]) == 8, "re-running ingest changes nothing"
 
 
-def test_ingest_without_landing_data_is_an_error(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_ingest_without_landing_data_is_an_error(
+    mlcycle_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, result = step(capsys, "ingest", dt.date(2027, 1, 1))
     assert code == ExitCode.ERROR and "no landing partition" in result["reason"]
 
 
-def test_validate_window(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_window(mlcycle_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    _ok(_generate(capsys))
+    _ok(step(capsys, "ingest", LAST, "--lookback", "8"))
     code, result = step(capsys, "validate", LAST, "--lookback", "8")
     assert code == 0 and len(result["metrics"]["passed"]) == 8
     assert result["metrics"]["summary"]["success"] is True
@@ -59,9 +116,9 @@ def test_validate_window(env: dict[str, str], capsys: pytest.CaptureFixture[str]
 
 
 def test_validate_rejects_and_quarantines_then_recovers(
-    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    mlcycle_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad_day = dt.date(2026, 9, 9)
+    env, bad_day = mlcycle_env, dt.date(2026, 9, 9)
     landing = root(env) / "landing"
     run(capsys, "generate", "--usecase", "yarnit", "--start", str(bad_day), "--end", str(bad_day), "--rows", str(ROWS),
         "--scenario", f"schema_break:{bad_day}")  # fmt: skip
@@ -95,16 +152,14 @@ def test_features_split_by_time(env: dict[str, str], capsys: pytest.CaptureFixtu
     assert "customer_id" not in train.columns, "metadata columns never reach features"
 
 
-def test_train_evaluate_promote(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_evaluate_promote(champion: dict[str, dict[str, Any]]) -> None:
     from mlflow.tracking import MlflowClient
 
-    code, trained = step(capsys, "train", LAST)
-    assert code == 0 and trained["metrics"]["model_version"] == "1"
+    trained, evaluated, promoted = champion["train"], champion["evaluate"], champion["promote"]
+    assert trained["metrics"]["model_version"] == "1" and trained["metrics"]["cache_hit"] is False
     assert trained["metrics"]["test_roc_auc"] > 0.6
-    code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "1")
-    assert code == 0 and evaluated["metrics"]["decision"] == "promote", evaluated["metrics"]
-    code, promoted = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
-    assert code == 0 and promoted["metrics"]["champion_version"] == "1"
+    assert evaluated["metrics"]["decision"] == "promote", evaluated["metrics"]
+    assert promoted["metrics"]["champion_version"] == "1"
     client = MlflowClient()
     version = client.get_model_version_by_alias("yarnit_model", "champion")
     assert str(version.version) == "1"
@@ -120,78 +175,83 @@ def test_train_evaluate_promote(env: dict[str, str], capsys: pytest.CaptureFixtu
     assert run_.data.metrics["test_roc_auc"] > 0.6 and "test_brier" in run_.data.metrics
 
 
-def test_stale_decision_loses_the_compare_and_set(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    from mlflow.tracking import MlflowClient
-
-    code, trained = step(capsys, "train", LAST, "--cache", "off")  # version 2, evaluated while v1 is champion
-    assert code == 0 and trained["metrics"]["model_version"] == "2" and not trained["metrics"]["cache_hit"]
-    code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "2")
+def test_stale_decision_loses_the_compare_and_set(
+    champion: dict[str, dict[str, Any]], candidate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluated = _ok(step(capsys, "evaluate", LAST, "--model-version", candidate))  # evaluated while v1 is champion
     decision_file = Path(evaluated["outputs"]["decision"]) / "decision.json"
     record = json.loads(decision_file.read_text())
-    assert record["champion_version"] == "1"
+    assert record["candidate_version"] == candidate and record["champion_version"] == "1"
     # Someone else moved the champion in between: the decision is stale and must not win.
     record.update(decision="promote", champion_version=None)
     decision_file.write_text(json.dumps(record))
     code, result = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
     assert code == ExitCode.REJECTED and "champion changed since evaluation" in result["reason"]
-    assert str(MlflowClient().get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+    assert _champion() == "1"
 
 
-def test_rejected_candidate_leaves_the_champion(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    from mlflow.tracking import MlflowClient
-
-    code, evaluated = step(capsys, "evaluate", LAST, "--model-version", "2")
+def test_rejected_candidate_leaves_the_champion(
+    champion: dict[str, dict[str, Any]], candidate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluated = _ok(step(capsys, "evaluate", LAST, "--model-version", candidate))
     decision_file = Path(evaluated["outputs"]["decision"]) / "decision.json"
     record = json.loads(decision_file.read_text())
     record.update(decision="reject", reasons=["roc_auc=0.70 does not beat champion 0.80 by 0.0"])
     decision_file.write_text(json.dumps(record))
     code, result = step(capsys, "promote", LAST, "--decision", evaluated["outputs"]["decision"])
     assert code == ExitCode.NOTHING_TO_DO and "gate decided 'reject'" in result["reason"]
-    assert str(MlflowClient().get_model_version_by_alias("yarnit_model", "champion").version) == "1"
+    assert _champion() == "1"
 
 
-def test_same_inputs_twice_is_a_cache_hit(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    from mlflow.tracking import MlflowClient
-
-    before = {v.version for v in MlflowClient().search_model_versions("name='yarnit_model'")}
-    code, again = step(capsys, "train", LAST)
-    assert code == 0 and again["metrics"]["cache_hit"] is True
-    assert again["metrics"]["model_version"] == "2", "the newest identical run is reused"
-    assert {v.version for v in MlflowClient().search_model_versions("name='yarnit_model'")} == before
-    code, forced = step(capsys, "train", LAST, "--cache", "off")
-    assert code == 0 and forced["metrics"]["cache_hit"] is False and forced["metrics"]["model_version"] == "3"
+def test_same_inputs_twice_is_a_cache_hit(
+    champion: dict[str, dict[str, Any]], candidate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _versions()
+    newest = str(max(int(v) for v in before))  # every version of this module is trained on LAST's inputs
+    again = _ok(step(capsys, "train", LAST))
+    assert again["metrics"]["cache_hit"] is True
+    assert again["metrics"]["model_version"] == newest, "the newest identical run is reused"
+    assert _versions() == before
+    forced = _ok(step(capsys, "train", LAST, "--cache", "off"))
+    assert forced["metrics"]["cache_hit"] is False and forced["metrics"]["model_version"] == str(int(newest) + 1)
     # Same data, config and seed: the retrained model measures the same.
     for metric in ("valid_roc_auc", "test_roc_auc", "test_log_loss"):
         assert forced["metrics"][metric] == pytest.approx(again["metrics"][metric], abs=1e-6)
 
 
-def test_report_lists_every_version(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_lists_every_version(
+    champion: dict[str, dict[str, Any]], candidate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, result = run(capsys, "report", "--usecase", "yarnit")
     assert code == 0
     versions = {row["version"]: row for row in result["metrics"]["versions"]}
-    assert set(versions) == {"1", "2", "3"}
+    assert set(versions) == _versions() and {"1", candidate} <= set(versions)
     assert versions["1"]["champion_periods"] and versions["1"]["champion_periods"][-1][1] is None
-    assert versions["3"]["champion_periods"] == []
+    assert versions[candidate]["champion_periods"] == [], "never promoted, never champion"
 
 
-def test_manual_promote_and_rollback(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_manual_promote_and_rollback(champion: dict[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
     from mlflow.tracking import MlflowClient
 
-    code, _ = step(capsys, "promote", LAST, "--action", "promote", "--model-version", "2", "--approver", "ana",
+    # Its own version: the candidate fixture's must stay a version that was never champion.
+    reviewed = _ok(step(capsys, "train", LAST, "--cache", "off"))["metrics"]["model_version"]
+    code, _ = step(capsys, "promote", LAST, "--action", "promote", "--model-version", reviewed, "--approver", "ana",
                    "--reason", "reviewed")  # fmt: skip
     assert code == 0
     client = MlflowClient()
-    champion = client.get_model_version_by_alias("yarnit_model", "champion")
-    assert str(champion.version) == "2" and champion.tags["mlcycle.previous_champion"] == "1"
-    assert champion.tags["mlcycle.approver"] == "ana"
+    promoted = client.get_model_version_by_alias("yarnit_model", "champion")
+    assert str(promoted.version) == reviewed and promoted.tags["mlcycle.previous_champion"] == "1"
+    assert promoted.tags["mlcycle.approver"] == "ana"
     code, result = step(capsys, "promote", LAST, "--action", "rollback", "--approver", "ana", "--reason", "bad")
     assert code == 0 and result["metrics"]["champion_version"] == "1"
-    assert str(client.get_model_version_by_alias("yarnit_model", "champion").version) == "1"
-    periods = json.loads(client.get_model_version("yarnit_model", "2").tags["mlcycle.champion_periods"])
-    assert len(periods) == 1 and periods[0][1] is not None, "v2's reign is closed by the rollback"
+    assert _champion() == "1"
+    periods = json.loads(client.get_model_version("yarnit_model", reviewed).tags["mlcycle.champion_periods"])
+    assert len(periods) == 1 and periods[0][1] is not None, "the reviewed version's reign is closed by the rollback"
 
 
-def test_score_uses_the_champion_version(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_uses_the_champion_version(
+    env: dict[str, str], champion: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, result = step(capsys, "score", LAST)
     assert code == 0 and result["metrics"]["model_version"] == "1"
     predictions = pd.read_parquet(result["outputs"]["predictions"])
@@ -202,22 +262,18 @@ def test_score_uses_the_champion_version(env: dict[str, str], capsys: pytest.Cap
     assert step(capsys, "score", LAST)[1]["metrics"] == result["metrics"], "re-scoring is idempotent"
 
 
-def test_monitor_writes_the_drift_report(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_monitor_writes_the_drift_report(champion: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     code, result = step(capsys, "monitor", LAST)
     assert code == 0
-    assert isinstance(result["metrics"]["dataset_drift"], bool)
+    assert result["metrics"]["dataset_drift"] is False, "a normal day does not drift from the training data"
     report = Path(result["outputs"]["report"])
     assert "<html" in report.read_text()[:5000].lower()
     summary = json.loads((report.parent / "summary.json").read_text())
     assert {c["stattest"] for c in summary["columns"]} == {"ks", "chisquare"}
 
 
-def test_score_without_champion_is_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mp = pytest.MonkeyPatch()
-    for key, value in embedded_environment(tmp_path).items():
-        mp.setenv(key, value)
-    try:
-        code, result = step(capsys, "score", LAST)
-    finally:
-        mp.undo()
+def test_score_without_champion_is_nothing_to_do(
+    mlcycle_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, result = step(capsys, "score", LAST)
     assert code == ExitCode.NOTHING_TO_DO and "no @champion" in result["reason"]
