@@ -44,7 +44,7 @@ def package_copy(tmp_path: Path) -> Path:
 def test_the_package_keeps_every_contract() -> None:
     result = lint_imports(REPO, REPO / "include")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 3 kept, 0 broken." in result.stdout, result.stdout
+    assert "Contracts: 4 kept, 0 broken." in result.stdout, result.stdout
 
 
 def test_an_upward_import_breaks_the_layers_contract(package_copy: Path) -> None:
@@ -65,3 +65,15 @@ def test_a_heavy_import_reached_from_orchestration_breaks_the_parse_time_contrac
     assert result.returncode == 1, result.stdout + result.stderr
     assert "DAG parsing stays light" in result.stdout and "BROKEN" in result.stdout, result.stdout
     assert "mlcycle.retraining -> pandas" in result.stdout, result.stdout
+
+
+def test_a_dev_tooling_import_breaks_the_runtime_only_contract(package_copy: Path) -> None:
+    # A helper the demo has, used from a step: it would not exist in the task image.
+    step = package_copy / "include" / "mlcycle" / "steps" / "score.py"
+    step.write_text(
+        step.read_text() + "\n\ndef _summary() -> object:\n    from mlcycle_dev import demo\n\n    return demo\n"
+    )
+    result = lint_imports(package_copy, package_copy / "include")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "The runtime package never imports the dev tooling or test code BROKEN" in result.stdout, result.stdout
+    assert "mlcycle.steps.score -> mlcycle_dev" in result.stdout, result.stdout
