@@ -6,7 +6,7 @@ in a subprocess that returns while the services keep running): PostgreSQL, an S3
 repository's DAG files, unchanged. The use case is a copy of yarnit with a 7-day window and a smaller model (so
 the module fits the CI budget) and nightly cron times at midnight, so "the latest complete day" is yesterday.
 
-In order (each test builds on the one before):
+What it checks (in any order: the nightly training run that the others build on is a module fixture):
 1. `up` returned, every service is healthy, on loopback;
 2. the scheduler runs the nightly training run unpausing creates -- and the scheduler is restarted mid-run;
 3. a scoring run triggered through the REST API with a `partition` Param; its step process is SIGKILLed mid-run,
@@ -356,7 +356,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-# --- the tests, in order -----------------------------------------------------------------------------------
+# --- the tests (any order: what several need is a module fixture) ------------------------------------------
 
 
 def test_up_returned_and_every_service_is_healthy_on_loopback(stack: Stack) -> None:
@@ -384,19 +384,14 @@ def test_up_returned_and_every_service_is_healthy_on_loopback(stack: Stack) -> N
     assert {f"{USECASE}_{f}" for f in ("training", "scoring", "monitoring", "promotion")} <= dag_ids
 
 
-def test_the_scheduler_runs_the_nightly_training_and_survives_its_own_restart(stack: Stack) -> None:
+@pytest.fixture(scope="module")
+def nightly(stack: Stack) -> dict[str, Any]:
+    """The scheduler's own nightly training run, with the scheduler restarted while `validate` runs. It registers
+    v1 and makes it @champion: the scoring, backfill, S3/MLflow and outage tests build on it, whatever their order."""
     dag_id = f"{USECASE}_training"
     stack.airflow.unpause(dag_id)  # the scheduler now creates the latest nightly run by itself
     scheduled = wait_until(lambda: _runs(stack, dag_id, run_type="scheduled"), 180, "the nightly run", interval=2)
     run = scheduled[0]
-    partition = run["logical_date"][:10]
-    # Data-interval semantics: the run after midnight processes the day that just ended.
-    assert (
-        partition
-        == (
-            dt.datetime.fromisoformat(run["run_after"].replace("Z", "+00:00")).date() - dt.timedelta(days=1)
-        ).isoformat()
-    )
     run_id = run["dag_run_id"]
 
     # Restart the scheduler while a task of the run is executing.
@@ -405,13 +400,25 @@ def test_the_scheduler_runs_the_nightly_training_and_survives_its_own_restart(st
     )
     took = stack.facts["scheduler_restart_seconds"] = _restart(stack, "scheduler")
     print(f"scheduler restarted, healthy after {took} s")
+    state = _wait_run(stack, dag_id, run_id, timeout=900)
+    return {"dag_id": dag_id, "run": run, "run_id": run_id, "partition": run["logical_date"][:10], "state": state}
 
-    _wait_run(stack, dag_id, run_id, timeout=900)
+
+def test_the_scheduler_runs_the_nightly_training_and_survives_its_own_restart(
+    stack: Stack, nightly: dict[str, Any]
+) -> None:
+    dag_id, run, run_id, partition = nightly["dag_id"], nightly["run"], nightly["run_id"], nightly["partition"]
+    # Data-interval semantics: the run after midnight processes the day that just ended.
+    assert (
+        partition
+        == (
+            dt.datetime.fromisoformat(run["run_after"].replace("Z", "+00:00")).date() - dt.timedelta(days=1)
+        ).isoformat()
+    )
     # The scheduler's workers die with it, the running try with them; the new scheduler resets it and re-runs it.
     tries = _tries(stack, dag_id, run_id, "validate")
     print(f"validate tries across the restart: {tries}")
     assert len(tries) >= 2 and tries[1] != "success" and tries[max(tries)] == "success", tries
-    stack.facts["nightly"] = {"run_id": run_id, "partition": partition}
     train = _xcom(stack, dag_id, run_id, "train")
     assert train["partition"] == partition and train["metrics"]["model_version"] == "1"
     promote = _xcom(stack, dag_id, run_id, "promote")
@@ -426,7 +433,9 @@ def _restart(stack: Stack, name: str) -> float:
     return took
 
 
-def test_a_rest_triggered_run_with_params_completes_after_its_step_is_killed(stack: Stack) -> None:
+def test_a_rest_triggered_run_with_params_completes_after_its_step_is_killed(
+    stack: Stack, nightly: dict[str, Any]
+) -> None:
     from mlcycle.settings import storage_root
     from mlcycle.storage.partitions import Storage
 
@@ -461,7 +470,7 @@ def test_a_rest_triggered_run_with_params_completes_after_its_step_is_killed(sta
     assert monitor.reads > 0 and monitor.torn == [], monitor.torn
 
 
-def test_a_seven_day_backfill_created_through_the_api_completes(stack: Stack) -> None:
+def test_a_seven_day_backfill_created_through_the_api_completes(stack: Stack, nightly: dict[str, Any]) -> None:
     first, last = BACKFILL
     results = run_backfills(stack.airflow, USECASE, first, last, ["scoring"], timeout=900)
     days = {run["logical_date"][:10]: run["state"] for run in results[f"{USECASE}_scoring"]}
@@ -473,8 +482,9 @@ def test_a_seven_day_backfill_created_through_the_api_completes(stack: Stack) ->
         assert f"{USECASE}/predictions/ds={day}/role=champion/_SUCCESS" in predictions
 
 
-def test_data_and_artifacts_are_in_s3_and_mlflow_lists_the_runs_and_aliases(stack: Stack) -> None:
-    nightly = stack.facts["nightly"]
+def test_data_and_artifacts_are_in_s3_and_mlflow_lists_the_runs_and_aliases(
+    stack: Stack, nightly: dict[str, Any]
+) -> None:
     partition = nightly["partition"]
     data = stack.keys(DATA_BUCKET)
     for dataset in ("landing", "raw", "validated", "features", "evaluation"):
@@ -534,12 +544,12 @@ def test_mlflow_refuses_requests_without_valid_credentials(stack: Stack) -> None
 
 
 def test_mlflow_stopped_mid_training_fails_the_step_cleanly_and_leaves_no_half_registered_version(
-    stack: Stack,
+    stack: Stack, nightly: dict[str, Any]
 ) -> None:
     """Driven outside the scheduler: the outage must hit the one moment that matters, right after the version is
     created and before it is tagged, which only a proxy in the request path can time. The retry is what Airflow's
     would be: the same command and run id, the next try number."""
-    partition = stack.facts["nightly"]["partition"]
+    partition = nightly["partition"]
     before = {v["version"] for v in stack.versions()}
     stopped = threading.Event()
 

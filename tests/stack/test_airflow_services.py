@@ -64,6 +64,13 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowService
     env = {**os.environ, **embedded_environment(root / "home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
     with AirflowServices(env, components=COMPONENTS) as services:
         yield services
+        # Checked here, not in a test, so that it holds whatever order the tests ran in: stopping leaves no
+        # process of any component behind (a failure here is reported as an error of the module's last test).
+        pids = services.members()
+        assert len(pids) >= len(COMPONENTS)
+        assert services.stop() == {}
+        assert [pid for pid in pids if _alive(pid)] == []
+        assert services.members() == []
 
 
 def test_every_component_is_healthy_and_the_dags_are_parsed(airflow: AirflowServices) -> None:
@@ -114,17 +121,6 @@ def test_a_backfill_runs_each_day(airflow: AirflowServices) -> None:
     assert [run["logical_date"][:10] for run in runs] == ["2026-09-01", "2026-09-02", "2026-09-03"]
     assert {run["state"] for run in runs} == {"success"}
     assert {run["run_type"] for run in runs} == {"backfill"}
-
-
-def test_stop_leaves_no_process_behind(airflow: AirflowServices) -> None:
-    """Last in this module: stops the module's services (the fixture's own stop is then a no-op)."""
-    pids = airflow.members()
-    assert len(pids) >= len(COMPONENTS)
-
-    assert airflow.stop() == {}
-
-    assert [pid for pid in pids if _alive(pid)] == []
-    assert airflow.members() == []
 
 
 def _alive(pid: int) -> bool:
