@@ -61,7 +61,15 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowService
     (dags / "stack_broken.py").write_text(
         '"""An airflow DAG file that fails."""\nraise RuntimeError("broken on purpose")\n'
     )
-    env = {**os.environ, **embedded_environment(root / "home"), "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+    env = {
+        **os.environ,
+        **embedded_environment(root / "home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        # Only the runs the tests create: unpausing a scheduled DAG would otherwise make the scheduler create
+        # today's run at the moment a backfill creates its runs, and on SQLite the two writers can collide
+        # (the scheduler then dies on a StaleDataError on dag_run), whichever test happens to come first.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    }
     with AirflowServices(env, components=COMPONENTS) as services:
         yield services
         # Checked here, not in a test, so that it holds whatever order the tests ran in: stopping leaves no
