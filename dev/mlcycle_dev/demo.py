@@ -37,7 +37,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from mlcycle.settings import REPO_ROOT, embedded_environment, home
-from mlcycle.specs.names import ModelRole
+from mlcycle.specs.names import DagFamily, ModelRole
 from mlcycle.storage.layout import PERFORMANCE_FILE, SUMMARY_FILE, Dataset, role_sub
 
 USECASE = "yarnit"
@@ -47,7 +47,7 @@ DRIFT_FROM = dt.date(2026, 9, 17)
 BROKEN_DAY = dt.date(2026, 9, 16)
 SCENARIOS = [f"covariate_shift:{DRIFT_FROM}:{END}", f"schema_break:{BROKEN_DAY}"]
 # The schema break must be stopped by the scoring DAG's contract gate: that run is meant to fail.
-EXPECTED_FAILURES = {(f"{USECASE}_scoring", str(BROKEN_DAY))}
+EXPECTED_FAILURES = {(DagFamily.SCORING.dag_id(USECASE), str(BROKEN_DAY))}
 
 
 def _say(message: str) -> None:
@@ -237,9 +237,15 @@ def summary(storage_root: Path, runner: AirflowRunner, alerts: list[dict[str, An
                 f"Champion across the rejected {run['dag_id']} {run['partition']}: "
                 f"v{run['champion_before']} before, v{run['champion_after']} after"
             )
-    retrains = [r for r in runner.runs if r["dag_id"].endswith("_training") and r["partition"] != str(FIRST_TRAINING)]
+    retrains = [
+        r
+        for r in runner.runs
+        if r["dag_id"] == DagFamily.TRAINING.dag_id(USECASE) and r["partition"] != str(FIRST_TRAINING)
+    ]
     for run in retrains:
-        print(f"Retraining run caused by drift: yarnit_training for {run['partition']} -> {run['tasks']}")
+        print(
+            f"Retraining run caused by drift: {DagFamily.TRAINING.dag_id(USECASE)} for {run['partition']} -> {run['tasks']}"
+        )
     if alerts:
         print(f"Alerts sent to the webhook ({len(alerts)}):")
         for alert in alerts:
@@ -271,27 +277,27 @@ def demo() -> int:
     sink = AlertSink()
     os.environ["MLCYCLE_ALERT_WEBHOOK_URL"] = sink.url
     runner = AirflowRunner()
-    _say(f"Training the first model: {USECASE}_training for {FIRST_TRAINING}")
-    runner.run(f"{USECASE}_training", FIRST_TRAINING)
+    _say(f"Training the first model: {DagFamily.TRAINING.dag_id(USECASE)} for {FIRST_TRAINING}")
+    runner.run(DagFamily.TRAINING.dag_id(USECASE), FIRST_TRAINING)
 
     last_event = 0
     day = FIRST_TRAINING + dt.timedelta(days=1)
     while day <= END:
         _say(f"Day {day}: scoring and monitoring")
         before = champion_version()
-        scoring = runner.run(f"{USECASE}_scoring", day)
+        scoring = runner.run(DagFamily.SCORING.dag_id(USECASE), day)
         if scoring["failed"]:
             scoring.update(champion_before=before, champion_after=champion_version())
         if day == DRIFT_FROM and not notify_only_shown(runner, day, last_event):
             return 1
-        runner.run(f"{USECASE}_monitoring", day)
+        runner.run(DagFamily.MONITORING.dag_id(USECASE), day)
         event = latest_retraining_event(last_event)
         if event is not None:
             last_event = event["id"]
             reason = f"Asset event #{event['id']} from {event['source']}: {event['extra'].get('reason')}"
-            _say(f"Retraining requested -> {USECASE}_training for {event['extra']['partition']}")
+            _say(f"Retraining requested -> {DagFamily.TRAINING.dag_id(USECASE)} for {event['extra']['partition']}")
             runner.run(
-                f"{USECASE}_training",
+                DagFamily.TRAINING.dag_id(USECASE),
                 dt.date.fromisoformat(event["extra"]["partition"]),
                 conf={"partition": event["extra"]["partition"], "reason": reason},
             )
@@ -310,7 +316,7 @@ def demo() -> int:
 def notify_only_shown(runner: AirflowRunner, day: dt.date, last_event: int) -> bool:
     """Monitor the first drifted day with the Param `retraining_mode=notify_only`: an alert, no Asset event."""
     _say(f"First, {day} under `notify_only` (monitoring DAG Param retraining_mode): alert only")
-    run = runner.run(f"{USECASE}_monitoring", day, conf={"retraining_mode": "notify_only"})
+    run = runner.run(DagFamily.MONITORING.dag_id(USECASE), day, conf={"retraining_mode": "notify_only"})
     runner.runs.remove(run)  # the summary tells the scheduled story; this run is shown here
     decision = run["retraining"] or {}
     print(f"    decision: {decision.get('decision')}: {decision.get('reason')}")
