@@ -38,7 +38,7 @@ from typing import Any
 
 from mlcycle.settings import REPO_ROOT, embedded_environment, home
 from mlcycle.specs.names import DagFamily, ModelRole
-from mlcycle.storage.layout import PERFORMANCE_FILE, SUMMARY_FILE, Dataset, role_sub
+from mlcycle.storage.layout import PERFORMANCE_FILE, REASON_FILE, SUMMARY_FILE, Dataset, role_sub
 
 USECASE = "yarnit"
 START, END = dt.date(2026, 9, 1), dt.date(2026, 9, 21)
@@ -202,7 +202,7 @@ def summary(storage_root: Path, runner: AirflowRunner, alerts: list[dict[str, An
         print(f"      trigger: {tags.get('mlcycle.trigger', '-')}")
     print("Drift verdicts (yarnit_monitoring) and retraining decisions:")
     decisions = {r["partition"]: r["retraining"] for r in runner.runs if r.get("retraining")}
-    for folder in sorted((storage_root / USECASE / "monitoring").glob("ds=*")):
+    for folder in sorted((storage_root / USECASE / Dataset.MONITORING).glob("ds=*")):
         drift = json.loads((folder / SUMMARY_FILE).read_text())
         drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
         verdict = "DATASET DRIFT" if drift["dataset_drift"] else "no drift"
@@ -226,7 +226,7 @@ def summary(storage_root: Path, runner: AirflowRunner, alerts: list[dict[str, An
         days = ", ".join(p.parent.name[3:] for p in shadow)
         print(f"Shadow predictions of @challenger (kept apart, never served): {days}")
     print("Quarantined partitions (data contract):")
-    for reason_file in sorted((storage_root / USECASE / "quarantine").glob("ds=*/reason.json")):
+    for reason_file in sorted((storage_root / USECASE / Dataset.QUARANTINE).glob(f"ds=*/{REASON_FILE}")):
         reason = json.loads(reason_file.read_text())
         print(f"  {reason_file.parent.name[3:]}: {len(reason['failed'])} hard failures -> {reason_file}")
         for line in reason["failed"][:4]:
