@@ -20,7 +20,7 @@ from support.boundaries import (
     service_account_user,
     task_namespace,
 )
-from support.helm_release import NAMESPACE, Rendered, render_values
+from support.helm_release import NAMESPACE, Rendered, render, render_values
 from support.kube_checks import pod_specs
 from support.step_pods import StepPod
 
@@ -157,3 +157,44 @@ def test_the_policy_applies_to_the_launchers_in_the_task_namespace_only(
 def test_the_policy_can_be_left_to_the_cluster_admins() -> None:
     rendered = render_values({"tasks": {"admissionPolicy": {"enabled": False}}})
     assert rendered.of_kind("ValidatingAdmissionPolicy") == rendered.of_kind("ValidatingAdmissionPolicyBinding") == []
+
+
+def _istio_injected(pod: dict[str, Any]) -> None:
+    """What Istio's injector adds before validating admission runs: a proxy sidecar, an init container, volumes."""
+    proxy = "docker.io/istio/proxyv2:1.27.3"
+    pod["spec"].setdefault("initContainers", []).append({"name": "istio-init", "image": proxy})
+    pod["spec"]["containers"].append({"name": "istio-proxy", "image": proxy})
+    pod["spec"]["volumes"] += [
+        {"name": "istio-envoy", "emptyDir": {"medium": "Memory"}},
+        {"name": "istiod-ca-cert", "configMap": {"name": "istio-ca-root-cert"}},
+        {"name": "istio-podinfo", "downwardAPI": {"items": []}},
+        {"name": "istio-token", "projected": {"sources": [{"serviceAccountToken": {"path": "istio-token"}}]}},
+    ]
+
+
+def test_the_production_mesh_sidecar_is_admitted(step_pods: tuple[StepPod, ...]) -> None:
+    """Mutating admission (the mesh's injector) runs first: with transport.meshMtls the policy must admit the
+    proxy image it injects (KPO then stops Istio's proxy through pods/exec when the step ends)."""
+    production = render("production")
+    assert production.values["transport"]["meshMtls"] is True
+    allowed = set(production.values["tasks"]["credentialsSecrets"])
+
+    def as_in_production(pod: dict[str, Any]) -> None:
+        # Production's Airflow settings name production's Secrets (MLCYCLE_K8S_SECRETS = tasks.credentialsSecrets).
+        base = pod["spec"]["containers"][0]
+        base["envFrom"] = [s for s in base["envFrom"] if "secretRef" not in s or s["secretRef"]["name"] in allowed]
+        _istio_injected(pod)
+
+    injected = altered(step_pods[0].pod, as_in_production)
+    assert admission_denials(production, injected, _worker(production)) == []
+    without_proxy_image = render_values(
+        {
+            **production.values,
+            "tasks": {
+                **production.values["tasks"],
+                "admissionPolicy": {"enabled": True, "extraAllowedImages": ["alpine"]},
+            },
+        }
+    )
+    denials = admission_denials(without_proxy_image, injected, _worker(without_proxy_image))
+    assert any("image" in d for d in denials), denials
