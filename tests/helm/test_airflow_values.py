@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mlcycle.settings import KubernetesSettings
+from support.boundaries import TASK_NAMESPACE
 from support.helm_release import Rendered
 from support.kube_checks import REPO
 from support.step_pods import airflow_env, dag_side_env
@@ -63,7 +64,7 @@ def test_the_dag_side_settings_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in dag_side_env().items():
         monkeypatch.setenv(name, value)
     settings = KubernetesSettings.from_env()
-    assert settings.deferrable is True and settings.namespace == "mlcycle"
+    assert settings.deferrable is True and settings.namespace == TASK_NAMESPACE
     assert settings.gpu_node_selector == {"nvidia.com/gpu.present": "true"}
 
 

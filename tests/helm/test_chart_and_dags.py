@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support.boundaries import task_namespace
 from support.helm_release import NAMESPACE, Rendered, render
 from support.kube_checks import CHART, pod_specs
 from support.step_pods import GPU_USECASE, StepPod, airflow_env
@@ -38,7 +39,7 @@ def test_airflows_settings_name_objects_of_the_release(
     default_release: Rendered, step_pods: tuple[StepPod, ...]
 ) -> None:
     env = airflow_env()
-    assert env["MLCYCLE_NAMESPACE"] == NAMESPACE
+    assert env["MLCYCLE_NAMESPACE"] == task_namespace(default_release) != NAMESPACE
     default_release.get("ServiceAccount", env["MLCYCLE_K8S_SERVICE_ACCOUNT"])
     default_release.get("ConfigMap", env["MLCYCLE_K8S_CONFIGMAP"])
     chart_values = yaml.safe_load((CHART / "values.yaml").read_text())

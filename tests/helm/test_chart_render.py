@@ -9,6 +9,7 @@ import re
 import helm_python
 import pytest
 
+from support.boundaries import task_namespace
 from support.helm_release import NAMESPACE, RELEASE, VALUE_SETS, Rendered, render, values_of
 from support.kube_checks import (
     CHART,
@@ -32,7 +33,11 @@ EXPECTED_KINDS = {
     "RoleBinding",
     "Service",
     "ServiceAccount",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
 }
+#: Cluster-scoped kinds the chart renders (no namespace).
+CLUSTER_SCOPED = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
@@ -87,7 +92,10 @@ def test_names_and_labels_come_from_the_helpers(release: Rendered) -> None:
         where = f"{manifest['kind']}/{meta['name']}"
         assert _DNS_LABEL.match(meta["name"]) and len(meta["name"]) <= 63, where
         assert meta["name"].startswith(f"{RELEASE}-"), where
-        assert meta["namespace"] == NAMESPACE, where
+        if manifest["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in meta, where
+        else:  # the services' namespace or the step pods' (tests/helm/test_boundaries.py says which is where)
+            assert meta["namespace"] in (NAMESPACE, task_namespace(release)), where
         labels = meta["labels"]
         assert labels["app.kubernetes.io/instance"] == RELEASE, where
         assert labels["app.kubernetes.io/managed-by"] == "Helm", where

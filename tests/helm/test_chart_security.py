@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from support.helm_release import Rendered
+from support.boundaries import task_namespace
+from support.helm_release import NAMESPACE, Rendered
 from support.kube_checks import CHART, REPO, credential_literals, pod_specs
 from support.step_pods import StepPod
 
@@ -40,32 +41,46 @@ def _policies(release: Rendered) -> dict[str, dict[str, Any]]:
     return {p["metadata"]["name"]: p["spec"] for p in release.of_kind("NetworkPolicy")}
 
 
+def _policies_in(release: Rendered, namespace: str) -> dict[str, dict[str, Any]]:
+    """The policies of one namespace: a policy selects pods of its own namespace only."""
+    return {
+        p["metadata"]["name"]: p["spec"]
+        for p in release.of_kind("NetworkPolicy")
+        if p["metadata"]["namespace"] == namespace
+    }
+
+
 def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
     selector = policy["podSelector"].get("matchLabels") or {}
     return selector.items() <= labels.items()
 
 
 def test_everything_is_denied_by_default(release: Rendered) -> None:
-    deny = _policies(release)["mlcycle-default-deny"]
-    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    dns = _policies(release)["mlcycle-allow-dns"]
-    assert dns["podSelector"] == {} and dns["egress"] == [
-        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-    ]
+    """In both namespaces: the services' and the step pods'."""
+    for namespace, prefix in ((NAMESPACE, "mlcycle-"), (task_namespace(release), "mlcycle-tasks-")):
+        policies = _policies_in(release, namespace)
+        deny = policies[f"{prefix}default-deny"]
+        assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        dns = policies[f"{prefix}allow-dns"]
+        assert dns["podSelector"] == {} and dns["egress"] == [
+            {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+        ]
 
 
 def test_step_pods_reach_mlflow_and_s3_only(release: Rendered, step_pods: tuple[StepPod, ...]) -> None:
-    policies = _policies(release)
+    policies = _policies_in(release, task_namespace(release))
     for pod in step_pods:
+        assert pod.pod["metadata"]["namespace"] == task_namespace(release), pod.where
         labels = pod.pod["metadata"]["labels"]
         selecting = sorted(name for name, policy in policies.items() if _selects(policy, labels))
-        assert selecting == ["mlcycle-allow-dns", "mlcycle-default-deny", "mlcycle-steps"], pod.where
+        assert selecting == ["mlcycle-steps", "mlcycle-tasks-allow-dns", "mlcycle-tasks-default-deny"], pod.where
     steps = policies["mlcycle-steps"]
     assert "ingress" not in steps and steps["policyTypes"] == ["Ingress", "Egress"]
     ports = [(port["port"], rule.get("to")) for rule in steps["egress"] for port in rule["ports"]]
     assert [p for p, _ in ports] == [5000, 443]
     mlflow_labels = release.get("Deployment", "mlcycle-mlflow")["spec"]["template"]["metadata"]["labels"]
     assert ports[0][1][0]["podSelector"]["matchLabels"].items() <= mlflow_labels.items()
+    assert ports[0][1][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NAMESPACE}
 
 
 def test_mlflow_is_reached_by_the_steps(release: Rendered, step_pods: tuple[StepPod, ...]) -> None:
@@ -73,18 +88,18 @@ def test_mlflow_is_reached_by_the_steps(release: Rendered, step_pods: tuple[Step
     peers = mlflow["ingress"][0]["from"]
     step_labels = step_pods[0].pod["metadata"]["labels"]
     assert peers[0]["podSelector"]["matchLabels"].items() <= step_labels.items()
+    tasks = {"kubernetes.io/metadata.name": task_namespace(release)}
+    assert peers[0]["namespaceSelector"]["matchLabels"] == tasks
     assert mlflow["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 5000}]
     assert [p["port"] for rule in mlflow["egress"] for p in rule["ports"]] == [5432, 443]
 
 
 def test_each_chart_pod_has_its_own_policy(release: Rendered) -> None:
-    policies = _policies(release)
     for manifest in release.manifests:
+        policies = _policies_in(release, manifest["metadata"].get("namespace", ""))
         for name, metadata, _ in pod_specs(manifest):
             own = [
-                n
-                for n, policy in policies.items()
-                if policy["podSelector"] and _selects(policy, metadata["labels"]) and n != "mlcycle-default-deny"
+                n for n, policy in policies.items() if policy["podSelector"] and _selects(policy, metadata["labels"])
             ]
             assert own, f"{name} is covered by the default deny only"
 

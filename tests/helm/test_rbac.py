@@ -9,6 +9,7 @@ from pathlib import Path
 
 import airflow.providers.cncf.kubernetes as provider
 
+from support.boundaries import task_namespace
 from support.helm_release import Rendered
 
 #: Kubernetes client calls -> the (resource, verb) RBAC checks for them.
@@ -86,7 +87,8 @@ def test_the_pod_launcher_is_bound_to_airflows_launchers_only(release: Rendered)
 def test_the_cleanup_role_lists_and_deletes_pods_only(release: Rendered) -> None:
     assert _rules(release.get("Role", "mlcycle-orphan-cleanup")) == {("pods", "list"), ("pods", "delete")}
     binding = release.get("RoleBinding", "mlcycle-orphan-cleanup")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlcycle-orphan-cleanup", "namespace": "mlcycle"}]
+    tasks = task_namespace(release)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "mlcycle-orphan-cleanup", "namespace": tasks}]
 
 
 def test_the_step_identity_has_no_permission(release: Rendered) -> None:

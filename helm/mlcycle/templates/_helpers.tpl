@@ -72,6 +72,18 @@ app.kubernetes.io/part-of=mlcycle,app.kubernetes.io/component=step,kubernetes_po
 {{- end -}}
 {{- end -}}
 
+{{/*
+The namespace of the step pods (and of everything they use: their ServiceAccount, ConfigMaps, quota, the cleanup
+CronJob). Never the release namespace: that one holds MLflow's and the receiver's Secrets, and Airflow's
+launchers may create pods in the task namespace (docs/security.md).
+*/}}
+{{- define "mlcycle.taskNamespace" -}}
+{{- if eq .Values.tasks.namespace .Release.Namespace -}}
+{{- fail (printf "tasks.namespace must differ from the release namespace %q: Airflow's workers create pods in tasks.namespace, and the release namespace holds MLflow's and the alert receiver's Secrets" .Release.Namespace) -}}
+{{- end -}}
+{{- .Values.tasks.namespace -}}
+{{- end -}}
+
 {{- define "mlcycle.taskServiceAccount" -}}
 {{- default (include "mlcycle.componentName" (dict "root" . "component" "task")) .Values.tasks.serviceAccount.name -}}
 {{- end -}}
