@@ -121,3 +121,26 @@ def test_failure_alerts_from_the_charts_settings_reach_alertmanager(monkeypatch:
     payload = posted.body
     assert payload[0]["labels"]["mlcycle_auto_rerun"] == "false"
     assert payload[0]["labels"]["alertname"] == "step-failed"
+
+
+def test_the_documented_alertmanager_route_is_valid_and_reruns_only_what_asks_for_it() -> None:
+    """docs/alertmanager-example.yml is a configuration Alertmanager accepts as written, and its route sends
+    mlcycle's alerts (always mlcycle_auto_rerun="false") to people only; the receiver gets only "true"."""
+    import shutil
+    import subprocess
+
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (apt-get install prometheus-alertmanager; .ci/run does)")
+    config = str(REPO / "docs" / "alertmanager-example.yml")
+    checked = subprocess.run([amtool, "check-config", config], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def receivers(*labels: str) -> str:
+        argv = [amtool, "config", "routes", "test", f"--config.file={config}", *labels]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+    mlcycles = ["alertname=step-failed", "usecase=yarnit", "dag_id=yarnit_scoring", "partition=2026-09-16"]
+    assert receivers(*mlcycles, "mlcycle_auto_rerun=false") == "mlcycle-pager"
+    assert receivers("alertname=UpstreamExportLate", "usecase=yarnit") == "mlcycle-pager"
+    assert receivers("alertname=UpstreamExportLate", "mlcycle_auto_rerun=true") == "mlcycle-pager,mlcycle-rerun"
