@@ -68,6 +68,7 @@ def test_send_posts_to_the_webhook(webhook: tuple[str, list[dict[str, Any]]], mo
     url, received = webhook
     monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", url)
     monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_TOKEN", "s3cret")
+    monkeypatch.delenv("MLCYCLE_ALERT_FORMAT", raising=False)
     message = build_message(
         alert="drift-detected", dag_id="yarnit_monitoring", task_id="notify", run_id="r", partition="2026-09-17",
         reason="dataset drift", severity="warning",
