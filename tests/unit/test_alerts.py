@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -205,3 +206,22 @@ def test_an_alert_refused_by_the_webhook_logs_the_status_and_the_answer(
             assert send(failure_message(_context("score", RuntimeError("boom")))) is False
     assert "HTTP 400" in caplog.text and "expected a list of alerts" in caplog.text
     assert ALERTMANAGER_API_PATH not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("MLCYCLE_ALERT_FORMAT", "alertmanger", "MLCYCLE_ALERT_FORMAT='alertmanger'"),
+        ("MLCYCLE_ALERT_WEBHOOK_URL", "alertmanager:9093/api/v2/alerts", "MLCYCLE_ALERT_WEBHOOK_URL"),
+    ],
+)
+def test_a_wrong_alert_setting_fails_the_dag_import_naming_it(
+    name: str, value: str, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every task's FailureAlert is built when the DAG file is parsed: a typo there is an import error that names
+    the setting, not an alert lost to the log at the first failure."""
+    from mlcycle.orchestration.alerts import AlertSettingsError, FailureAlert
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(AlertSettingsError, match=re.escape(named)):
+        FailureAlert()

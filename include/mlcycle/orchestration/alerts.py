@@ -12,6 +12,7 @@ Settings (per environment; helm/airflow-values.yaml in production):
   Slack-compatible `text` field). docs/deploy.md, "Where alerts go".
 - `MLCYCLE_ALERT_WEBHOOK_TOKEN`: optional bearer token for that URL.
 - `MLCYCLE_RUNBOOK_BASE_URL`: where docs/runbooks/ is published.
+A wrong format or a URL that is not http(s) fails the DAG import (FailureAlert checks them when built).
 
 An alert from here never asks for an automatic rerun: in the Alertmanager format every alert carries the label
 `mlcycle_auto_rerun="false"`, and only alerts labelled "true" are routed to mlcycle's alert receiver (which turns
@@ -82,6 +83,15 @@ def alert_format() -> AlertFormat:
         return AlertFormat(value)
     except ValueError:
         raise AlertSettingsError(f"{FORMAT_ENV}={value!r} is not one of {[f.value for f in AlertFormat]}") from None
+
+
+def check_settings() -> AlertFormat:
+    """The configured format, after checking the alert settings; AlertSettingsError names a wrong one."""
+    fmt = alert_format()
+    url = os.environ.get(WEBHOOK_URL_ENV, "")
+    if url and (urlsplit(url).scheme not in ("http", "https") or endpoint_for_log(url) == _MALFORMED_URL):
+        raise AlertSettingsError(f"{WEBHOOK_URL_ENV} is not an http(s) URL (it starts {endpoint_for_log(url)!r})")
+    return fmt
 
 
 def endpoint_for_log(url: str) -> str:
@@ -189,9 +199,7 @@ def send(message: dict[str, Any]) -> bool:
         return False
     endpoint = endpoint_for_log(url)
     try:
-        fmt = alert_format()
-        if urlsplit(url).scheme not in ("http", "https") or endpoint == _MALFORMED_URL:
-            raise AlertSettingsError(f"{WEBHOOK_URL_ENV} is not an http(s) URL (it starts {endpoint!r})")
+        fmt = check_settings()
     except AlertSettingsError as exc:
         log.error("ALERT (not sent: %s): %s", exc, document)
         return False
@@ -260,6 +268,12 @@ def failure_message(context: Any) -> dict[str, Any]:
 
 class FailureAlert(BaseNotifier):
     """`on_failure_callback` of every mlcycle task: sends `failure_message(context)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Built when a DAG file is parsed: a wrong alert setting fails the import, naming the setting, rather than
+        # sending the first real failure's alert nowhere.
+        check_settings()
 
     def notify(self, context: Any) -> None:
         send(failure_message(context))
