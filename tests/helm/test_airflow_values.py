@@ -4,6 +4,7 @@ git-sync with the mlcycle package on the path, our images), and credentials only
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -89,3 +90,58 @@ def test_credentials_only_from_secrets() -> None:
     assert "secretRef" in VALUES["extraEnvFrom"]
     plain = {e["name"] for e in VALUES["env"]} - {"MLCYCLE_K8S_SECRETS"}  # that one lists Secret names
     assert not any(w in name for name in plain for w in ("PASSWORD", "TOKEN", "SECRET", "FERNET"))
+
+
+def test_failure_alerts_from_the_charts_settings_reach_alertmanager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """H2: with the alert settings of the values (format, URL path), the real `send()` delivers a failure alert
+    that Alertmanager's `POST /api/v2/alerts` accepts, labelled so that it is never routed to the rerun receiver."""
+    from urllib.parse import urlsplit
+
+    from mlcycle.orchestration.alerts import failure_message, send
+    from support.alerting import ALERTMANAGER_API_PATH, alertmanager_v2_problems, recording_endpoint
+
+    env = airflow_env()
+    configured = urlsplit(env["MLCYCLE_ALERT_WEBHOOK_URL"])
+    context = {
+        "dag_run": SimpleNamespace(dag_id="yarnit_training", run_id="scheduled__2026-09-14", conf={}),
+        "ti": SimpleNamespace(task_id="train", try_number=3, log_url="http://airflow/log"),
+        "params": {"partition": "2026-09-14"},
+        "exception": RuntimeError("mlcycle train: OOMKilled"),
+    }
+    with recording_endpoint() as alertmanager:
+        for name, value in env.items():
+            if name.startswith("MLCYCLE_ALERT_"):
+                monkeypatch.setenv(name, value)
+        # The cluster's Alertmanager Service, here on loopback: same path, same settings.
+        monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", alertmanager.url + configured.path)
+        delivered = send(failure_message(context))
+    (posted,) = alertmanager.received
+    assert alertmanager_v2_problems(posted.body) == [], posted.body
+    assert posted.path == ALERTMANAGER_API_PATH and delivered is True
+    assert configured.hostname and configured.hostname.startswith("alertmanager"), configured
+    payload = posted.body
+    assert payload[0]["labels"]["mlcycle_auto_rerun"] == "false"
+    assert payload[0]["labels"]["alertname"] == "step-failed"
+
+
+def test_the_documented_alertmanager_route_is_valid_and_reruns_only_what_asks_for_it() -> None:
+    """docs/alertmanager-example.yml is a configuration Alertmanager accepts as written, and its route sends
+    mlcycle's alerts (always mlcycle_auto_rerun="false") to people only; the receiver gets only "true"."""
+    import shutil
+    import subprocess
+
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("amtool is not installed (apt-get install prometheus-alertmanager; .ci/run does)")
+    config = str(REPO / "docs" / "alertmanager-example.yml")
+    checked = subprocess.run([amtool, "check-config", config], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def receivers(*labels: str) -> str:
+        argv = [amtool, "config", "routes", "test", f"--config.file={config}", *labels]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+    mlcycles = ["alertname=step-failed", "usecase=yarnit", "dag_id=yarnit_scoring", "partition=2026-09-16"]
+    assert receivers(*mlcycles, "mlcycle_auto_rerun=false") == "mlcycle-pager"
+    assert receivers("alertname=UpstreamExportLate", "usecase=yarnit") == "mlcycle-pager"
+    assert receivers("alertname=UpstreamExportLate", "mlcycle_auto_rerun=true") == "mlcycle-pager,mlcycle-rerun"

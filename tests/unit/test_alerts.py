@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -68,6 +69,7 @@ def test_send_posts_to_the_webhook(webhook: tuple[str, list[dict[str, Any]]], mo
     url, received = webhook
     monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", url)
     monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_TOKEN", "s3cret")
+    monkeypatch.delenv("MLCYCLE_ALERT_FORMAT", raising=False)
     message = build_message(
         alert="drift-detected", dag_id="yarnit_monitoring", task_id="notify", run_id="r", partition="2026-09-17",
         reason="dataset drift", severity="warning",
@@ -115,3 +117,111 @@ def test_dag_ids_are_built_and_parsed_by_one_enum() -> None:
         alert="step-failed", dag_id="yarn_it_training", task_id="train", run_id="r", partition="2026-09-16", reason="x"
     )
     assert message["usecase"] == "yarn_it" and "--dag training" in message["rerun"]
+
+
+def test_the_alertmanager_format_posts_v2_alerts_that_never_ask_for_a_rerun(monkeypatch: pytest.MonkeyPatch) -> None:
+    """H2: with MLCYCLE_ALERT_FORMAT=alertmanager, send() posts what Alertmanager's `POST /api/v2/alerts` accepts,
+    and every alert mlcycle sends is labelled mlcycle_auto_rerun="false" (the route to the rerun receiver needs
+    "true"), whatever the message says."""
+    from support.alerting import ALERTMANAGER_API_PATH, alertmanager_v2_problems, recording_endpoint
+
+    message = failure_message(_context("validate", RuntimeError("mlcycle validate: rejected: [hard] price < 0")))
+    message["details"] = {"mlcycle_auto_rerun": "true"}  # nothing in a message can change the label
+    with recording_endpoint() as alertmanager:
+        monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", alertmanager.url + ALERTMANAGER_API_PATH)
+        monkeypatch.setenv("MLCYCLE_ALERT_FORMAT", "alertmanager")
+        assert send(message) is True
+    (posted,) = alertmanager.on(ALERTMANAGER_API_PATH)
+    assert alertmanager_v2_problems(posted) == []
+    (alert,) = posted
+    assert alert["labels"] == {
+        "alertname": "data-rejected",
+        "severity": "error",
+        "usecase": "yarnit",
+        "dag_id": "yarnit_scoring",
+        "task_id": "validate",
+        "partition": "2026-09-16",
+        "run_id": "scheduled__2026-09-16",
+        "mlcycle_auto_rerun": "false",
+    }
+    assert alert["annotations"]["runbook_url"] == runbook_url("data-rejected")
+    assert alert["annotations"]["rerun_command"].startswith("mlcycle rerun --usecase yarnit --dag scoring")
+    assert alert["annotations"]["description"] == "mlcycle validate: rejected: [hard] price < 0"
+    assert alert["generatorURL"] == "http://airflow/log" and alert["startsAt"].endswith("Z")
+
+
+def test_the_plain_webhook_format_stays_the_default(
+    webhook: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Teams without Alertmanager: MLCYCLE_ALERT_FORMAT unset or `webhook` posts the flat document (Slack `text`)."""
+    url, received = webhook
+    monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", url)
+    monkeypatch.delenv("MLCYCLE_ALERT_FORMAT", raising=False)
+    assert send(failure_message(_context("score", RuntimeError("boom")))) is True
+    monkeypatch.setenv("MLCYCLE_ALERT_FORMAT", "webhook")
+    assert send(failure_message(_context("score", RuntimeError("boom")))) is True
+    assert [r["text"].startswith("[ERROR] step-failed: yarnit_scoring.score") for r in received] == [True, True]
+
+
+def test_an_unknown_alert_format_is_named_and_the_alert_is_kept_in_the_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/api/v2/alerts")
+    monkeypatch.setenv("MLCYCLE_ALERT_FORMAT", "pagerduty")
+    with caplog.at_level(logging.ERROR):
+        assert send(failure_message(_context("score", RuntimeError("boom")))) is False
+    assert "MLCYCLE_ALERT_FORMAT='pagerduty'" in caplog.text and "'alertmanager', 'webhook'" in caplog.text
+    assert "boom" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/services/T0SECRET/B0SECRET/tokenSECRET",  # a Slack-style hook: the path is the secret
+        "http://user:passSECRET@127.0.0.1:9/hookSECRET?key=querySECRET",
+        "http://127.0.0.1:9/bad pathSECRET",  # urllib's own error would quote the path
+    ],
+)
+def test_a_failed_webhook_logs_its_scheme_and_host_only(
+    url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """L4: the webhook URL can be a secret (Slack's token is its path): a failure logs scheme://host:port only."""
+    monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", url)
+    monkeypatch.delenv("MLCYCLE_ALERT_FORMAT", raising=False)
+    with caplog.at_level(logging.DEBUG):
+        assert send(failure_message(_context("score", RuntimeError("boom")))) is False
+    assert "http://127.0.0.1:9" in caplog.text and "boom" in caplog.text
+    assert "SECRET" not in caplog.text, caplog.text
+
+
+def test_an_alert_refused_by_the_webhook_logs_the_status_and_the_answer(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from support.alerting import ALERTMANAGER_API_PATH, recording_endpoint
+
+    with recording_endpoint() as alertmanager:
+        monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", alertmanager.url + ALERTMANAGER_API_PATH)
+        monkeypatch.setenv("MLCYCLE_ALERT_FORMAT", "webhook")  # the wrong format for Alertmanager: refused
+        with caplog.at_level(logging.ERROR):
+            assert send(failure_message(_context("score", RuntimeError("boom")))) is False
+    assert "HTTP 400" in caplog.text and "expected a list of alerts" in caplog.text
+    assert ALERTMANAGER_API_PATH not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("MLCYCLE_ALERT_FORMAT", "alertmanger", "MLCYCLE_ALERT_FORMAT='alertmanger'"),
+        ("MLCYCLE_ALERT_WEBHOOK_URL", "alertmanager:9093/api/v2/alerts", "MLCYCLE_ALERT_WEBHOOK_URL"),
+    ],
+)
+def test_a_wrong_alert_setting_fails_the_dag_import_naming_it(
+    name: str, value: str, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every task's FailureAlert is built when the DAG file is parsed: a typo there is an import error that names
+    the setting, not an alert lost to the log at the first failure."""
+    from mlcycle.orchestration.alerts import AlertSettingsError, FailureAlert
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(AlertSettingsError, match=re.escape(named)):
+        FailureAlert()

@@ -1,14 +1,22 @@
-"""Alerts: one message per failed task (or policy notification), to a webhook, else to the log.
+"""Alerts: one message per failed task (or policy notification), to Alertmanager or a webhook, else to the log.
 
 Every alert names the DAG, the task, the partition, the one-line reason and the runbook page for it,
 and ends with the command that reruns the day (`mlcycle rerun ...`): an alert should lead to a rerun,
 not to an investigation of where things are.
 
-Settings (per environment, from a Kubernetes Secret in production):
-- `MLCYCLE_ALERT_WEBHOOK_URL`: POST target for the JSON message (Slack-compatible `text` field included);
-  unset: the message is logged at ERROR level (the log fallback).
-- `MLCYCLE_ALERT_WEBHOOK_TOKEN`: optional bearer token for that webhook.
+Settings (per environment; helm/airflow-values.yaml in production):
+- `MLCYCLE_ALERT_WEBHOOK_URL`: where alerts are POSTed; unset: the message is logged at ERROR level (the log
+  fallback). Failures log this URL's scheme and host only: a Slack-style hook's path is its secret.
+- `MLCYCLE_ALERT_FORMAT`: `alertmanager` (production: the URL is Alertmanager's `.../api/v2/alerts`, which routes
+  the alert to people) or `webhook` (the default, for teams without Alertmanager: the flat JSON document with a
+  Slack-compatible `text` field). docs/deploy.md, "Where alerts go".
+- `MLCYCLE_ALERT_WEBHOOK_TOKEN`: optional bearer token for that URL.
 - `MLCYCLE_RUNBOOK_BASE_URL`: where docs/runbooks/ is published.
+A wrong format or a URL that is not http(s) fails the DAG import (FailureAlert checks them when built).
+
+An alert from here never asks for an automatic rerun: in the Alertmanager format every alert carries the label
+`mlcycle_auto_rerun="false"`, and only alerts labelled "true" are routed to mlcycle's alert receiver (which turns
+alerts into reruns). A failure that reran itself could fail again, alert again and loop; a person decides.
 
 Standard library and the parse-safe specs only (`mlcycle.specs`: the runbook of each step): this runs in
 Airflow's task-failure callbacks.
@@ -16,6 +24,9 @@ Airflow's task-failure callbacks.
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
+import http.client
 import json
 import logging
 import os
@@ -23,6 +34,7 @@ import shlex
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
@@ -34,6 +46,7 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_URL_ENV = "MLCYCLE_ALERT_WEBHOOK_URL"
 WEBHOOK_TOKEN_ENV = "MLCYCLE_ALERT_WEBHOOK_TOKEN"
+FORMAT_ENV = "MLCYCLE_ALERT_FORMAT"
 RUNBOOK_BASE_ENV = "MLCYCLE_RUNBOOK_BASE_URL"
 DEFAULT_RUNBOOK_BASE = "https://github.com/mlcycle/mlcycle/blob/main/docs/runbooks"
 
@@ -46,6 +59,52 @@ RUNBOOKS: dict[Runbook, str] = {
     Runbook.PROMOTION_REJECTED: "A promotion lost its compare-and-set or was refused.",
 }
 _WEBHOOK_TIMEOUT_S = 10
+#: The label that decides whether Alertmanager routes an alert to mlcycle's rerun receiver; ours are always "false".
+AUTO_RERUN_LABEL = "mlcycle_auto_rerun"
+#: Fields of the message that become Alertmanager labels (what identifies the alert and groups it).
+_LABEL_FIELDS = ("severity", "usecase", "dag_id", "task_id", "partition", "run_id")
+#: How much of a refusing endpoint's answer the log keeps (Alertmanager explains a 400 in its body).
+_ANSWER_CHARS = 300
+_MALFORMED_URL = "<malformed URL>"
+
+
+class AlertFormat(enum.StrEnum):
+    ALERTMANAGER = "alertmanager"
+    WEBHOOK = "webhook"
+
+
+class AlertSettingsError(ValueError):
+    """An alert setting has a value that cannot be used; the message names the variable and the value."""
+
+
+def alert_format() -> AlertFormat:
+    value = os.environ.get(FORMAT_ENV, "").strip() or AlertFormat.WEBHOOK
+    try:
+        return AlertFormat(value)
+    except ValueError:
+        raise AlertSettingsError(f"{FORMAT_ENV}={value!r} is not one of {[f.value for f in AlertFormat]}") from None
+
+
+def check_settings() -> AlertFormat:
+    """The configured format, after checking the alert settings; AlertSettingsError names a wrong one."""
+    fmt = alert_format()
+    url = os.environ.get(WEBHOOK_URL_ENV, "")
+    if url and (urlsplit(url).scheme not in ("http", "https") or endpoint_for_log(url) == _MALFORMED_URL):
+        raise AlertSettingsError(f"{WEBHOOK_URL_ENV} is not an http(s) URL (it starts {endpoint_for_log(url)!r})")
+    return fmt
+
+
+def endpoint_for_log(url: str) -> str:
+    """`scheme://host[:port]` of `url`: what a log may show of a webhook URL (its path, query and user part can be
+    secrets, e.g. a Slack hook's token)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        return _MALFORMED_URL
+    if not parts.scheme or not parts.hostname:
+        return _MALFORMED_URL
+    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port is not None else "")
 
 
 def runbook_url(name: str) -> str:
@@ -99,26 +158,86 @@ def build_message(
     }
 
 
+def alertmanager_alerts(message: dict[str, Any], now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The message as the body of Alertmanager's `POST /api/v2/alerts` (a list of postable alerts).
+
+    No `endsAt`: a failure is an event, and Alertmanager resolves it after its `resolve_timeout`.
+    """
+    labels = {"alertname": str(message["alert"])}
+    labels |= {name: str(message[name]) for name in _LABEL_FIELDS if message.get(name)}
+    # Last, so that nothing in the message can set it: a failure alert never becomes an automatic rerun.
+    labels[AUTO_RERUN_LABEL] = "false"
+    annotations = {
+        "summary": message["text"],
+        "description": message["reason"],
+        "runbook_url": message["runbook"],
+        "rerun_command": message["rerun"],
+        "log_url": message["log_url"],
+        "try_number": "" if message.get("try_number") is None else str(message["try_number"]),
+        "details": json.dumps(message["details"], sort_keys=True, default=str) if message.get("details") else "",
+    }
+    started = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    alert: dict[str, Any] = {
+        "labels": labels,
+        "annotations": {k: v for k, v in annotations.items() if v},
+        "startsAt": started.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    if str(message.get("log_url", "")).startswith(("http://", "https://")):
+        alert["generatorURL"] = message["log_url"]
+    return [alert]
+
+
 def send(message: dict[str, Any]) -> bool:
-    """POST the message to the webhook; log it instead (or as well, on failure). Never raises."""
+    """POST the message to the alert URL in the configured format; log it instead (or as well, on failure).
+
+    Never raises: it runs in failure callbacks, where an exception would only hide the task's own failure.
+    """
     url = os.environ.get(WEBHOOK_URL_ENV, "")
+    document = json.dumps(message, sort_keys=True, default=str)
     if not url:
-        log.error("ALERT (no %s set): %s", WEBHOOK_URL_ENV, json.dumps(message, sort_keys=True))
+        log.error("ALERT (no %s set): %s", WEBHOOK_URL_ENV, document)
         return False
+    endpoint = endpoint_for_log(url)
+    try:
+        fmt = check_settings()
+    except AlertSettingsError as exc:
+        log.error("ALERT (not sent: %s): %s", exc, document)
+        return False
+    body: Any = alertmanager_alerts(message) if fmt is AlertFormat.ALERTMANAGER else message
     headers = {"Content-Type": "application/json"}
     token = os.environ.get(WEBHOOK_TOKEN_ENV, "")
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=json.dumps(message).encode(), headers=headers, method="POST")
+    request = urllib.request.Request(url, data=json.dumps(body, default=str).encode(), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=_WEBHOOK_TIMEOUT_S) as response:
             response.read()
-        log.info("alert %s sent to the webhook", message["alert"])
+    except urllib.error.HTTPError as exc:
+        try:
+            answer = exc.read(_ANSWER_CHARS).decode("utf-8", errors="replace")
+        except OSError:  # the answer's body is a courtesy: the status alone says it was refused
+            answer = ""
+        failure = f"HTTP {exc.code} {exc.reason}: {' '.join(answer.split())}"
+    except (urllib.error.URLError, OSError) as exc:
+        failure = str(getattr(exc, "reason", None) or exc)
+    except (ValueError, http.client.HTTPException) as exc:
+        # A URL urllib cannot use, or an answer that is not HTTP (http.client.InvalidURL is no ValueError).
+        failure = f"{type(exc).__name__}: {exc}"
+    else:
+        log.info("alert %s sent to %s (%s)", message["alert"], endpoint, fmt)
         return True
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        # The alert must not be lost with the webhook: the task log keeps it.
-        log.error("ALERT (webhook %s failed: %s): %s", url, exc, json.dumps(message, sort_keys=True))
-        return False
+    # The alert must not be lost with the webhook: the task log keeps it. Only scheme and host of the URL.
+    log.error("ALERT (%s at %s failed: %s): %s", fmt, endpoint, _without(failure, url), document)
+    return False
+
+
+def _without(text: str, url: str) -> str:
+    """`text` with any part of `url` beyond its host removed (an error message may quote it)."""
+    parts = urlsplit(url)
+    for secret in (url, parts.path, parts.query, parts.netloc.rpartition("@")[0]):
+        if len(secret) > 1:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 def _partition(context: Any) -> str:
@@ -149,6 +268,12 @@ def failure_message(context: Any) -> dict[str, Any]:
 
 class FailureAlert(BaseNotifier):
     """`on_failure_callback` of every mlcycle task: sends `failure_message(context)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Built when a DAG file is parsed: a wrong alert setting fails the import, naming the setting, rather than
+        # sending the first real failure's alert nowhere.
+        check_settings()
 
     def notify(self, context: Any) -> None:
         send(failure_message(context))
