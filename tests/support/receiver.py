@@ -200,15 +200,19 @@ def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
     return {"version": "4", "status": "firing", "receiver": "mlcycle", "groupKey": "{}:{}", "alerts": list(alerts)}
 
 
-def raw_request(address: tuple[str, int], head: bytes, body: bytes = b"", wait: float = 30.0) -> bytes:
+def raw_request(
+    address: tuple[str, int], head: bytes, body: bytes = b"", wait: float = 30.0, half_close: bool = False
+) -> bytes:
     """Send `head` (request line + headers, CRLF-terminated) and `body` as given; return all bytes answered.
 
-    The connection stays open for writing (as a slow or hostile client keeps it): the server must answer and
-    close on its own. Bounded: that must happen within `wait` seconds, else TimeoutError.
+    The connection stays open for writing (as a slow or hostile client keeps it) unless `half_close`: the
+    server must answer and close on its own. Bounded: that must happen within `wait` seconds, else TimeoutError.
     """
     with socket.create_connection(address, timeout=wait) as sock:
         try:
             sock.sendall(head + body)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed before taking all we sent: its answer is still to be read
         chunks = []
