@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -74,6 +76,29 @@ def test_a_body_without_a_plain_bounded_length_is_refused(
 def test_an_unauthenticated_request_is_answered_before_its_body_arrives(receiver: tuple[str, int]) -> None:
     answer = raw_request(receiver, post_head("1000", token="wrong"), b'{"version": ')  # 988 bytes never come
     assert status_of(answer) == 401
+
+
+def test_a_client_trickling_its_headers_is_cut_off_by_the_request_deadline(receiver: tuple[str, int]) -> None:
+    # One byte every half second never lets a per-read timeout fire: only a deadline for the whole request does.
+    stop = threading.Event()
+    with socket.create_connection(receiver, timeout=30) as sock:
+
+        def trickle() -> None:
+            sock.sendall(b"POST /alerts HTTP/1.1\r\nHost: receiver\r\nX-Pad: ")
+            while not stop.wait(0.5):
+                try:
+                    sock.sendall(b"a")
+                except OSError:
+                    return  # the receiver closed the connection: what this test waits for
+
+        sender = threading.Thread(target=trickle, daemon=True)
+        sender.start()
+        try:
+            answer = sock.recv(65536)  # bounded by the socket's 30 s timeout
+        finally:
+            stop.set()
+            sender.join()
+    assert status_of(answer) == 408
 
 
 def test_a_body_that_stops_short_is_timed_out(receiver: tuple[str, int], fake: FakeAirflow) -> None:
