@@ -194,7 +194,9 @@ class AlertReceiver:
             self.client.check_access()
         except AirflowAPIError as exc:
             log.warning("not ready: %s", printable(exc))
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unready", "error": str(exc)[:500]}
+            # Anyone may probe: the answer says what failed, the log says where (URLs, Airflow's words).
+            what = "unreachable" if exc.status == 0 else f"HTTP {exc.status}"
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unready", "error": f"Airflow API check: {what}"}
         return HTTPStatus.OK, {"status": "ready", "usecases": self.usecases}
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
