@@ -2,7 +2,9 @@
 
 Used by `mlcycle rerun`, the Alertmanager webhook receiver and `make backfill` in every mode, and by the
 test stack. Authentication: a JWT from `POST /auth/token` (username/password), or a token issued
-beforehand (`AIRFLOW_API_TOKEN`), as Airflow 3's auth managers expect.
+beforehand (`AIRFLOW_API_TOKEN`), as Airflow 3's auth managers expect. A JWT expires (`[api_auth]
+jwt_expiration_time`, 24 h by default): on HTTP 401 the client gets a new one with its username/password and
+retries the call once, so a long-lived process (the alert receiver) outlives its tokens.
 
 Settings (per environment; the credentials from a Secret in production):
 `AIRFLOW_API_URL` (default http://127.0.0.1:8080), `AIRFLOW_API_TOKEN`, or `AIRFLOW_USERNAME` +
@@ -14,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json as jsonlib
 import os
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -70,6 +73,8 @@ class AirflowClient:
         self.username, self.password = username, password
         self._token = token or None
         self.timeout = timeout
+        # The receiver calls one client from several threads: one refresh at a time.
+        self._token_lock = threading.Lock()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AirflowClient:
@@ -82,17 +87,33 @@ class AirflowClient:
         )
 
     def token(self) -> str:
-        """A JWT for the configured user (`POST /auth/token`), cached for this client's life."""
-        if self._token is None:
-            if not self.username:
-                raise AirflowAPIError(
-                    "POST", "/auth/token", 0, f"no credentials: set {TOKEN_ENV}, or {USERNAME_ENV} and {PASSWORD_ENV}"
-                )
-            answer = self.request(
-                "POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False
+        """A JWT for the configured user (`POST /auth/token`), cached until Airflow refuses it."""
+        with self._token_lock:
+            if self._token is None:
+                self._token = self._new_token()
+            return self._token
+
+    def _new_token(self) -> str:
+        if not self.username:
+            raise AirflowAPIError(
+                "POST", "/auth/token", 0, f"no credentials: set {TOKEN_ENV}, or {USERNAME_ENV} and {PASSWORD_ENV}"
             )
-            self._token = str(answer["access_token"])
-        return self._token
+        answer = self._send("POST", "/auth/token", {"username": self.username, "password": self.password}, None)
+        return str(answer["access_token"])
+
+    def _refresh(self, rejected: str) -> None:
+        """Drop the token Airflow answered 401 to (unless another thread already replaced it)."""
+        if not self.username:
+            raise AirflowAPIError(
+                "POST",
+                "/auth/token",
+                401,
+                f"Airflow refused the token (expired?) and there are no credentials to get a new one: set "
+                f"{USERNAME_ENV} and {PASSWORD_ENV} (a fixed {TOKEN_ENV} cannot be renewed)",
+            )
+        with self._token_lock:
+            if self._token == rejected:
+                self._token = None
 
     def request(
         self,
@@ -104,13 +125,37 @@ class AirflowClient:
         auth: bool = True,
         timeout: float | None = None,
     ) -> Any:
-        """Call the API; return the parsed JSON answer (None if empty) or raise `AirflowAPIError`."""
+        """Call the API; return the parsed JSON answer (None if empty) or raise `AirflowAPIError`.
+
+        An authenticated call answered 401 gets a new token and is sent once more: an expired JWT is routine.
+        """
+        if not auth:
+            return self._send(method, path, json, None, params=params, timeout=timeout)
+        token = self.token()
+        try:
+            return self._send(method, path, json, token, params=params, timeout=timeout)
+        except AirflowAPIError as error:
+            if error.status != 401:
+                raise
+            self._refresh(token)
+        return self._send(method, path, json, self.token(), params=params, timeout=timeout)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        token: str | None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         url = self.base_url + path
         if params:
             url += "?" + urllib.parse.urlencode(params, doseq=True)
         headers = {"Accept": "application/json"}
-        if auth:
-            headers["Authorization"] = f"Bearer {self.token()}"
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         data = None
         if json is not None:
             data = jsonlib.dumps(json).encode()
@@ -124,6 +169,10 @@ class AirflowClient:
         except (urllib.error.URLError, OSError) as error:
             raise AirflowAPIError(method, path, 0, f"cannot reach {self.base_url}: {error}") from None
         return jsonlib.loads(body) if body.strip() else None
+
+    def check_access(self) -> None:
+        """Raise `AirflowAPIError` unless this client can authenticate and read DAGs (the receiver's readiness)."""
+        self.request("GET", "/api/v2/dags", params={"limit": 1}, timeout=min(self.timeout, 5.0))
 
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, params={"update_mask": "is_paused"})
@@ -158,6 +207,28 @@ class AirflowClient:
             ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else ""): ti["state"]
             for ti in instances
         }
+
+    def asset_id(self, name: str) -> int:
+        """The id of the Asset called `name` (`GET /api/v2/assets`); 404 when Airflow has none (DAGs not parsed?)."""
+        # name_pattern is a substring match: keep the exact name only.
+        found = self.request("GET", "/api/v2/assets", params={"name_pattern": name, "limit": 100})["assets"]
+        for asset in found:
+            if asset["name"] == name:
+                return int(asset["id"])
+        raise AirflowAPIError("GET", "/api/v2/assets", 404, f"no asset named {name!r} (are the DAGs parsed?)")
+
+    def asset_events(self, asset_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest events of an Asset, newest first."""
+        params = {"asset_id": asset_id, "order_by": "-timestamp", "limit": limit}
+        events: list[dict[str, Any]] = self.request("GET", "/api/v2/assets/events", params=params)["asset_events"]
+        return events
+
+    def create_asset_event(self, asset_id: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """`POST /api/v2/assets/events`: as a task's outlet would; DAGs scheduled on the Asset are queued."""
+        event: dict[str, Any] = self.request(
+            "POST", "/api/v2/assets/events", {"asset_id": asset_id, "extra": dict(extra)}
+        )
+        return event
 
     def create_backfill(
         self,

@@ -9,6 +9,8 @@ the parse-safe specs only (`mlcycle.specs`: DAG families, options).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,9 +25,28 @@ from mlcycle.steps.base import Rejected, StepContext
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")
 
 
+# Airflow's run_id column holds 250 characters.
+_RUN_ID_MAX = 250
+
+
 def safe_run_id(*parts: str) -> str:
-    """A run id from free-form parts (alert names, fingerprints, times) that Airflow accepts."""
-    return "__".join(_RUN_ID_UNSAFE.sub("-", part) for part in parts if part)[:250]
+    """A run id from short parts that Airflow accepts (unsafe characters become '-')."""
+    run_id = "__".join(_RUN_ID_UNSAFE.sub("-", part) for part in parts if part)
+    if len(run_id) > _RUN_ID_MAX:
+        raise ValueError(f"run id {run_id[:80]!r}... is {len(run_id)} characters, over Airflow's {_RUN_ID_MAX}")
+    return run_id
+
+
+def alert_run_id(alertname: str, fingerprint: str, starts_at: str) -> str:
+    """The run id of the rerun an alert asks for: the same alert (a repeat, a restart) gives the same id,
+    different alerts never share one.
+
+    Readable (`alert__<name>__<start>__`) and bounded, its uniqueness comes from a digest of the alert's
+    identity (name, fingerprint, start): free-form labels can be long or differ only in unsafe characters.
+    """
+    identity = json.dumps([alertname, fingerprint, starts_at]).encode()
+    digest = hashlib.sha256(identity).hexdigest()[:24]
+    return safe_run_id("alert", alertname[:64], starts_at[:40], digest)
 
 
 def rerun(

@@ -10,6 +10,10 @@ Per-column drift below the dataset threshold, and prediction drift, only inform.
 Guards (every one must pass to retrain): mode `auto_retrain`, not a backfill (history is replayed, not
 acted on), the cooldown since the last request, the weekly budget, and enough new labelled rows.
 
+Every retraining request is an event of the use case's retraining Asset, whoever makes it: the monitoring DAG
+(this policy) and the alert receiver (a training alert, after `request_guards`: mode, cooldown and budget). So
+the cooldown and the weekly budget count every request, and the training DAG runs on each.
+
 The monitor result is validated into its typed model (`mlcycle.specs.results.MonitorResult`) first: a key the
 policy reads that is missing or renamed is an error naming it, never a silent "no drift".
 
@@ -21,7 +25,7 @@ run it causes.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +37,20 @@ from mlcycle.specs.results import MonitorMetrics, MonitorResult, parse_result
 RETRAIN: Final = "retrain"
 NOTIFY: Final = "notify"
 NONE: Final = "none"
+
+
+def request_asset_name(usecase: str) -> str:
+    """The name of the use case's retraining Asset: the monitoring DAG and the alert receiver request retrains here."""
+    return f"{usecase}_retraining_request"
+
+
+def request_asset_uri(usecase: str) -> str:
+    return f"mlcycle://{usecase}/retraining-request"
+
+
+def request_partitions(extras: Iterable[Mapping[str, Any] | None]) -> list[str]:
+    """The partitions of earlier retraining requests, from their Asset events' extras (in the order given)."""
+    return [str(extra["partition"]) for extra in extras if extra and extra.get("partition")]
 
 
 class RetrainingDecision(BaseModel):
@@ -92,9 +110,18 @@ def _triggers(metrics: MonitorMetrics, policy: Retraining, partition: str) -> tu
     return triggers, notes
 
 
-def _guards(policy: Retraining, partition: str, previous_requests: Iterable[str], new_rows: int) -> list[str]:
-    """Reasons not to retrain now even though a trigger fired (empty: go)."""
+def request_guards(
+    policy: Retraining, partition: str, previous_requests: Iterable[str], mode: str | None = None
+) -> list[str]:
+    """Reasons not to request a retrain for `partition` now, whoever asks (empty: go).
+
+    The mode (`mode` overrides the policy's), the cooldown since the latest earlier request and the weekly
+    budget: the guards that need no monitoring result, so the alert receiver applies them too.
+    """
     blocked: list[str] = []
+    mode = mode or policy.mode
+    if mode != "auto_retrain":
+        blocked.append(f"mode {mode}: notify only")
     day = dt.date.fromisoformat(partition)
     earlier = sorted(d for d in (dt.date.fromisoformat(p) for p in previous_requests if p) if 0 <= (day - d).days < 7)
     if earlier and (day - earlier[-1]).days < policy.cooldown_days:
@@ -104,12 +131,16 @@ def _guards(policy: Retraining, partition: str, previous_requests: Iterable[str]
         )
     if len(earlier) >= policy.max_retrains_per_week:
         blocked.append(f"weekly budget: {len(earlier)} requests in the 7 days up to {partition}")
+    return blocked
+
+
+def _labelled_rows_guard(policy: Retraining, new_rows: int) -> list[str]:
     if new_rows < policy.min_new_labelled_rows:
-        blocked.append(
+        return [
             f"not enough new labelled data: {new_rows} rows since the champion's training window "
             f"< {policy.min_new_labelled_rows}"
-        )
-    return blocked
+        ]
+    return []
 
 
 def retraining_decision(
@@ -153,9 +184,8 @@ def retraining_decision(
             blocked_by=[],
             reason=f"no trigger on {partition}: {summary}",
         ).record()
-    blocked = _guards(policy, partition, previous_requests, metrics.new_labelled_rows)
-    if mode != "auto_retrain":
-        blocked.insert(0, f"mode {mode}: notify only")
+    blocked = request_guards(policy, partition, previous_requests, mode)
+    blocked += _labelled_rows_guard(policy, metrics.new_labelled_rows)
     if backfill:
         blocked.insert(0, "backfill run: history is replayed, not acted on")
     reason = "; ".join(triggers)

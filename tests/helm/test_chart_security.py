@@ -104,11 +104,15 @@ def test_each_chart_pod_has_its_own_policy(release: Rendered) -> None:
             assert own, f"{name} is covered by the default deny only"
 
 
-def test_the_alert_receiver_is_reached_from_airflow(release: Rendered) -> None:
+def test_the_alert_receiver_is_reached_from_alertmanager_and_never_from_airflow(release: Rendered) -> None:
+    """Airflow's failure alerts go to Alertmanager; letting Airflow reach the receiver would let them become reruns."""
     receiver = _policies(release)["mlcycle-alert-receiver"]
     namespaces = [
         p["namespaceSelector"]["matchLabels"] for p in receiver["ingress"][0]["from"] if "namespaceSelector" in p
     ]
     airflow = (release.values.get("airflow") or {}).get("namespace", "airflow")
-    assert {"kubernetes.io/metadata.name": airflow} in namespaces
+    assert {"kubernetes.io/metadata.name": airflow} not in namespaces
+    alertmanager = (release.values.get("alertReceiver") or {}).get("alertmanagerNamespaces", ["monitoring"])
+    for namespace in alertmanager:
+        assert {"kubernetes.io/metadata.name": namespace} in namespaces
     assert receiver["egress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]

@@ -1,8 +1,9 @@
 """`mlcycle rerun` and the Alertmanager webhook receiver against a real Airflow API server on loopback.
 
 The api-server and the dag-processor run for real (SQLite, simple auth manager with a password); the
-triggered runs are read back through the REST API with their conf. No scheduler: the runs stay queued,
-which is all these tests need (what a run does is tested elsewhere).
+triggered runs are read back through the REST API with their conf, a training alert's retraining request as
+the Asset event and the training DAG's queued event. No scheduler: the runs stay queued, which is all these
+tests need (what a run does is tested elsewhere).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
-from mlcycle.airflow_api import AirflowClient
+from mlcycle.airflow_api import AirflowAPIError, AirflowClient
 from mlcycle.alert_receiver import AlertReceiver, make_server
+from mlcycle.config import get_usecase
+from mlcycle.retraining import request_asset_name
 from mlcycle.settings import embedded_environment
 from mlcycle_dev.stack.airflow import AirflowServices
 
@@ -29,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 TOKEN = "test-webhook-token"
+POLICIES = {"yarnit": get_usecase("yarnit").retraining}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowService
 @pytest.fixture(scope="module")
 def receiver_url(airflow: AirflowServices) -> Iterator[str]:
     client = AirflowClient(airflow.base_url, username=airflow.username, password=airflow.password)
-    server = make_server(AlertReceiver(client, TOKEN, ["yarnit"]), "127.0.0.1", 0)
+    server = make_server(AlertReceiver(client, TOKEN, POLICIES), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -118,20 +123,80 @@ def test_webhook_turns_an_alert_into_one_run(airflow: AirflowServices, receiver_
     assert run["conf"]["alert"]["fingerprint"] == "fp-1"
 
 
-def test_webhook_deduplicates_repeats(airflow: AirflowServices, receiver_url: str) -> None:
-    before = len(_runs(airflow, "yarnit_training"))
+def _retraining_requests(airflow: AirflowServices) -> list[dict[str, Any]]:
+    asset_id = airflow.asset_id(request_asset_name("yarnit"))
+    return airflow.asset_events(asset_id)
+
+
+def test_a_training_alert_is_one_retraining_request_and_repeats_are_deduplicated(
+    airflow: AirflowServices, receiver_url: str
+) -> None:
+    airflow.unpause("yarnit_training")  # Airflow queues Asset-triggered runs of unpaused DAGs only
+    before = len(_retraining_requests(airflow))
     payload = _payload(_alert("fp-stale", alertname="model-stale"))
     first = _post(receiver_url, payload)
-    assert first[0] == 200 and first[1]["created"][0]["dag_id"] == "yarnit_training"
+    assert first[0] == 200 and first[1]["created"][0]["dag_id"] == "yarnit_training", first
     assert first[1]["created"][0]["partition"] == "2026-09-16"  # the day before the alert started
+    (event, *_) = _retraining_requests(airflow)  # newest first
+    assert event["extra"]["partition"] == "2026-09-16" and event["extra"]["reason"].startswith("alert model-stale")
+    queued = airflow.request("GET", "/api/v2/dags/yarnit_training/assets/queuedEvents")["queued_events"]
+    assert [q["asset_id"] for q in queued] == [event["asset_id"]], "the training DAG runs on the request"
     repeat = _post(receiver_url, payload)
     assert repeat[0] == 200 and repeat[1]["created"] == [] and len(repeat[1]["duplicates"]) == 1
-    # A second receiver (a restart, or another replica) has no memory: Airflow's run id still dedups.
+    # A second receiver (a restart, or another replica) has no memory: the request's event still dedups.
     client = AirflowClient(airflow.base_url, username=airflow.username, password=airflow.password)
-    fresh = AlertReceiver(client, TOKEN, ["yarnit"])
+    fresh = AlertReceiver(client, TOKEN, POLICIES)
     status, answer = fresh.handle({"Authorization": f"Bearer {TOKEN}"}, json.dumps(payload).encode())
     assert status == 200 and answer["created"] == [] and len(answer["duplicates"]) == 1
-    assert len(_runs(airflow, "yarnit_training")) == before + 1
+    assert len(_retraining_requests(airflow)) == before + 1
+    assert _runs(airflow, "yarnit_training") == [], "no run bypasses the Asset"
+
+
+def test_a_rerun_alert_is_deduplicated_across_receivers(airflow: AirflowServices, receiver_url: str) -> None:
+    payload = _payload(_alert("fp-repeat", partition="2026-09-15"))
+    first = _post(receiver_url, payload)
+    assert first[0] == 200 and len(first[1]["created"]) == 1
+    client = AirflowClient(airflow.base_url, username=airflow.username, password=airflow.password)
+    status, answer = AlertReceiver(client, TOKEN, POLICIES).handle(
+        {"Authorization": f"Bearer {TOKEN}"}, json.dumps(payload).encode()
+    )
+    assert status == 200 and answer["duplicates"] == [
+        {"dag_id": "yarnit_scoring", "run_id": first[1]["created"][0]["run_id"]}
+    ]
+
+
+def _expired(airflow: AirflowServices) -> str:
+    """A token the api-server issued, re-signed with its own secret with an `exp` in the past: an expired JWT."""
+    token = airflow.token()
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims.update(iat=claims["iat"] - 7200, nbf=claims.get("nbf", claims["iat"]) - 7200, exp=claims["iat"] - 3600)
+    secret = airflow.env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    return jwt.encode(claims, secret, algorithm=header["alg"], headers={k: v for k, v in header.items() if k == "kid"})
+
+
+def test_an_expired_token_is_renewed_and_the_rerun_created(airflow: AirflowServices) -> None:
+    expired = _expired(airflow)
+    stale = AirflowClient(airflow.base_url, token=expired)
+    with pytest.raises(AirflowAPIError, match="HTTP 401"):
+        stale.request("GET", "/api/v2/dags", params={"limit": 1})
+    client = AirflowClient(airflow.base_url, username=airflow.username, password=airflow.password, token=expired)
+    receiver = AlertReceiver(client, TOKEN, POLICIES)
+    payload = _payload(_alert("fp-expired", partition="2026-09-14"))
+    status, answer = receiver.handle({"Authorization": f"Bearer {TOKEN}"}, json.dumps(payload).encode())
+    assert status == 200 and len(answer["created"]) == 1, answer
+    run = airflow.request("GET", f"/api/v2/dags/yarnit_scoring/dagRuns/{answer['created'][0]['run_id']}")
+    assert run["conf"]["alert"]["fingerprint"] == "fp-expired"
+
+
+def test_readiness_fails_with_credentials_airflow_refuses(airflow: AirflowServices) -> None:
+    good = AlertReceiver(
+        AirflowClient(airflow.base_url, username=airflow.username, password=airflow.password), TOKEN, POLICIES
+    )
+    bad = AlertReceiver(AirflowClient(airflow.base_url, username=airflow.username, password="wrong"), TOKEN, POLICIES)
+    assert good.readiness()[0] == 200
+    status, answer = bad.readiness()
+    assert status == 503 and "HTTP 401" in answer["error"]
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])

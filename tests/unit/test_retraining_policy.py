@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from mlcycle.config import Retraining
+from mlcycle.alert_receiver import AlertReceiver
+from mlcycle.config import Retraining, get_usecase
 from mlcycle.retraining import NONE, NOTIFY, RETRAIN, retraining_decision
 from mlcycle.specs.results import ResultError
+from support.receiver import TOKEN, FakeAirflow, alert, client_of, payload, serving_fake_airflow
 
 POLICY = Retraining(
     mode="auto_retrain",
@@ -184,3 +188,62 @@ def test_a_typed_result_writes_the_json_the_step_always_wrote() -> None:
         MonitorResult.of("monitor", "yarnit", "2026-09-17", outputs=document["outputs"], metrics={
             k: v for k, v in document["metrics"].items() if k != "new_labelled_rows"
         })  # fmt: skip
+
+
+# M3: a retrain the alert receiver asks for is a retraining request like the monitoring DAG's: it is counted
+# by the cooldown and the weekly budget, and it passes them itself.
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _stale_alert(fingerprint: str, partition: str) -> bytes:
+    return json.dumps(payload(alert(fingerprint, alertname="model-stale", partition=partition))).encode()
+
+
+def _previous_requests_seen_by_monitoring(fake: FakeAirflow) -> list[str]:
+    """What the monitoring DAG's `decide_retraining` reads: its inlet events of the retraining Asset."""
+    from mlcycle.orchestration.dags import _previous_requests, retraining_asset
+
+    asset = retraining_asset(get_usecase("yarnit"))
+    events = [SimpleNamespace(extra=extra) for extra in fake.event_extras("yarnit")]
+    return _previous_requests({asset: events}, asset)
+
+
+def test_a_receiver_triggered_retrain_inside_the_cooldown_blocks_the_next_policy_retrain() -> None:
+    fake = FakeAirflow()
+    with serving_fake_airflow(fake) as url:
+        receiver = AlertReceiver(client_of(url), TOKEN, {"yarnit": POLICY})
+        status, answer = receiver.handle(AUTH, _stale_alert("fp-stale", "2026-09-15"))
+    assert status == 200 and len(answer["created"]) == 1, answer
+    previous = _previous_requests_seen_by_monitoring(fake)
+    decision = retraining_decision(_monitor(drift=True, share=0.5), POLICY, previous_requests=previous)
+    assert decision["decision"] == NOTIFY and "cooldown: retraining was requested for 2026-09-15" in decision["reason"]
+
+
+def test_the_receiver_applies_the_policy_guards_to_its_own_retrains() -> None:
+    fake = FakeAirflow()
+    with serving_fake_airflow(fake) as url:
+        receiver = AlertReceiver(client_of(url), TOKEN, {"yarnit": POLICY})
+        first = receiver.handle(AUTH, _stale_alert("fp-1", "2026-09-15"))
+        within_cooldown = receiver.handle(AUTH, _stale_alert("fp-2", "2026-09-17"))
+        notify_only = AlertReceiver(
+            client_of(url), TOKEN, {"yarnit": POLICY.model_copy(update={"mode": "notify_only"})}
+        )
+        later = notify_only.handle(AUTH, _stale_alert("fp-3", "2026-10-01"))
+    assert first[0] == 200 and len(first[1]["created"]) == 1
+    assert within_cooldown[0] == 200 and within_cooldown[1]["created"] == [], within_cooldown
+    (refused,) = within_cooldown[1]["ignored"]
+    assert refused["reason"] == "retraining policy" and "cooldown" in refused["blocked_by"][0]
+    assert later[1]["created"] == [] and later[1]["ignored"][0]["blocked_by"] == ["mode notify_only: notify only"]
+    assert len(fake.event_extras("yarnit")) == 1 and fake.runs == {}
+
+
+def test_a_repeated_retrain_alert_is_one_request_across_receiver_restarts() -> None:
+    fake = FakeAirflow()
+    policy = POLICY.model_copy(update={"cooldown_days": 0})  # the repeat must be caught as a repeat, not a cooldown
+    with serving_fake_airflow(fake) as url:
+        first = AlertReceiver(client_of(url), TOKEN, {"yarnit": policy}).handle(AUTH, _stale_alert("fp", "2026-09-15"))
+        again = AlertReceiver(client_of(url), TOKEN, {"yarnit": policy}).handle(AUTH, _stale_alert("fp", "2026-09-15"))
+    assert len(first[1]["created"]) == 1 and again[1]["created"] == [] and len(again[1]["duplicates"]) == 1
+    (extra,) = fake.event_extras("yarnit")
+    assert extra["partition"] == "2026-09-15" and extra["reason"].startswith("alert model-stale")

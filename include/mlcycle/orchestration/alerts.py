@@ -40,7 +40,7 @@ from airflow.sdk.bases.notifier import BaseNotifier
 
 from mlcycle.orchestration.macros import mlcycle_partition
 from mlcycle.specs.catalog import runbook_for_task
-from mlcycle.specs.names import Runbook, UnknownDagError, parse_dag_id
+from mlcycle.specs.names import AUTO_RERUN_LABEL, Runbook, UnknownDagError, parse_dag_id
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,6 @@ RUNBOOKS: dict[Runbook, str] = {
     Runbook.PROMOTION_REJECTED: "A promotion lost its compare-and-set or was refused.",
 }
 _WEBHOOK_TIMEOUT_S = 10
-#: The label that decides whether Alertmanager routes an alert to mlcycle's rerun receiver; ours are always "false".
-AUTO_RERUN_LABEL = "mlcycle_auto_rerun"
 #: Fields of the message that become Alertmanager labels (what identifies the alert and groups it).
 _LABEL_FIELDS = ("severity", "usecase", "dag_id", "task_id", "partition", "run_id")
 #: How much of a refusing endpoint's answer the log keeps (Alertmanager explains a 400 in its body).

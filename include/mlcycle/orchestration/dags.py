@@ -21,7 +21,7 @@ from mlcycle.orchestration.alerts import FailureAlert, build_message, send
 from mlcycle.orchestration.factory import step_operator
 from mlcycle.orchestration.macros import MACROS, upstream
 from mlcycle.orchestration.spec import StepSpec
-from mlcycle.retraining import retraining_decision
+from mlcycle.retraining import request_asset_name, request_asset_uri, request_partitions, retraining_decision
 from mlcycle.specs.catalog import (
     EvaluateOptions,
     IngestOptions,
@@ -37,7 +37,7 @@ DOCS = "https://github.com/mlcycle/mlcycle/blob/main/docs"
 
 def retraining_asset(usecase: UseCase) -> Asset:
     """The Asset the monitoring DAG updates to request a retrain and the training DAG is scheduled on."""
-    return Asset(name=f"{usecase.name}_retraining_request", uri=f"mlcycle://{usecase.name}/retraining-request")
+    return Asset(name=request_asset_name(usecase.name), uri=request_asset_uri(usecase.name))
 
 
 def _dag(usecase: UseCase, family: DagFamily, schedule: Any, doc: str, **kwargs: Any) -> DAG:
@@ -144,8 +144,7 @@ def _previous_requests(inlet_events: Any, asset: Asset, limit: int = 20) -> list
     """Partitions of the latest retraining requests: the Asset's own history is the policy's memory."""
     if inlet_events is None:
         return []
-    events = list(inlet_events[asset][-limit:])
-    return [str(e.extra["partition"]) for e in events if (e.extra or {}).get("partition")]
+    return request_partitions(e.extra for e in inlet_events[asset][-limit:])
 
 
 def monitoring_dag(usecase: UseCase) -> DAG:

@@ -246,8 +246,9 @@ SPECS: tuple[CommandSpec, ...] = (
         "POST /alerts (Alertmanager webhook format, version 4) with `Authorization: Bearer "
         "$MLCYCLE_WEBHOOK_TOKEN`: each firing alert labelled with a known `usecase` becomes a run of "
         "<usecase>_<dag> (label `dag`, default by alert name) for label `partition` (default: the day before "
-        "the alert started), the alert in the run's conf. Repeats of an alert are deduplicated; malformed "
-        "or unauthenticated requests are refused (400/401). GET /healthz for probes.",
+        "the alert started), the alert in the run's conf; a training alert becomes a retraining request "
+        "under the retraining policy's guards. Repeats of an alert are deduplicated; malformed "
+        "or unauthenticated requests are refused (400/401). GET /healthz (alive), /readyz (Airflow login).",
         "mlcycle.alert_receiver.main",
         AlertReceiverOptions,
         needs_partition=False,

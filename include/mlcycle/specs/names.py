@@ -86,6 +86,10 @@ def parse_dag_id(dag_id: str) -> tuple[str, DagFamily]:
 
 
 #: The families an operator (or an alert) may re-run for one day, in the CLI's `--dag` choice order.
+#: The Alertmanager label that says whether an alert may become an automatic rerun: Alertmanager routes only
+#: "true" to mlcycle's alert receiver, and the receiver ignores any other value. mlcycle's own alerts (failures,
+#: rejections, staleness) always carry "false": a failing step must never rerun itself into a loop.
+AUTO_RERUN_LABEL = "mlcycle_auto_rerun"
 RERUNNABLE: tuple[DagFamily, ...] = (DagFamily.SCORING, DagFamily.MONITORING, DagFamily.TRAINING)
 #: The order a backfill runs families in: training first, so scoring finds the champion it produces.
 BACKFILL_ORDER: tuple[DagFamily, ...] = (DagFamily.TRAINING, DagFamily.SCORING, DagFamily.MONITORING)
