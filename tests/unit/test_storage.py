@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,26 @@ def test_the_sweeper_keeps_the_live_version_and_recent_leftovers(tmp_path: Path)
     storage.sweep(uri, grace_seconds=0)
     assert [p.name for p in versions.iterdir()] == [Path(os.readlink(uri)).name]
     assert read_token(storage, uri) == "v2"
+
+
+def test_a_commit_sweeps_what_a_killed_writer_left_on_another_day(tmp_path: Path) -> None:
+    """Days are rarely rewritten: the next commit of any day in the dataset removes old leftovers."""
+    storage = Storage(str(tmp_path))
+    uri = storage.partition_uri("uc", "raw", DAY)
+    commit_token(storage, uri, "v1")
+    versions = tmp_path / "uc" / "raw" / layout.VERSIONS_FOLDER / f"ds={DAY}"
+    abandoned, recent = versions / "killed-writer", versions / "busy-writer"
+    for folder in (abandoned, recent):
+        folder.mkdir()
+        (folder / "a.txt").write_text("half")
+    hours_ago = time.time() - 2 * partitions.ORPHAN_SECONDS
+    for path in (abandoned / "a.txt", abandoned, versions, Path(uri)):
+        os.utime(path, (hours_ago, hours_ago), follow_symlinks=False)
+
+    commit_token(storage, storage.partition_uri("uc", "raw", DAY + dt.timedelta(days=1)), "next day")
+    assert not abandoned.exists(), "an old leftover is swept by a commit of another day"
+    assert recent.exists(), "a writer may still be busy with a recent one"
+    assert read_token(storage, uri) == "v1"
 
 
 def test_partitions_of_the_earlier_layout_are_read_and_replaced(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ version of the partition and then switches the partition to it with ONE atomic o
   FileNotFoundError: an error, never a mix).
 Until the switch readers keep reading the old version whole; after it, the new one. What a killed or racing
 writer leaves (an unreferenced version, a temporary link) and a replaced local version are removed by the
-sweeper (`Storage.sweep`, run after every commit) once they are `ORPHAN_SECONDS` old: never the live version,
-never one a reader may still hold within that grace.
+sweeper (`Storage.sweep`, run after every commit; locally over every partition of the same folder) once they
+are `ORPHAN_SECONDS` old: never the live version, never one a reader may still hold within that grace.
 A partition counts only once `_SUCCESS` exists, and `_SUCCESS` holds the manifest (files, digests, rows,
 inputs), so a half-written partition is never read and re-running a step replaces it whole. Partitions of the
 earlier local layout (files directly in `ds=D/`, e.g. a landing folder a data source writes) are still read:
@@ -313,32 +313,22 @@ class Storage:
                     filesystem.delete_dir(f"{target_path}/{VERSIONS}/{version}")
 
     def sweep(self, uri: str, grace_seconds: float = ORPHAN_SECONDS) -> None:
-        """Remove the leftovers of a partition that are `grace_seconds` old: unreferenced or replaced versions,
-        temporary links, and the leftovers of the earlier local commit. Never the live version."""
+        """Remove leftovers that are `grace_seconds` old: unreferenced or replaced versions, temporary links and
+        the leftovers of the earlier local commit. Never a live version.
+
+        Local: those of every partition in the same folder as `uri` (its dataset, for a day), so what a killed
+        writer left is removed by the next commit of any day. S3: those of the partition at `uri`.
+        """
         if not self.is_local:
             manifest = self.manifest(uri)
             self._drop_orphans(self._path(uri), (manifest or {}).get(DATA_PREFIX), grace_seconds)
             return
-        target = Path(self._path(uri))
-        versions = target.parent / VERSIONS_FOLDER / target.name
-        try:
-            live: str | None = Path(os.readlink(target)).name
-            # Every version that is not live was replaced at the latest when the link was (re)written.
-            replaced_by = target.lstat().st_mtime
-        except FileNotFoundError:
-            live, replaced_by = None, 0.0
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            live, replaced_by = None, 0.0  # a folder of the earlier layout: no version of ours is live
-        with contextlib.suppress(FileNotFoundError):  # nothing was ever committed here
-            # Moving a link out of (or a version into) this folder touches it: a later bound on replacements.
-            replaced_by = max(replaced_by, versions.stat().st_mtime)
-        candidates = [e for e in _entries(versions) if e.name != live]
-        candidates += [e for e in _entries(target.parent) if e.name.startswith(_EARLIER_LEFTOVERS)]
+        parent = Path(self._path(uri)).parent
         cutoff = time.time() - grace_seconds
-        for entry in candidates:
-            if max(replaced_by, _newest_mtime(entry)) <= cutoff:
+        for versions in _entries(parent / VERSIONS_FOLDER):
+            _sweep_versions(parent / versions.name, Path(versions.path), cutoff)
+        for entry in _entries(parent):
+            if entry.name.startswith(_EARLIER_LEFTOVERS) and _newest_mtime(entry) <= cutoff:
                 _remove(entry)
 
     def move(self, source_uri: str, target_uri: str) -> None:
@@ -360,6 +350,9 @@ class Storage:
             target = Path(path)
             if target.is_symlink():
                 target.unlink()
+                # The version it named is replaced as of now: the sweeper's bound (see _sweep_versions).
+                with contextlib.suppress(FileNotFoundError):  # removed by a sweeper meanwhile: nothing to bound
+                    os.utime(target.parent / VERSIONS_FOLDER / target.name)
             elif target.is_dir():  # the earlier layout: retire the folder whole, as one rename
                 retired = _new_version(target, prefix="earlier-")
                 retired.rmdir()
@@ -375,6 +368,27 @@ class Storage:
 
 
 # ---- local versions: immutable folders behind one symlink ----
+
+
+def _sweep_versions(target: Path, versions: Path, cutoff: float) -> None:
+    """Remove the versions (and temporary links) of the partition at `target` that are neither live nor newer
+    than `cutoff`: neither written nor replaced since."""
+    try:
+        live: str | None = Path(os.readlink(target)).name
+        # Every version that is not live was replaced at the latest when the link was (re)written.
+        replaced_by = target.lstat().st_mtime
+    except FileNotFoundError:
+        live, replaced_by = None, 0.0
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        live, replaced_by = None, 0.0  # a folder of the earlier layout: no version of ours is live
+    with contextlib.suppress(FileNotFoundError):  # swept away meanwhile: nothing left to bound
+        # A switch moves a link out of this folder, and delete touches it: a later bound on replacements.
+        replaced_by = max(replaced_by, versions.stat().st_mtime)
+    for entry in _entries(versions):
+        if entry.name != live and max(replaced_by, _newest_mtime(entry)) <= cutoff:
+            _remove(entry)
 
 
 def _new_version(target: Path, prefix: str = "") -> Path:
