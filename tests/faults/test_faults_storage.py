@@ -29,7 +29,7 @@ from mlcycle.storage.partitions import Storage
 from mlcycle.synthetic.yarnit import generate_day
 from support.cli import run, step
 from support.cli import usecase_root as root
-from support.storage_checks import commit_token, files_under, read_token
+from support.storage_checks import commit_token, commit_validated_day, files_under, read_token
 
 DAY = dt.date(2026, 9, 14)
 #: This module's moto server (the storage helper's port range).
@@ -232,3 +232,21 @@ def test_redelivered_day_rejected_withdraws_its_validated_data_and_features_leav
     assert str(redelivered) in result["metrics"]["missing_days"], result
     features = storage.manifest(storage.partition_uri("yarnit", Dataset.FEATURES, LAST))
     assert features is not None and all(str(redelivered) not in days for days in features["days"].values())
+
+
+def test_unreadable_storage_fails_features_instead_of_reading_as_a_missing_day(
+    mlcycle_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A validated day that cannot be read (a file where its folder should be) fails the step with the path
+    (an error: retried, then alerted) instead of being trained around as a missing day."""
+    storage = Storage(mlcycle_env["MLCYCLE_STORAGE_ROOT"])
+    days = [LAST - dt.timedelta(days=n) for n in range(5, -1, -1)]
+    for day in days:
+        commit_validated_day(storage, day, raw_digest=f"sha-{day}", validated_from=f"sha-{day}")
+    broken = storage.partition_uri("yarnit", Dataset.VALIDATED, days[0] - dt.timedelta(days=1))
+    Path(broken).write_text("not a partition folder")
+
+    code, result = step(capsys, "features", LAST)
+    assert code == ExitCode.ERROR, result
+    assert "NotADirectoryError" in result["reason"] and broken in result["reason"], result["reason"]
+    assert not storage.exists(storage.partition_uri("yarnit", Dataset.FEATURES, LAST)), "nothing committed"

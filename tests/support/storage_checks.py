@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
 
-from mlcycle.storage.layout import SUCCESS
+from mlcycle.storage.layout import DATA_FILE, SUCCESS, Dataset
 from mlcycle.storage.partitions import Storage
 
 #: The files of a token partition; each holds the token, and so does the manifest.
@@ -36,3 +37,15 @@ def read_token(storage: Storage, uri: str) -> str:
 def files_under(folder: Path) -> list[str]:
     """Every file under ``folder`` (following no links), relative to it: what a leftover check compares."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def commit_validated_day(storage: Storage, day: dt.date, raw_digest: str, validated_from: str) -> None:
+    """A YarnIt day's validated partition (as `validate` commits it, from raw `validated_from`) and the raw
+    partition now on record for it (`raw_digest`): features' input without running the contract."""
+    from mlcycle.synthetic.yarnit import generate_day  # pandas: not for the light writer subprocesses
+
+    uri = storage.partition_uri("yarnit", Dataset.VALIDATED, day)
+    with storage.writer(uri, {"step": "validate", "profile": "training", "raw_digest": validated_from}) as staging:
+        generate_day(day, base_rows=200).to_parquet(staging / DATA_FILE, index=False)
+    with storage.writer(storage.partition_uri("yarnit", Dataset.RAW, day), {"digest": raw_digest}) as staging:
+        (staging / DATA_FILE).write_bytes(b"the bytes of that delivery")

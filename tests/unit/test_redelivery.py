@@ -14,6 +14,7 @@ from mlcycle.storage.partitions import Storage
 from mlcycle.synthetic.yarnit import generate_day
 from support.cli import step
 from support.cli import usecase_root as root
+from support.storage_checks import commit_validated_day
 
 LAST = dt.date(2026, 9, 8)
 DAYS = [LAST - dt.timedelta(days=n) for n in range(5, -1, -1)]  # six days: more than split.min_partitions
@@ -38,26 +39,17 @@ def test_a_landing_marker_that_is_not_a_json_object_is_rejected_naming_the_file(
     assert not (root(env) / "raw" / f"ds={LAST}").exists()
 
 
-def _commit_validated_and_raw(storage: Storage, day: dt.date, raw_digest: str, validated_from: str) -> None:
-    """A validated partition (as `validate` commits it) and the raw partition now on record for that day."""
-    uri = storage.partition_uri("yarnit", Dataset.VALIDATED, day)
-    with storage.writer(uri, {"step": "validate", "profile": "training", "raw_digest": validated_from}) as staging:
-        generate_day(day, base_rows=200).to_parquet(staging / DATA_FILE, index=False)
-    with storage.writer(storage.partition_uri("yarnit", Dataset.RAW, day), {"digest": raw_digest}) as staging:
-        (staging / DATA_FILE).write_bytes(b"the bytes of that delivery")
-
-
 def test_features_refuses_validated_data_of_an_older_delivery(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     storage = Storage(env["MLCYCLE_STORAGE_ROOT"])
     for day in DAYS:
-        _commit_validated_and_raw(storage, day, raw_digest=f"sha-{day}", validated_from=f"sha-{day}")
+        commit_validated_day(storage, day, raw_digest=f"sha-{day}", validated_from=f"sha-{day}")
     code, result = step(capsys, "features", LAST)
     assert code == ExitCode.OK, result
 
     redelivered = DAYS[2]  # raw holds a new delivery that validate has not passed (yet)
-    _commit_validated_and_raw(storage, redelivered, raw_digest="sha-new", validated_from=f"sha-{redelivered}")
+    commit_validated_day(storage, redelivered, raw_digest="sha-new", validated_from=f"sha-{redelivered}")
     code, result = step(capsys, "features", LAST)
     assert code == ExitCode.REJECTED, result
     for part in (str(redelivered), f"sha-{redelivered}", "sha-new", "mlcycle validate"):
