@@ -30,6 +30,7 @@ import datetime as dt
 import errno
 import hashlib
 import json
+import math
 import os
 import posixpath
 import shutil
@@ -490,7 +491,10 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
 
 def _newest_mtime(entry: os.DirEntry[str]) -> float:
     """When a leftover was last written: its own time or that of anything in it."""
-    newest = entry.stat(follow_symlinks=False).st_mtime
+    try:
+        newest = entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return math.inf  # gone since listed (a writer switched its link, another sweeper): nothing to remove
     if entry.is_dir(follow_symlinks=False):
         for parent, _, files in os.walk(entry.path):
             for name in [".", *files]:
