@@ -21,6 +21,7 @@ import hashlib
 import html
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import pytest
 
 from mlcycle.cli import main as cli_main
 from mlcycle.exitcodes import ExitCode
+from mlcycle.storage.layout import VERSIONS_FOLDER
 from mlcycle.synthetic.yarnit import generate_day
 from support.cli import step
 from support.cli import usecase_root as root
@@ -57,7 +59,7 @@ def env(module_env: dict[str, str]) -> dict[str, str]:
 def land(env: dict[str, str], day: dt.date, landing: Landing) -> None:
     """Drop a file into landing/ds=day, as the data source would (replacing what was there)."""
     folder = root(env) / "landing" / f"ds={day}"
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_partition(folder)
     folder.mkdir(parents=True)
     name, payload = landing
     (folder / name).write_bytes(payload)
@@ -74,15 +76,23 @@ def csv(df: pd.DataFrame, *, sep: str = ",", encoding: str = "utf-8") -> Landing
     return "data.csv", df.to_csv(index=False, sep=sep).encode(encoding)
 
 
+def remove_partition(folder: Path) -> None:
+    """Remove a partition whole, as a person cleaning up would: its link (or folder) and its versions."""
+    if folder.is_symlink():
+        folder.unlink()
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder.parent / VERSIONS_FOLDER / folder.name, ignore_errors=True)
+
+
 def tree(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with its sha256: a snapshot to compare before and after."""
-    if not folder.exists():
-        return {}
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+    """Every file a reader sees under ``folder`` (through the partition links), with its sha256."""
+    found = {}
+    for parent, folders, files in os.walk(folder, followlinks=True):
+        folders[:] = [f for f in folders if f != VERSIONS_FOLDER]
+        for name in files:
+            path = Path(parent) / name
+            found[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return dict(sorted(found.items()))
 
 
 def registry_state() -> tuple[list[tuple[str, str]], dict[str, str]]:
@@ -119,7 +129,7 @@ def clean_day(env: dict[str, str], world: dict[str, Any]) -> Iterator[pd.DataFra
     """A valid YarnIt partition of DAY; afterwards every trace of DAY is removed (cases are independent)."""
     yield generate_day(DAY, base_rows=ROWS)
     for dataset in ("landing", "raw", "validated", "quarantine"):
-        shutil.rmtree(root(env) / dataset / f"ds={DAY}", ignore_errors=True)
+        remove_partition(root(env) / dataset / f"ds={DAY}")
 
 
 # -------------------------------------------------------------------------------- the mutations
@@ -275,7 +285,11 @@ def evaluated(failures: list[dict[str, Any]]) -> set[Failure]:
 
 
 def leftovers(env: dict[str, str]) -> list[str]:
-    return [p.name for p in root(env).rglob("*") if p.name.startswith((".staging-", ".old-"))]
+    """Half-written state: a version folder without its manifest, a link not switched, an earlier layout's temp."""
+    found = [p.name for p in root(env).rglob("*") if p.name.startswith((".staging-", ".old-", ".link-"))]
+    for versions in root(env).rglob(VERSIONS_FOLDER):
+        found += [str(v) for v in versions.glob("*/*") if not (v / "_SUCCESS").is_file()]
+    return found
 
 
 def test_there_are_enough_classes() -> None:

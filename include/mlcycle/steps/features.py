@@ -4,6 +4,10 @@ The split is by time (the latest days are test), so the model is always judged o
 what it learned from, and the test split of a partition is frozen: every candidate and the champion
 are compared on exactly the same rows.
 
+Every day used must have been validated from the raw partition now on record (its validated manifest's
+``raw_digest``): a day re-delivered since its validation is refused (REJECTED, naming the day and both digests)
+until `validate` has passed the new delivery.
+
 Only days validated with the ``training`` profile count: a day that passed only the serving profile
 (e.g. scored on a day whose labels were broken) is not training data until `validate` (without
 ``--serving``) has passed it. Forbidden (PII) columns cannot get here: a partition that has one is
@@ -22,7 +26,7 @@ from mlcycle.contracts.profiles import TRAINING, profile_of
 from mlcycle.specs.names import Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import FeaturesResult
-from mlcycle.steps.base import NothingToDo, StepContext
+from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.storage.layout import DATA_FILE, SPLITS, Dataset, split_file
 
 log = logging.getLogger(__name__)
@@ -75,10 +79,33 @@ def training_days(ctx: StepContext, window: list[dt.date]) -> tuple[list[dt.date
     return days, serving_only
 
 
+def stale_days(ctx: StepContext, days: list[dt.date]) -> list[str]:
+    """The days whose validated partition was not validated from the raw partition now on record, each with why
+    (raw re-delivered after the validation, or gone)."""
+    stale = []
+    for day in days:
+        validated = ctx.storage.manifest(ctx.uri(Dataset.VALIDATED, day)) or {}
+        raw = ctx.storage.manifest(ctx.uri(Dataset.RAW, day))
+        validated_from = validated.get("raw_digest")
+        if raw is None:
+            stale.append(f"{day}: validated from raw sha256 {validated_from}, but raw/ holds no partition")
+        elif validated_from != raw.get("digest"):
+            stale.append(f"{day}: validated from raw sha256 {validated_from}, raw now holds sha256 {raw.get('digest')}")
+    return stale
+
+
 def main(ctx: StepContext, options: Options) -> FeaturesResult:
     usecase = ctx.usecase
     window = ctx.window(usecase.split.window_days)
     days, serving_only = training_days(ctx, window)
+    stale = stale_days(ctx, days)
+    if stale:
+        first = stale[0].split(":", 1)[0]
+        raise Rejected(
+            f"validated data does not match the raw data it came from ({'; '.join(stale)}); validate those days "
+            f"again, e.g. mlcycle validate --usecase {usecase.name} --partition {first}",
+            stale=stale,
+        )
     missing = [d.isoformat() for d in window if d not in days]
     if len(days) < usecase.split.min_partitions:
         raise NothingToDo(

@@ -15,11 +15,27 @@ from typing import Any
 from mlcycle.specs.catalog import IngestOptions
 from mlcycle.specs.names import Step
 from mlcycle.specs.results import IngestResult
-from mlcycle.steps.base import StepContext
+from mlcycle.steps.base import Rejected, StepContext
 from mlcycle.storage.layout import DATA_FILE, LANDING_FILES, Dataset, landed_file
-from mlcycle.storage.partitions import sha256_file
+from mlcycle.storage.partitions import ManifestError, sha256_file
 
 log = logging.getLogger(__name__)
+
+
+def landed(ctx: StepContext, day: dt.date) -> bool:
+    """Whether a day's landing partition is complete (its completion marker is there).
+
+    A marker that is not a JSON object is bad input from the data source, which a retry cannot fix: REJECTED.
+    """
+    uri = ctx.uri(Dataset.LANDING, day)
+    try:
+        return ctx.storage.exists(uri)
+    except ManifestError as exc:
+        raise Rejected(
+            f"landing partition refused: {exc}. The data source must rewrite the marker; then rerun "
+            f"mlcycle ingest --usecase {ctx.usecase.name} --partition {day.isoformat()}",
+            landing=uri,
+        ) from None
 
 
 def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
@@ -54,11 +70,11 @@ def main(ctx: StepContext, options: IngestOptions) -> IngestResult:
     # Older partitions of the look-back window are caught up if their landing data exists;
     # the run's own partition must exist (a missing one is an error, retried: data may be late).
     for day in ctx.window(options.lookback):
-        if day != ctx.partition and not ctx.storage.exists(ctx.uri(Dataset.LANDING, day)):
+        if not landed(ctx, day):
+            if day == ctx.partition:
+                raise FileNotFoundError(f"no landing partition at {ctx.uri(Dataset.LANDING, day)}")
             metrics.setdefault("missing", []).append(day.isoformat())
             continue
-        if not ctx.storage.exists(ctx.uri(Dataset.LANDING, day)):
-            raise FileNotFoundError(f"no landing partition at {ctx.uri(Dataset.LANDING, day)}")
         done = ingest_partition(ctx, day)
         metrics.setdefault(done["status"], []).append(day.isoformat())
         if day == ctx.partition:

@@ -16,6 +16,10 @@ result (`validation.json`) and a readable report (`report.html`); a rejected one
 (failed expectations, observed values, sample rows) and the refused bytes as they arrived. The same
 files are logged to the MLflow parent run of the DAG run under `validation/<partition>/`. raw/ is
 never changed: it stays the immutable record of what arrived.
+
+A day that fails withdraws its validated partition (a re-delivery that breaks the contract must not leave the
+earlier delivery's data in use), except in the label-outage case above. The validated manifest records the raw
+digest it was validated from, and `features` refuses a validated day whose raw partition has changed since.
 """
 
 from __future__ import annotations
@@ -175,10 +179,20 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
         log.error("%s: %s", day, failure.message())
     for failure in outcome.soft_failures:
         log.warning("%s: %s", day, failure.message())
+    withdrawn = None
     if outcome.success:
         _leave_quarantine(ctx, quarantine, profile, str(raw_manifest["digest"]))
+    elif _withdraw_validated(ctx, validated, profile, str(raw_manifest["digest"])):
+        withdrawn = validated
     status = "passed" if outcome.success else "failed"
-    return {"status": status, "uri": target, "profile": profile, "summary": manifest["summary"], "outcome": outcome}
+    return {
+        "status": status,
+        "uri": target,
+        "profile": profile,
+        "summary": manifest["summary"],
+        "outcome": outcome,
+        "withdrawn": withdrawn,
+    }
 
 
 def _leave_quarantine(ctx: StepContext, quarantine: str, profile: str, raw_digest: str) -> None:
@@ -190,6 +204,25 @@ def _leave_quarantine(ctx: StepContext, quarantine: str, profile: str, raw_diges
     if profile == SERVING and profile_of(record) == TRAINING and record.get("raw_digest") == raw_digest:
         return
     ctx.storage.delete(quarantine)
+
+
+def _withdraw_validated(ctx: StepContext, validated: str, profile: str, raw_digest: str) -> bool:
+    """A delivery that fails withdraws the day's validated partition: it no longer holds what arrived (a
+    re-delivery), or no longer passes the contract. Kept: the very data that failed training but passed as
+    serving (a label outage), which stays valid for scoring and is never trained on."""
+    record = ctx.storage.manifest(validated)
+    if record is None:
+        return False
+    if profile == TRAINING and profile_of(record) == SERVING and record.get("raw_digest") == raw_digest:
+        return False
+    ctx.storage.delete(validated)
+    log.warning(
+        "withdrew %s: it was validated from raw sha256 %s, and the delivery now in raw (sha256 %s) failed",
+        validated,
+        str(record.get("raw_digest"))[:12],
+        raw_digest[:12],
+    )
+    return True
 
 
 def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: ContractResult, uri: str) -> str:
@@ -226,9 +259,12 @@ def main(ctx: StepContext, options: ValidateOptions) -> ValidateResult:
             metrics["mlflow_error"] = f"{type(exc).__name__}: {exc}"
     metrics["summary"] = current["summary"]
     if current["status"] == "failed":
+        withdrawn = current.get("withdrawn")
         raise Rejected(
-            rejection_reason(ctx, ctx.partition, profile, current["outcome"], current["uri"]),
+            rejection_reason(ctx, ctx.partition, profile, current["outcome"], current["uri"])
+            + (f" The validated data of the earlier delivery was withdrawn ({withdrawn})." if withdrawn else ""),
             quarantine=current["uri"],
+            **({"withdrawn": withdrawn} if withdrawn else {}),
             profile=profile,
             summary=current["summary"],
             **({"mlflow_run_id": metrics["mlflow_run_id"]} if "mlflow_run_id" in metrics else {}),

@@ -1,7 +1,9 @@
 """Where everything lives under a storage root: dataset names, partition folders, file names, URIs.
 
 Layout: `<root>/<usecase>/<dataset>/ds=<YYYY-MM-DD>/[<sub>/]<files> + _SUCCESS`, plus the registry lock
-at `<root>/<usecase>/registry/champion.lock`. Steps, the registry, backfill and tests name datasets and
+at `<root>/<usecase>/registry/champion.lock`. On a local root each partition path is a relative symlink to the
+version committed last, `<parent>/.versions/<partition>/<version>/` (see `storage/partitions.py`); reading
+`ds=D/<file>` through the link is what a person or a tool does. Steps, the registry, backfill and tests name datasets and
 files through this module only (standard library and the model roles of `mlcycle.specs.names`), so a name is
 spelled once.
 """
@@ -66,6 +68,9 @@ PERFORMANCE_REPORT_JSON_FILE = "performance_report.json"
 #: S3 only: each commit's files live under `<partition>/_v/<version>/`, named by the manifest's DATA_PREFIX key.
 VERSIONS = "_v"
 DATA_PREFIX = "data_prefix"
+#: Local roots only: each commit's files live in `<parent>/.versions/<partition name>/<version>/`, and the
+#: partition path `<parent>/<partition name>` is a relative symlink to the live one.
+VERSIONS_FOLDER = ".versions"
 
 _PARTITION_PREFIX = "ds="
 
