@@ -27,6 +27,10 @@ class NoRollbackTarget(Exception):
     """There is nothing to roll back to: no @champion, or the champion records no previous champion."""
 
 
+class UnknownVersion(Exception):
+    """The version to move @champion to is not a registered version of the use case's model."""
+
+
 class ChampionChanged(Exception):
     """@champion no longer points at the version the caller compared against (the compare-and-set lost)."""
 
@@ -59,8 +63,10 @@ def rollback_target(usecase: UseCase) -> tuple[str, str]:
 def compare_and_set(storage: Storage, usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
     """Point @champion at `new` only if it still points at `expected` (None: no champion yet).
 
-    `record` is written onto `new` as version tags. Raises ChampionChanged when another promotion won.
+    `record` is written onto `new` as version tags. Raises ChampionChanged when another promotion won, and
+    UnknownVersion when `new` is no registered version (checked before the lock is taken).
     """
+    _check_exists(usecase, new)
     with registry_lock(storage, usecase.name):
         _compare_and_set(usecase, new, expected, record)
 
@@ -71,9 +77,21 @@ def restore(storage: Storage, usecase: UseCase, version: str, expected: str, rec
     The restored version keeps its own older previous champion (not `expected`), so repeated rollbacks
     walk further back instead of bouncing between two versions.
     """
+    _check_exists(usecase, version)
     restored_previous = tracking.version_tags(usecase, version).get(PREVIOUS, "")
     compare_and_set(storage, usecase, version, expected, record)
     tracking.set_version_tags(usecase, version, {PREVIOUS: restored_previous})
+
+
+def _check_exists(usecase: UseCase, version: str) -> None:
+    name = usecase.registered_model_name
+    # MLflow refuses a malformed number with INVALID_PARAMETER_VALUE (an error, not absence): refuse it here.
+    if not version.isdigit():
+        raise UnknownVersion(f"{version!r} is not a model version number (a positive whole number, e.g. 3)")
+    if tracking.model_version(usecase, version) is None:
+        raise UnknownVersion(
+            f"version {version!r} of {name} does not exist in the registry (`mlcycle report` lists them)"
+        )
 
 
 def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
