@@ -13,7 +13,7 @@ import json
 
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
-from mlcycle.registry.lock import registry_lock
+from mlcycle.registry.lock import Lease, registry_lock
 from mlcycle.specs.names import ModelRole
 from mlcycle.storage.partitions import Storage
 
@@ -67,8 +67,8 @@ def compare_and_set(storage: Storage, usecase: UseCase, new: str, expected: str 
     UnknownVersion when `new` is no registered version (checked before the lock is taken).
     """
     _check_exists(usecase, new)
-    with registry_lock(storage, usecase.name):
-        _compare_and_set(usecase, new, expected, record)
+    with registry_lock(storage, usecase.name) as lease:
+        _compare_and_set(usecase, new, expected, record, lease)
 
 
 def restore(storage: Storage, usecase: UseCase, version: str, expected: str, record: dict[str, str]) -> None:
@@ -94,7 +94,7 @@ def _check_exists(usecase: UseCase, version: str) -> None:
         )
 
 
-def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
+def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str], lease: Lease) -> None:
     seen = current_champion(usecase)
     if seen != expected:
         raise ChampionChanged(expected, seen)
@@ -104,6 +104,7 @@ def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: d
         new,
         {**record, PREVIOUS: expected or "", PERIODS: _periods(usecase, new, opened=now)},
     )
+    lease.ensure_held()  # a holder frozen past its lease (and taken over) must not move @champion
     tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHAMPION, new)
     if seen is not None and seen != new:
         tracking.set_version_tags(usecase, seen, {PERIODS: _periods(usecase, seen, closed=now)})
