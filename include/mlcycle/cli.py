@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mlcycle.exitcodes import STATUS_BY_CODE, ExitCode
+from mlcycle.signals import exit_on_sigterm
 from mlcycle.specs.catalog import SPECS, CommandSpec, spec_of
 from mlcycle.specs.options import Options
 
@@ -135,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command.service:
         exit_code: int = load_body(command)(command.options.from_namespace(args))
         return exit_code
-    return run_command(args)
+    with exit_on_sigterm():  # a killed step leaves through `finally`: the registry lease is released
+        return run_command(args)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 
 from mlcycle.config import get_usecase
-from mlcycle.registry import champion, tracking
+from mlcycle.registry import champion, lock, tracking
 from mlcycle.settings import embedded_environment
 from mlcycle.storage.partitions import Storage
+from support.registry_backends import BACKENDS, USECASE, lease_backend
 
 
 @pytest.fixture
@@ -104,7 +106,52 @@ def test_without_the_lock_both_would_win(two_versions, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(tracking, "client", SerialAliasClient)
     monkeypatch.setattr(champion, "current_champion", racing_check)
-    monkeypatch.setattr(champion, "registry_lock", lambda *a, **k: contextlib.nullcontext())
+    always_held = types.SimpleNamespace(ensure_held=lambda: None)
+    monkeypatch.setattr(champion, "registry_lock", lambda *a, **k: contextlib.nullcontext(always_held))
     outcomes = _race(usecase, storage)
     assert seen_by_checks == [None, None]  # both checks saw "no champion"...
     assert outcomes == ["won:1", "won:2"], outcomes  # ...and so neither promotion was refused
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_concurrent_holders_with_a_short_lease_never_overlap(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three holders, each holding longer than the lease: a live holder renews, so it is never taken for dead."""
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    monkeypatch.setattr(lock, "LEASE_SECONDS", 3.0, raising=False)
+    monkeypatch.setattr(lock, "STALE_SECONDS", 3.0, raising=False)  # the same short expiry for a lock without lease
+    hold_s = 4.0  # longer than the lease on purpose
+    inside: list[str] = []
+    overlaps: list[list[str]] = []
+    guard = threading.Lock()
+    start = threading.Barrier(3)
+
+    errors: list[BaseException] = []
+
+    def holder(name: str) -> None:
+        try:
+            hold(name)
+        except BaseException as exc:  # a thread's exception would otherwise only be printed
+            errors.append(exc)
+
+    def hold(name: str) -> None:
+        start.wait()
+        with lock.registry_lock(storage, USECASE, timeout=120):
+            with guard:
+                inside.append(name)
+                if len(inside) > 1:
+                    overlaps.append(list(inside))
+            time.sleep(hold_s)
+            with guard:
+                inside.remove(name)
+
+    with lease_backend(kind, tmp_path, monkeypatch) as (storage, lock_object):
+        threads = [threading.Thread(target=holder, args=(f"holder-{i}",)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert overlaps == [], f"two holders at once: {overlaps}"
+        assert lock_object.read() is None, "the last holder released"

@@ -13,7 +13,7 @@ import json
 
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
-from mlcycle.registry.lock import registry_lock
+from mlcycle.registry.lock import Lease, registry_lock
 from mlcycle.specs.names import ModelRole
 from mlcycle.storage.partitions import Storage
 
@@ -25,6 +25,10 @@ PREVIOUS = "mlcycle.previous_champion"
 
 class NoRollbackTarget(Exception):
     """There is nothing to roll back to: no @champion, or the champion records no previous champion."""
+
+
+class UnknownVersion(Exception):
+    """The version to move @champion to is not a registered version of the use case's model."""
 
 
 class ChampionChanged(Exception):
@@ -59,10 +63,12 @@ def rollback_target(usecase: UseCase) -> tuple[str, str]:
 def compare_and_set(storage: Storage, usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
     """Point @champion at `new` only if it still points at `expected` (None: no champion yet).
 
-    `record` is written onto `new` as version tags. Raises ChampionChanged when another promotion won.
+    `record` is written onto `new` as version tags. Raises ChampionChanged when another promotion won, and
+    UnknownVersion when `new` is no registered version (checked before the lock is taken).
     """
-    with registry_lock(storage, usecase.name):
-        _compare_and_set(usecase, new, expected, record)
+    _check_exists(usecase, new)
+    with registry_lock(storage, usecase.name) as lease:
+        _compare_and_set(usecase, new, expected, record, lease)
 
 
 def restore(storage: Storage, usecase: UseCase, version: str, expected: str, record: dict[str, str]) -> None:
@@ -71,12 +77,24 @@ def restore(storage: Storage, usecase: UseCase, version: str, expected: str, rec
     The restored version keeps its own older previous champion (not `expected`), so repeated rollbacks
     walk further back instead of bouncing between two versions.
     """
+    _check_exists(usecase, version)
     restored_previous = tracking.version_tags(usecase, version).get(PREVIOUS, "")
     compare_and_set(storage, usecase, version, expected, record)
     tracking.set_version_tags(usecase, version, {PREVIOUS: restored_previous})
 
 
-def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str]) -> None:
+def _check_exists(usecase: UseCase, version: str) -> None:
+    name = usecase.registered_model_name
+    # MLflow refuses a malformed number with INVALID_PARAMETER_VALUE (an error, not absence): refuse it here.
+    if not version.isdigit():
+        raise UnknownVersion(f"{version!r} is not a model version number (a positive whole number, e.g. 3)")
+    if tracking.model_version(usecase, version) is None:
+        raise UnknownVersion(
+            f"version {version!r} of {name} does not exist in the registry (`mlcycle report` lists them)"
+        )
+
+
+def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: dict[str, str], lease: Lease) -> None:
     seen = current_champion(usecase)
     if seen != expected:
         raise ChampionChanged(expected, seen)
@@ -86,6 +104,7 @@ def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: d
         new,
         {**record, PREVIOUS: expected or "", PERIODS: _periods(usecase, new, opened=now)},
     )
+    lease.ensure_held()  # a holder frozen past its lease (and taken over) must not move @champion
     tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHAMPION, new)
     if seen is not None and seen != new:
         tracking.set_version_tags(usecase, seen, {PERIODS: _periods(usecase, seen, closed=now)})

@@ -12,6 +12,14 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    PERMISSION_DENIED,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    UNAUTHENTICATED,
+    ErrorCode,
+)
 from mlflow.tracking import MlflowClient
 
 from mlcycle import __version__
@@ -20,6 +28,27 @@ from mlcycle.runinfo import AirflowRun
 from mlcycle.settings import ARTIFACT_ROOT_ENV, IMAGE_ENV
 
 ROLE_TAG = "mlcycle.role"
+
+
+class RegistryError(RuntimeError):
+    """MLflow failed to answer a registry question (auth, server error, unreachable, timeout).
+
+    Never read as "no champion": the step fails with ERROR, Airflow retries it, and its failure alert names this.
+    """
+
+
+def _is(exc: MlflowException, code: int) -> bool:
+    return exc.error_code == ErrorCode.Name(code)
+
+
+def registry_error(exc: MlflowException, what: str) -> RegistryError:
+    """A RegistryError saying what was asked, of which MLflow, and (for auth failures) what to check."""
+    hint = ""
+    if _is(exc, UNAUTHENTICATED):
+        hint = " (MLflow refused the credentials: check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD)"
+    elif _is(exc, PERMISSION_DENIED):
+        hint = " (the credentials lack permission on this registered model)"
+    return RegistryError(f"MLflow at {mlflow.get_tracking_uri()} failed to {what}{hint}: {exc}")
 
 
 def client() -> MlflowClient:
@@ -41,7 +70,10 @@ def ensure_experiment(usecase: UseCase) -> str:
                 tags={"mlcycle.usecase": usecase.name, "mlcycle.owner": usecase.owner},
             )
         )
-    except MlflowException:  # created concurrently by another step
+    except MlflowException as exc:
+        if not _is(exc, RESOURCE_ALREADY_EXISTS):
+            raise
+        # Created concurrently by another step: use that one.
         experiment = mlflow.get_experiment_by_name(usecase.experiment_name)
         assert experiment is not None
         return str(experiment.experiment_id)
@@ -88,11 +120,40 @@ def parent_run(usecase: UseCase, airflow: AirflowRun, partition: str) -> str:
 
 
 def alias_version(usecase: UseCase, alias: str) -> ModelVersion | None:
-    """The version an alias points to now, or None (no registered model or no such alias)."""
+    """The version an alias points to now, or None (no registered model or no such alias).
+
+    Absence is read from MLflow's answer, never from a failure: 401, 403, 500, unreachable, a timeout raise
+    RegistryError, so no step mistakes an MLflow outage for "no champion".
+    """
+    name = usecase.registered_model_name
     try:
-        return client().get_model_version_by_alias(usecase.registered_model_name, alias)
-    except MlflowException:
-        return None
+        return client().get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if not (_is(exc, RESOURCE_DOES_NOT_EXIST) or _is(exc, INVALID_PARAMETER_VALUE)):
+            raise registry_error(exc, f"read @{alias} of {name}") from exc
+        # MLflow answers a missing alias with INVALID_PARAMETER_VALUE, which a malformed request gets too:
+        # absence is confirmed by the model's own alias list (or by the model not existing at all).
+        unreadable = exc
+    try:
+        aliases = dict(client().get_registered_model(name).aliases)
+    except MlflowException as exc:
+        if _is(exc, RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise registry_error(exc, f"read the aliases of {name}") from exc
+    if alias in aliases:
+        raise registry_error(unreadable, f"read @{alias} of {name} (it points at version {aliases[alias]})")
+    return None
+
+
+def model_version(usecase: UseCase, version: str) -> ModelVersion | None:
+    """The registered version, or None when MLflow says it does not exist (any other failure: RegistryError)."""
+    name = usecase.registered_model_name
+    try:
+        return client().get_model_version(name, version)
+    except MlflowException as exc:
+        if _is(exc, RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise registry_error(exc, f"read version {version} of {name}") from exc
 
 
 def all_versions(usecase: UseCase) -> list[ModelVersion]:

@@ -66,6 +66,8 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
             champion.compare_and_set(ctx.storage, usecase, version, expected, record)
     except champion.ChampionChanged as lost:
         raise Rejected(str(lost), expected=lost.expected, found=lost.found) from lost
+    except champion.UnknownVersion as unknown:
+        raise Rejected(f"cannot promote: {unknown}") from unknown
     log.info("%s: @champion %s -> %s", action, expected, version)
     return PromoteResult.of(
         Step.PROMOTE,
