@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlcycle.schema import ColumnType, ContractError, DataContract, format_validation_error, load_contract
 from mlcycle.specs.names import Step
+from mlcycle.specs.options import MAX_LOOKBACK_DAYS, USECASE_NAME
 
 USECASES_ENV = "MLCYCLE_USECASES_DIR"
 # include/mlcycle/config.py -> include/usecases
@@ -32,7 +33,6 @@ DEFAULT_USECASES_DIR = Path(__file__).resolve().parent.parent / "usecases"
 
 STEPS = tuple(step.value for step in Step)
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
@@ -111,7 +111,8 @@ class Split(_Strict):
     """
 
     strategy: Literal["time", "stratified"] = "time"
-    window_days: int = Field(default=14, ge=3)
+    # At most the longest look-back of ingest/validate: the training DAG passes the window as --lookback.
+    window_days: int = Field(default=14, ge=3, le=MAX_LOOKBACK_DAYS)
     valid_days: int = Field(default=2, ge=1)
     test_days: int = Field(default=2, ge=1)
     min_partitions: int = Field(default=3, ge=1)
@@ -305,7 +306,7 @@ class UseCase(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not USECASE_NAME.match(value):
             raise ValueError("must be lower_snake_case, 2-41 characters, starting with a letter")
         return value
 
@@ -420,12 +421,23 @@ class UseCase(_Strict):
 _LOADER_KEYS = {"folder": "the use case's folder", "data_contract": "the parsed contract"}
 
 
+def _is_inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, with `..` and symbolic links resolved, lies in `folder` (also resolved)."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def _read_contract(path: Path, raw: dict[str, Any]) -> DataContract:
-    """The contract `raw` names, next to `path`; its errors name the contract file."""
+    """The contract `raw` names, inside the use case's folder; its errors name the contract file."""
     name = raw.get("contract", UseCase.model_fields["contract"].default)
     if not isinstance(name, str):
         raise UseCaseConfigError(f"{path}: contract: expected a file name, got {type(name).__name__}")
     contract_path = path.parent / name
+    # Checked before anything is read: a use case may only read files of its own folder.
+    if not _is_inside(contract_path, path.parent):
+        raise UseCaseConfigError(
+            f"{path}: contract: {name!r} is outside the use case's folder {path.parent}; "
+            "give a path relative to it, without '..'"
+        )
     if not contract_path.is_file():
         raise UseCaseConfigError(f"{path}: contract: file {contract_path} does not exist")
     try:
@@ -473,8 +485,13 @@ def discover_usecases(folder: Path | None = None) -> list[UseCase]:
 
 
 def get_usecase(name: str, folder: Path | None = None) -> UseCase:
+    """The use case `name`: `<folder>/<name>/usecase.yaml`, the name checked before it becomes a path."""
     root = folder or usecases_dir()
+    if not USECASE_NAME.match(name):
+        raise UseCaseConfigError(f"use case name {name!r} must match {USECASE_NAME.pattern} (a folder of {root})")
     path = root / name / "usecase.yaml"
+    if path.exists() and not _is_inside(path, root):
+        raise UseCaseConfigError(f"use case {name!r}: {path} leads outside {root} (a symbolic link?)")
     if not path.is_file():
         known = sorted(p.parent.name for p in root.glob("*/usecase.yaml"))
         raise UseCaseConfigError(f"unknown use case {name!r}: no {path} (known: {known})")

@@ -9,12 +9,12 @@ read this catalog. Standard library and pydantic only: Airflow imports it at par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from mlcycle.specs.names import RERUNNABLE, DagFamily, Runbook, Step, Tool
-from mlcycle.specs.options import Options, option
+from mlcycle.specs.options import LookbackDays, Options, PartitionText, option
 from mlcycle.specs.results import (
     EvaluateResult,
     FeaturesResult,
@@ -33,7 +33,7 @@ from mlcycle.specs.results import (
 
 
 class IngestOptions(Options):
-    lookback: int = option(
+    lookback: LookbackDays = option(
         1,
         metavar="DAYS",
         help="also process the DAYS-1 partitions before --partition that are not done yet "
@@ -79,14 +79,14 @@ class RerunOptions(Options):
 
 class AlertReceiverOptions(Options):
     host: str = option("127.0.0.1", help="0.0.0.0 in a pod")
-    port: int = 8085
+    port: Annotated[int, Field(ge=1, le=65535)] = 8085
 
 
 class GenerateOptions(Options):
-    start: str = option(help="first day, YYYY-MM-DD")
-    end: str = option(help="last day, YYYY-MM-DD (inclusive)")
+    start: PartitionText = option(help="first day, YYYY-MM-DD")
+    end: PartitionText = option(help="last day, YYYY-MM-DD (inclusive)")
     seed: int = 7
-    rows: int = option(3000, help="base rows per day")
+    rows: Annotated[int, Field(ge=1)] = option(3000, help="base rows per day")
     scenario: list[str] = option(
         [], metavar="NAME:FROM[:TO]", help="e.g. covariate_shift:2026-09-15:2026-09-21 (repeatable)"
     )
