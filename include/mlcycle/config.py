@@ -12,6 +12,7 @@ pydantic, yaml and the contract model (itself pydantic and yaml only). A bad fil
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -478,10 +479,33 @@ def usecases_dir() -> Path:
     return Path(os.environ.get(USECASES_ENV, DEFAULT_USECASES_DIR))
 
 
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+    """The use cases of a folder that load, and one error (naming its file) per use case that does not."""
+
+    usecases: list[UseCase] = dataclasses.field(default_factory=list)
+    errors: list[UseCaseConfigError] = dataclasses.field(default_factory=list)
+
+
+def discover(folder: Path | None = None) -> Discovery:
+    """Every `<folder>/<name>/usecase.yaml`, sorted by name, each loaded on its own: a broken one is an error in
+    the result, not the end of discovery (the DAG files keep every other use case's DAGs)."""
+    found = Discovery()
+    for path in sorted((folder or usecases_dir()).glob("*/usecase.yaml")):
+        try:
+            found.usecases.append(load_usecase(path))
+        except UseCaseConfigError as exc:
+            found.errors.append(exc)
+    return found
+
+
 def discover_usecases(folder: Path | None = None) -> list[UseCase]:
-    """Every `<folder>/<name>/usecase.yaml`, sorted by name. Adding a use case is adding a folder."""
-    root = folder or usecases_dir()
-    return [load_usecase(p) for p in sorted(root.glob("*/usecase.yaml"))]
+    """Every use case of the folder, sorted by name; the first broken one raises. Adding a use case is adding a
+    folder."""
+    found = discover(folder)
+    if found.errors:
+        raise found.errors[0]
+    return found.usecases
 
 
 def get_usecase(name: str, folder: Path | None = None) -> UseCase:
