@@ -212,6 +212,16 @@ class Freshness(_Strict):
     max_training_gap_days: int = Field(default=7, ge=1, description="no successful training run for this long -> alert")
 
 
+class Tracking(_Strict):
+    """What the lifecycle logs to MLflow, whose runs every MLflow user can read."""
+
+    log_data_samples: bool = Field(
+        default=False,
+        description="log the validation files with the offending values and sample rows they quote (possible "
+        "personal data); by default MLflow gets copies without them and only the quarantine folder keeps them",
+    )
+
+
 class Resources(_Strict):
     """Kubernetes requests / limits of one step's pod (the local launcher ignores them)."""
 
@@ -279,6 +289,7 @@ class UseCase(_Strict):
     thresholds: Thresholds = Thresholds()
     retraining: Retraining = Retraining()
     freshness: Freshness = Freshness()
+    tracking: Tracking = Tracking()
     resources: dict[str, Resources] = Field(default_factory=dict)
     # Set by the loader, not by the YAML: where the use case folder lives, and its parsed contract.
     folder: Path = Field(default=Path("."), exclude=True)

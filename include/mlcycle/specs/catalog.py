@@ -138,7 +138,8 @@ SPECS: tuple[CommandSpec, ...] = (
         "Passing data is committed to validated/ds=D (manifest: profile, summary, soft warnings); data failing "
         "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json and the step exits "
         "REJECTED (65). validation.json (the full GX result) and report.html are stored with the partition "
-        "and logged to the DAG run's MLflow parent run under validation/<D>/.",
+        "and logged to the DAG run's MLflow parent run under validation/<D>/ (without the offending values and "
+        "sample rows they quote, unless usecase.yaml sets tracking.log_data_samples).",
         "mlcycle.steps.validate.main",
         ValidateOptions,
         ValidateResult,
