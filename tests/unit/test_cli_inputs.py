@@ -57,6 +57,7 @@ def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[s
         (["generate", "--usecase", "yarnit", "--start", "2262-05-01", "--end", "2262-05-01"], "--start"),
         (["generate", "--usecase", "yarnit", "--start", "2026-03-01", "--end", "2026-03-02", "--rows", "-5"], "--rows"),
         (["rerun", *GOOD, "--dag", "promotion", "--reason", "fixed"], "--dag"),
+        (["rerun", *GOOD, "--reason", "  "], "--reason"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else v,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from mlcycle.specs.names import RERUNNABLE, DagFamily, Runbook, Step, Tool
 from mlcycle.specs.options import LookbackDays, Options, PartitionText, option
@@ -67,7 +67,9 @@ class PromoteOptions(Options):
 
 class RerunOptions(Options):
     dag: DagFamily = option(DagFamily.SCORING, choices=[f.value for f in RERUNNABLE])
-    reason: str = option(help="why (at least 3 characters)")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)] = option(
+        help="why (at least 3 characters)"
+    )
 
     @field_validator("dag")
     @classmethod
