@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mlcycle",
         description=(
             "Run one step of the machine-learning lifecycle for one use case and one daily partition. "
-            "Exit codes: 0 success, 64 usage error (a bad argument or use-case config: do not retry), "
-            "65 rejected (contract/gate said no: do not retry), 99 nothing to do (skip), anything else an "
-            "error (retry). The last stdout line is the step's JSON result."
+            "Exit codes: 0 success, 65 rejected (contract/gate said no: do not retry), 99 nothing to do "
+            "(skip), 64 usage error (bad argument or use case: do not retry), anything else an error (retry). "
+            "The last stdout line is the step's JSON result."
         ),
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="STEP")
