@@ -3,8 +3,9 @@
 The same argv runs in a local subprocess (embedded default) and as a Kubernetes pod (production).
 Each step prints its JSON result as the last stdout line (and writes it to /airflow/xcom/return.json
 inside a pod); the exit code says what happened (see `mlcycle.exitcodes`). Every argument is checked by
-argparse before anything is read: a bad one, like a use case that cannot be loaded, is a usage error (64). Step modules are imported
-only when their sub-command runs, so `mlcycle --help` and light steps do not pay for heavy imports.
+argparse before anything is read: a bad one, like a use case that cannot be loaded, is a usage error (64).
+Step modules are imported only when their sub-command runs, so `mlcycle --help` and light steps do not pay
+for heavy imports.
 
 Sub-commands, flags and help texts are generated from the specs (`mlcycle.specs.catalog`): each body gets its
 typed options model, and its result is checked against its result model before it is printed.

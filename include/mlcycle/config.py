@@ -84,6 +84,41 @@ class Roles(_Strict):
     metadata: list[str] = Field(default_factory=list, description="carried in the data, never a model input")
 
 
+_CRON_PRESETS = frozenset({"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"})
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+#: The five cron fields: (name, lowest, highest, names counted from `lowest`); 7 is Sunday too.
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _WEEKDAYS),
+)
+_CRON_ITEM = re.compile(r"^(?P<range>\*|(?P<first>[a-z0-9]+)(-(?P<last>[a-z0-9]+))?)(/(?P<step>[0-9]+))?$")
+
+
+def _cron_item(item: str, what: str, low: int, high: int, names: tuple[str, ...]) -> None:
+    """One comma-separated item of a cron field: `*`, `N`, `N-M`, each optionally `/STEP`; names for months
+    and weekdays. A subset of what cron accepts (no `?`, `L`, `W`, `#`), all of it valid for Airflow."""
+    match = _CRON_ITEM.match(item.lower())
+    if not match:
+        raise ValueError(f"{what} {item!r}: expected *, N, N-M or one of them followed by /STEP")
+
+    def number(text: str) -> int:
+        value = low + names.index(text) if text in names else int(text) if text.isdigit() else None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"{what} {item!r}: {text!r} is not in {low}-{high}")
+        return value
+
+    if match["first"] is not None and match["last"] is not None and number(match["first"]) > number(match["last"]):
+        raise ValueError(f"{what} {item!r}: the range runs backwards")
+    if match["first"] is not None:
+        number(match["first"])
+    if match["step"] is not None and not 1 <= int(match["step"]) <= high:
+        raise ValueError(f"{what} {item!r}: step {match['step']} is not in 1-{high}")
+
+
 class Schedules(_Strict):
     """Cron expressions (UTC). Each run processes the day *before* its run time (data-interval semantics)."""
 
@@ -95,10 +130,18 @@ class Schedules(_Strict):
     @field_validator("training", "scoring", "monitoring")
     @classmethod
     def _cron(cls, value: str) -> str:
+        # Checked here, not first by Airflow: a cron Airflow refuses fails its whole DAG file, which would hide
+        # that DAG family of every use case (a config error stays with its use case, see orchestration.dags).
         if value.startswith("@"):
+            if value not in _CRON_PRESETS:
+                raise ValueError(f"{value!r} is not a cron preset; expected one of {sorted(_CRON_PRESETS)}")
             return value
-        if len(value.split()) != 5:
+        fields = value.split()
+        if len(fields) != len(_CRON_FIELDS):
             raise ValueError(f"{value!r} is not a 5-field cron expression")
+        for text, (what, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+            for item in text.split(","):
+                _cron_item(item, what, low, high, names)
         return value
 
 

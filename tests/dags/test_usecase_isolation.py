@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mlcycle.specs.names import DagFamily
-from support.inputs import one_good_one_broken, parse_dags
+from support.inputs import BREAKAGES, one_good_one_broken, parse_dags
 
 
-def test_a_broken_usecase_is_an_import_error_naming_its_file_and_the_others_keep_their_dags(tmp_path: Path) -> None:
-    good, broken = one_good_one_broken(tmp_path / "usecases")
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_broken_usecase_is_an_import_error_naming_its_file_and_the_others_keep_their_dags(
+    tmp_path: Path, breakage: str
+) -> None:
+    good, broken = one_good_one_broken(tmp_path / "usecases", breakage)
     parsed = parse_dags(tmp_path / "usecases", tmp_path / "home")
     assert parsed["dag_ids"] == sorted(family.dag_id(good) for family in DagFamily)
     reported = [message for message in parsed["errors"].values() if str(broken) in message]
     assert len(reported) == 1, f"expected one import error naming {broken}, got {parsed['errors']}"
-    assert "split.window_dayz: Extra inputs are not permitted" in reported[0]
+    assert BREAKAGES[breakage][1] in reported[0]
     assert not [m for m in parsed["errors"].values() if "yarnit" in m.replace(str(tmp_path), "")]
 
 

@@ -32,10 +32,18 @@ def usecase_copy(root: Path, name: str, change: Any = None) -> Path:
     return path
 
 
-def one_good_one_broken(root: Path) -> tuple[str, Path]:
-    """Use cases `yarnit` (good) and `churn` (a typo in usecase.yaml); returns ("yarnit", churn's usecase.yaml)."""
+#: Ways to break a usecase.yaml: (what the change is, the change, what the error says).
+BREAKAGES: dict[str, tuple[Any, str]] = {
+    "typo": (lambda data: data["split"].update(window_dayz=14), "split.window_dayz: Extra inputs are not permitted"),
+    "cron_out_of_range": (lambda data: data["schedule"].update(training="99 * * * *"), "schedule.training"),
+}
+
+
+def one_good_one_broken(root: Path, breakage: str = "typo") -> tuple[str, Path]:
+    """Use cases `yarnit` (good) and `churn` (broken as BREAKAGES[breakage] says); returns ("yarnit", churn's
+    usecase.yaml)."""
     usecase_copy(root, "yarnit")
-    broken = usecase_copy(root, "churn", lambda data: data["split"].update(window_dayz=14))
+    broken = usecase_copy(root, "churn", BREAKAGES[breakage][0])
     return "yarnit", broken
 
 
