@@ -50,7 +50,7 @@ def test_yarnit_loads() -> None:
         (lambda d: d["resources"].update(trian={"cpu": "1"}), "resources: unknown step(s) ['trian']"),
         (lambda d: d["resources"]["train"].update(cpu="two"), "resources.train.cpu"),
         (lambda d: d["schedule"].update(training="every night"), "schedule.training"),
-        (lambda d: d["schedule"].update(training="99 * * * *"), "schedule.training: Value error, minute '99'"),
+        (lambda d: d["schedule"].update(training="99 * * * *"), "schedule.training: minute '99': '99' is not in 0-59"),
         (lambda d: d["schedule"].update(scoring="0 4 * * 8"), "day of week '8': '8' is not in 0-7"),
         (lambda d: d["schedule"].update(monitoring="@sometimes"), "'@sometimes' is not a cron preset"),
         (lambda d: d.update(slices=["planet"]), "slices: ['planet'] are not columns of"),
