@@ -2,8 +2,10 @@
 
 The same argv runs in a local subprocess (embedded default) and as a Kubernetes pod (production).
 Each step prints its JSON result as the last stdout line (and writes it to /airflow/xcom/return.json
-inside a pod); the exit code says what happened (see `mlcycle.exitcodes`). Step modules are imported
-only when their sub-command runs, so `mlcycle --help` and light steps do not pay for heavy imports.
+inside a pod); the exit code says what happened (see `mlcycle.exitcodes`). Every argument is checked by
+argparse before anything is read: a bad one, like a use case that cannot be loaded, is a usage error (64).
+Step modules are imported only when their sub-command runs, so `mlcycle --help` and light steps do not pay
+for heavy imports.
 
 Sub-commands, flags and help texts are generated from the specs (`mlcycle.specs.catalog`): each body gets its
 typed options model, and its result is checked against its result model before it is printed.
@@ -20,12 +22,14 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
 
 from mlcycle.exitcodes import STATUS_BY_CODE, ExitCode
 from mlcycle.signals import exit_on_sigterm
 from mlcycle.specs.catalog import SPECS, CommandSpec, spec_of
-from mlcycle.specs.options import Options
+from mlcycle.specs.options import Options, argument_type, flag, partition_day, storage_root, usecase_name
 
 XCOM_RETURN = Path("/airflow/xcom/return.json")
 TERMINATION_LOG = Path("/dev/termination-log")
@@ -33,24 +37,50 @@ TERMINATION_LOG = Path("/dev/termination-log")
 log = logging.getLogger("mlcycle")
 
 
+class UsageErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 64 (EX_USAGE, never retried) instead of 2, with a JSON result naming the
+    argument, so both launchers fail the task at once with that message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        reason = f"usage: {message}"
+        _termination_message(f"{STATUS_BY_CODE[ExitCode.USAGE]}: {reason}")
+        _emit({"status": STATUS_BY_CODE[ExitCode.USAGE], "reason": reason})
+        self.exit(int(ExitCode.USAGE), f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageErrorParser(
         prog="mlcycle",
         description=(
             "Run one step of the machine-learning lifecycle for one use case and one daily partition. "
-            "Exit codes: 0 success, 65 rejected (contract/gate said no: do not retry), "
-            "99 nothing to do (skip), anything else an error (retry). The last stdout line is the "
-            "step's JSON result."
+            "Exit codes: 0 success, 65 rejected (contract/gate said no: do not retry), 99 nothing to do "
+            "(skip), 64 usage error (bad argument or use case: do not retry), anything else an error (retry). "
+            "The last stdout line is the step's JSON result."
         ),
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="STEP")
     for command in SPECS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.description)
         if not command.service:
-            sub.add_argument("--usecase", required=True, help="use case name (folder under include/usecases)")
+            sub.add_argument(
+                "--usecase",
+                required=True,
+                type=argument_type(usecase_name),
+                help="use case name (folder under include/usecases)",
+            )
             if command.needs_partition:
-                sub.add_argument("--partition", required=True, help="the daily partition, YYYY-MM-DD")
-            sub.add_argument("--storage-root", help="override MLCYCLE_STORAGE_ROOT (a folder or s3://bucket/prefix)")
+                sub.add_argument(
+                    "--partition",
+                    required=True,
+                    type=argument_type(partition_day),
+                    help="the daily partition, YYYY-MM-DD",
+                )
+            sub.add_argument(
+                "--storage-root",
+                type=argument_type(storage_root),
+                help="override MLCYCLE_STORAGE_ROOT (a folder or s3://bucket/prefix)",
+            )
         command.options.add_arguments(sub)
     return parser
 
@@ -79,24 +109,32 @@ def _termination_message(message: str) -> None:
             pass
 
 
-def run_command(args: argparse.Namespace) -> int:
+def parse_options(parser: argparse.ArgumentParser, command: CommandSpec, args: argparse.Namespace) -> Options:
+    """The command's typed options; what only the whole model can check (its validators) is a usage error too."""
+    try:
+        return command.options.from_namespace(args)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = flag(str(error["loc"][0])) if error["loc"] else command.options.__name__
+        parser.error(f"argument {where}: {error['msg']}")
+
+
+def run_command(args: argparse.Namespace, options: Options) -> int:
     """Run the sub-command in `args`; return its exit code (after printing the JSON result)."""
-    from mlcycle.config import get_usecase
+    from mlcycle.config import UseCaseConfigError, get_usecase
     from mlcycle.runinfo import AirflowRun
     from mlcycle.settings import storage_root
     from mlcycle.steps.base import NothingToDo, Rejected, StepContext
-    from mlcycle.storage.partitions import Storage, parse_partition
+    from mlcycle.storage.partitions import Storage
 
     command = spec_of(args.command)
-    partition = getattr(args, "partition", None)
-    base = {"step": command.name, "usecase": args.usecase, "partition": partition}
+    day = getattr(args, "partition", None)  # a date: argparse checked it
+    base = {"step": command.name, "usecase": args.usecase, "partition": day and day.isoformat()}
     started = time.perf_counter()
     try:
         usecase = get_usecase(args.usecase)
-        day = parse_partition(partition) if partition else None
         storage = Storage(args.storage_root or storage_root())
         ctx = StepContext(usecase, day or _today(), storage, AirflowRun.from_env())
-        options: Options = command.options.from_namespace(args)
         result = load_body(command)(ctx, options)
         # A result model validates when it is built (`<X>Result.of`): a key that others read is missing fails
         # here, in the producer, not in a reader downstream. The type check makes sure it was that model.
@@ -106,6 +144,9 @@ def run_command(args: argparse.Namespace) -> int:
             )
         document = result.to_dict()
         code = ExitCode.OK
+    except UseCaseConfigError as exc:  # a person must fix the use case's files: retrying cannot help
+        code, document = ExitCode.USAGE, {**base, "reason": str(exc)}
+        log.error("use case %r cannot be used: %s", args.usecase, exc)
     except Rejected as exc:
         code, document = ExitCode.REJECTED, {**base, "reason": exc.reason, **exc.details}
         log.error("REJECTED: %s", exc.reason)
@@ -131,13 +172,15 @@ def _today() -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     command = spec_of(args.command)
+    options = parse_options(parser, command, args)
     if command.service:
-        exit_code: int = load_body(command)(command.options.from_namespace(args))
+        exit_code: int = load_body(command)(options)
         return exit_code
     with exit_on_sigterm():  # a killed step leaves through `finally`: the registry lease is released
-        return run_command(args)
+        return run_command(args, options)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ pydantic, yaml and the contract model (itself pydantic and yaml only). A bad fil
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlcycle.schema import ColumnType, ContractError, DataContract, format_validation_error, load_contract
 from mlcycle.specs.names import Step
+from mlcycle.specs.options import MAX_LOOKBACK_DAYS, USECASE_NAME
 
 USECASES_ENV = "MLCYCLE_USECASES_DIR"
 # include/mlcycle/config.py -> include/usecases
@@ -32,7 +34,6 @@ DEFAULT_USECASES_DIR = Path(__file__).resolve().parent.parent / "usecases"
 
 STEPS = tuple(step.value for step in Step)
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
@@ -83,6 +84,41 @@ class Roles(_Strict):
     metadata: list[str] = Field(default_factory=list, description="carried in the data, never a model input")
 
 
+_CRON_PRESETS = frozenset({"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"})
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+#: The five cron fields: (name, lowest, highest, names counted from `lowest`); 7 is Sunday too.
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _WEEKDAYS),
+)
+_CRON_ITEM = re.compile(r"^(?P<range>\*|(?P<first>[a-z0-9]+)(-(?P<last>[a-z0-9]+))?)(/(?P<step>[0-9]+))?$")
+
+
+def _cron_item(item: str, what: str, low: int, high: int, names: tuple[str, ...]) -> None:
+    """One comma-separated item of a cron field: `*`, `N`, `N-M`, each optionally `/STEP`; names for months
+    and weekdays. A subset of what cron accepts (no `?`, `L`, `W`, `#`), all of it valid for Airflow."""
+    match = _CRON_ITEM.match(item.lower())
+    if not match:
+        raise ValueError(f"{what} {item!r}: expected *, N, N-M or one of them followed by /STEP")
+
+    def number(text: str) -> int:
+        value = low + names.index(text) if text in names else int(text) if text.isdigit() else None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"{what} {item!r}: {text!r} is not in {low}-{high}")
+        return value
+
+    if match["first"] is not None and match["last"] is not None and number(match["first"]) > number(match["last"]):
+        raise ValueError(f"{what} {item!r}: the range runs backwards")
+    if match["first"] is not None:
+        number(match["first"])
+    if match["step"] is not None and not 1 <= int(match["step"]) <= high:
+        raise ValueError(f"{what} {item!r}: step {match['step']} is not in 1-{high}")
+
+
 class Schedules(_Strict):
     """Cron expressions (UTC). Each run processes the day *before* its run time (data-interval semantics)."""
 
@@ -94,10 +130,18 @@ class Schedules(_Strict):
     @field_validator("training", "scoring", "monitoring")
     @classmethod
     def _cron(cls, value: str) -> str:
+        # Checked here, not first by Airflow: a cron Airflow refuses fails its whole DAG file, which would hide
+        # that DAG family of every use case (a config error stays with its use case, see orchestration.dags).
         if value.startswith("@"):
+            if value not in _CRON_PRESETS:
+                raise ValueError(f"{value!r} is not a cron preset; expected one of {sorted(_CRON_PRESETS)}")
             return value
-        if len(value.split()) != 5:
+        fields = value.split()
+        if len(fields) != len(_CRON_FIELDS):
             raise ValueError(f"{value!r} is not a 5-field cron expression")
+        for text, (what, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+            for item in text.split(","):
+                _cron_item(item, what, low, high, names)
         return value
 
 
@@ -111,7 +155,8 @@ class Split(_Strict):
     """
 
     strategy: Literal["time", "stratified"] = "time"
-    window_days: int = Field(default=14, ge=3)
+    # At most the longest look-back of ingest/validate: the training DAG passes the window as --lookback.
+    window_days: int = Field(default=14, ge=3, le=MAX_LOOKBACK_DAYS)
     valid_days: int = Field(default=2, ge=1)
     test_days: int = Field(default=2, ge=1)
     min_partitions: int = Field(default=3, ge=1)
@@ -210,6 +255,16 @@ class Freshness(_Strict):
     max_training_gap_days: int = Field(default=7, ge=1, description="no successful training run for this long -> alert")
 
 
+class Tracking(_Strict):
+    """What the lifecycle logs to MLflow, whose runs every MLflow user can read."""
+
+    log_data_samples: bool = Field(
+        default=False,
+        description="log the validation files with the offending values and sample rows they quote (possible "
+        "personal data); by default MLflow gets copies without them and only the quarantine folder keeps them",
+    )
+
+
 class Resources(_Strict):
     """Kubernetes requests / limits of one step's pod (the local launcher ignores them)."""
 
@@ -277,6 +332,7 @@ class UseCase(_Strict):
     thresholds: Thresholds = Thresholds()
     retraining: Retraining = Retraining()
     freshness: Freshness = Freshness()
+    tracking: Tracking = Tracking()
     resources: dict[str, Resources] = Field(default_factory=dict)
     # Set by the loader, not by the YAML: where the use case folder lives, and its parsed contract.
     folder: Path = Field(default=Path("."), exclude=True)
@@ -305,7 +361,7 @@ class UseCase(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not USECASE_NAME.match(value):
             raise ValueError("must be lower_snake_case, 2-41 characters, starting with a letter")
         return value
 
@@ -420,12 +476,23 @@ class UseCase(_Strict):
 _LOADER_KEYS = {"folder": "the use case's folder", "data_contract": "the parsed contract"}
 
 
+def _is_inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, with `..` and symbolic links resolved, lies in `folder` (also resolved)."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def _read_contract(path: Path, raw: dict[str, Any]) -> DataContract:
-    """The contract `raw` names, next to `path`; its errors name the contract file."""
+    """The contract `raw` names, inside the use case's folder; its errors name the contract file."""
     name = raw.get("contract", UseCase.model_fields["contract"].default)
     if not isinstance(name, str):
         raise UseCaseConfigError(f"{path}: contract: expected a file name, got {type(name).__name__}")
     contract_path = path.parent / name
+    # Checked before anything is read: a use case may only read files of its own folder.
+    if not _is_inside(contract_path, path.parent):
+        raise UseCaseConfigError(
+            f"{path}: contract: {name!r} is outside the use case's folder {path.parent}; "
+            "give a path relative to it, without '..'"
+        )
     if not contract_path.is_file():
         raise UseCaseConfigError(f"{path}: contract: file {contract_path} does not exist")
     try:
@@ -466,15 +533,43 @@ def usecases_dir() -> Path:
     return Path(os.environ.get(USECASES_ENV, DEFAULT_USECASES_DIR))
 
 
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+    """The use cases of a folder that load, and one error (naming its file) per use case that does not."""
+
+    usecases: list[UseCase] = dataclasses.field(default_factory=list)
+    errors: list[UseCaseConfigError] = dataclasses.field(default_factory=list)
+
+
+def discover(folder: Path | None = None) -> Discovery:
+    """Every `<folder>/<name>/usecase.yaml`, sorted by name, each loaded on its own: a broken one is an error in
+    the result, not the end of discovery (the DAG files keep every other use case's DAGs)."""
+    found = Discovery()
+    for path in sorted((folder or usecases_dir()).glob("*/usecase.yaml")):
+        try:
+            found.usecases.append(load_usecase(path))
+        except UseCaseConfigError as exc:
+            found.errors.append(exc)
+    return found
+
+
 def discover_usecases(folder: Path | None = None) -> list[UseCase]:
-    """Every `<folder>/<name>/usecase.yaml`, sorted by name. Adding a use case is adding a folder."""
-    root = folder or usecases_dir()
-    return [load_usecase(p) for p in sorted(root.glob("*/usecase.yaml"))]
+    """Every use case of the folder, sorted by name; the first broken one raises. Adding a use case is adding a
+    folder."""
+    found = discover(folder)
+    if found.errors:
+        raise found.errors[0]
+    return found.usecases
 
 
 def get_usecase(name: str, folder: Path | None = None) -> UseCase:
+    """The use case `name`: `<folder>/<name>/usecase.yaml`, the name checked before it becomes a path."""
     root = folder or usecases_dir()
+    if not USECASE_NAME.match(name):
+        raise UseCaseConfigError(f"use case name {name!r} must match {USECASE_NAME.pattern} (a folder of {root})")
     path = root / name / "usecase.yaml"
+    if path.exists() and not _is_inside(path, root):
+        raise UseCaseConfigError(f"use case {name!r}: {path} leads outside {root} (a symbolic link?)")
     if not path.is_file():
         known = sorted(p.parent.name for p in root.glob("*/usecase.yaml"))
         raise UseCaseConfigError(f"unknown use case {name!r}: no {path} (known: {known})")

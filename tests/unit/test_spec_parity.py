@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -281,3 +282,54 @@ def test_every_rendered_task_argv_parses_back_into_its_steps_options(monkeypatch
             seen.add((dag.dag_id, task.task_id, tuple(options.to_argv())))
     assert ("yarnit_training", "evaluate", ("--model-version", "7")) in seen
     assert ("yarnit_scoring", "validate", ("--lookback", "1", "--serving")) in seen
+
+
+# ---- usage errors (issue 12, L1): exit 64 fails the task without retry in both launchers, naming the argument
+EX_USAGE = 64  # sysexits.h; `ExitCode.USAGE`
+USAGE_REASON = "usage: argument --partition: '2026-13-01' is not a date in YYYY-MM-DD form"
+
+
+def test_a_usage_error_fails_without_retry_naming_the_argument() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlcycle.orchestration.operators import raise_for_exit_code
+
+    with pytest.raises(AirflowFailException, match=r"usage error \(not retried\).*argument --partition"):
+        raise_for_exit_code(EX_USAGE, {"status": "usage_error", "reason": USAGE_REASON}, "mlcycle ingest")
+
+
+def _terminated_pod(container: str, code: int) -> Any:
+    terminated = SimpleNamespace(state=SimpleNamespace(terminated=SimpleNamespace(exit_code=code)), name=container)
+    return SimpleNamespace(status=SimpleNamespace(container_statuses=[terminated]), metadata=SimpleNamespace(name="p"))
+
+
+@pytest.mark.parametrize("code", [EX_USAGE, 65])
+def test_the_pod_operator_fails_a_usage_error_and_a_rejection_without_retry(
+    both_modes: dict[str, tuple[Any, Any]], monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    def failed(*args: Any, **kwargs: Any) -> None:  # what KPO does with a failed pod: a plain (retried) failure
+        raise AirflowException("Pod p returned a failure")
+
+    monkeypatch.setattr(KubernetesPodOperator, "cleanup", failed)
+    task = both_modes["yarnit_scoring"][1].get_task("ingest")
+    pod = _terminated_pod(task.base_container_name, code)
+    result = json.dumps({"status": "usage_error" if code == EX_USAGE else "rejected", "reason": USAGE_REASON})
+    with pytest.raises(AirflowFailException, match="argument --partition"):
+        task.cleanup(pod, pod, xcom_result=result)
+    retried = _terminated_pod(task.base_container_name, 1)
+    with pytest.raises(AirflowException) as caught:
+        task.cleanup(retried, retried, xcom_result=None)
+    assert not isinstance(caught.value, AirflowFailException)
+
+
+def test_the_local_operator_fails_a_usage_error_without_retry_naming_the_argument(mlcycle_env: dict[str, str]) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    task = LocalStepOperator(
+        task_id="ingest", cmds=["mlcycle"], arguments=["ingest", "--usecase", "yarnit", "--partition", "2026-13-01"]
+    )
+    with pytest.raises(AirflowFailException, match=r"usage error \(not retried\).*argument --partition"):
+        task.execute({})

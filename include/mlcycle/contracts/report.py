@@ -3,18 +3,28 @@
 Rendered from :class:`~mlcycle.contracts.results.ContractResult` with the standard library only.
 GX Data Docs are deliberately not built: they need a GX project, and building them costs more than
 the validation itself.
+
+Everything the page quotes from the data (the offending values in the ``observed`` cells, the sample of
+offending rows) sits inside an element marked as data, so :func:`without_data` can cut it out of a stored
+page: data is HTML-escaped, so it can never close such an element itself.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from mlcycle.contracts.results import ContractResult
+from mlcycle.contracts.results import FIRST_VALUES_LABEL, ContractResult
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "without_data"]
+
+_DATA_VALUES = '<span class="data">'
+_DATA_SAMPLES = '<section class="data">'
+_DATA = re.compile(r'<span class="data">.*?</span>|<section class="data">.*?</section>', flags=re.DOTALL)
+_LEFT_OUT = "<p><em>Quoted data left out of this copy; the quarantine folder in storage keeps it.</em></p>"
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
@@ -43,6 +53,19 @@ def _cell(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _observed(text: Any) -> str:
+    """An ``observed`` cell: its offending values, if any, marked as data."""
+    observed = "" if text is None else str(text)
+    head, label, values = observed.partition(FIRST_VALUES_LABEL)
+    return _cell(head) + (f"{_DATA_VALUES}{_cell(label + values)}</span>" if label else "")
+
+
+def without_data(page: str) -> str:
+    """A page rendered by :func:`render_html` without anything it quotes from the data (values, rows)."""
+    redacted, count = _DATA.subn("", page)
+    return redacted.replace("</body>", f"{_LEFT_OUT}\n</body>", 1) if count else redacted
+
+
 def render_html(result: ContractResult, *, title: str, facts: Mapping[str, Any] | None = None) -> str:
     """The report page: a header (verdict, counts, ``facts`` such as partition and profile), the
     failures with their sample rows, then a table of every expectation in suite order."""
@@ -53,7 +76,7 @@ def render_html(result: ContractResult, *, title: str, facts: Mapping[str, Any] 
         rows.append(
             f'<tr class="{css}"><td class="status">{label}</td><td>{_cell(check.get("severity"))}</td>'
             f"<td>{_cell(check.get('rule'))}</td><td>{_cell(check.get('column') or '(table)')}</td>"
-            f"<td>{_cell(check.get('expected'))}</td><td>{_cell(check.get('observed'))}</td>"
+            f"<td>{_cell(check.get('expected'))}</td><td>{_observed(check.get('observed'))}</td>"
             f"<td><code>{_cell(check.get('expectation'))}</code></td></tr>"
         )
     fact_rows = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in (facts or {}).items())
@@ -78,6 +101,6 @@ def render_html(result: ContractResult, *, title: str, facts: Mapping[str, Any] 
         "<th>observed</th><th>GX expectation</th></tr>\n"
         + "\n".join(rows)
         + "</table>\n"
-        + ("<h2>Sample of offending rows</h2>\n" + "\n".join(samples) if samples else "")
+        + (f"{_DATA_SAMPLES}<h2>Sample of offending rows</h2>\n" + "\n".join(samples) + "</section>" if samples else "")
         + "\n</body></html>\n"
     )

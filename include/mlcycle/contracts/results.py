@@ -20,12 +20,15 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FIRST_VALUES", "META_KEY", "ContractResult", "FailedExpectation", "describe_check"]
+__all__ = ["FIRST_VALUES", "FIRST_VALUES_LABEL", "META_KEY", "ContractResult", "FailedExpectation", "describe_check"]
 
 #: The key under an expectation's ``meta`` where the contract's bookkeeping lives.
 META_KEY = "mlcycle"
 #: How many offending values (and rows) a report quotes.
 FIRST_VALUES = 5
+#: What precedes the quoted offending values at the end of an ``observed`` text (and so of a message): where
+#: a copy without data (mlcycle.contracts.samples) cuts it.
+FIRST_VALUES_LABEL = "; first values: "
 
 
 @dataclass
@@ -188,7 +191,7 @@ def _observed(rule: str, column: str | None, result: dict[str, Any], df: pd.Data
         text = f"{bad} of {total} rows ({_pct(bad, total)}) {_VERB.get(rule, 'unexpected')}"
         values = result.get("partial_unexpected_list") or []
         if values and rule != "not_null":
-            text += f"; first values: {values[:FIRST_VALUES]}"
+            text += f"{FIRST_VALUES_LABEL}{values[:FIRST_VALUES]}"
         return f"{dtype}; {text}" if rule == "type" and dtype else text
     value = result.get("observed_value")
     if rule == "type":

@@ -6,6 +6,12 @@
 `<usecase>_promotion`  manual, Params form: promote a reviewed version or roll back
 
 Only Airflow, the standard library, pydantic and yaml are imported here: this runs at every parse.
+
+One broken `usecase.yaml` must not take every use case's DAGs down. Airflow records import errors per DAG
+file, and marks every DAG of a file with an import error stale (hidden, never scheduled), so the DAG files of
+the four families build the DAGs of the use cases that load (`loadable_usecases`) and skip the others, and one
+more DAG file, `dags/usecase_errors.py`, defines no DAG and fails to import, naming every broken file
+(`raise_for_broken_usecases`): the Import errors list of the UI shows them, the others keep their DAGs.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, chain, task
 
-from mlcycle.config import UseCase
+from mlcycle.config import UseCase, UseCaseConfigError, discover
 from mlcycle.orchestration.alerts import FailureAlert, build_message, send
 from mlcycle.orchestration.factory import step_operator
 from mlcycle.orchestration.macros import MACROS, upstream
@@ -33,6 +39,26 @@ from mlcycle.specs.names import MAX_ACTIVE_RUNS, DagFamily, Runbook, Step
 from mlcycle.specs.options import Template
 
 DOCS = "https://github.com/mlcycle/mlcycle/blob/main/docs"
+
+
+def loadable_usecases() -> list[UseCase]:
+    """The use cases whose files load; each broken one is reported by `raise_for_broken_usecases`."""
+    return discover().usecases
+
+
+class BrokenUseCasesError(UseCaseConfigError):
+    """One or more use cases do not load: one line per broken file, each naming the file and the field."""
+
+
+def raise_for_broken_usecases() -> None:
+    """Raise naming every use case that does not load (the import error of `dags/usecase_errors.py`)."""
+    errors = discover().errors
+    if errors:
+        lines = "\n".join(f"- {error}" for error in errors)
+        raise BrokenUseCasesError(
+            f"{len(errors)} use case(s) cannot be loaded; their DAGs are missing until the files are fixed "
+            f"(every other use case keeps its DAGs):\n{lines}"
+        )
 
 
 def retraining_asset(usecase: UseCase) -> Asset:

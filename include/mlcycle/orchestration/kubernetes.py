@@ -35,7 +35,7 @@ from airflow.sdk.exceptions import AirflowException
 from kubernetes.client import models as k8s
 
 from mlcycle.config import Resources
-from mlcycle.exitcodes import ExitCode
+from mlcycle.exitcodes import NOT_RETRIED, ExitCode
 from mlcycle.orchestration.operators import raise_for_exit_code
 from mlcycle.orchestration.spec import StepSpec
 from mlcycle.settings import IMAGE_CUDA_ENV, IMAGE_ENV, KubernetesSettings, parse_toleration
@@ -107,7 +107,7 @@ class StepPodOperator(KubernetesPodOperator):
             super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)
         except AirflowException:
             code = _exit_code(remote_pod, self.base_container_name)
-            if code == ExitCode.REJECTED:
+            if code in NOT_RETRIED:
                 result = xcom_result if isinstance(xcom_result, dict) else None
                 if isinstance(xcom_result, str):
                     result = json.loads(xcom_result)

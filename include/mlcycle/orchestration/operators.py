@@ -2,7 +2,7 @@
 
 - `LocalStepOperator` runs the spec's argv in a subprocess (embedded default, `make up`).
 - `StepPodOperator` (kubernetes mode, built in `factory.py`) runs the same argv in a pod.
-Both map REJECTED to a failure without retry, NOTHING_TO_DO to a skip, and return the step's JSON
+Both map USAGE and REJECTED to a failure without retry, NOTHING_TO_DO to a skip, and return the step's JSON
 result as the task's XCom.
 """
 
@@ -35,6 +35,8 @@ def raise_for_exit_code(code: int, result: dict[str, Any] | None, where: str) ->
         raise AirflowSkipException(f"{where}: nothing to do: {reason}")
     if code == ExitCode.REJECTED:
         raise AirflowFailException(f"{where}: rejected (not retried): {reason}")
+    if code == ExitCode.USAGE:
+        raise AirflowFailException(f"{where}: usage error (not retried): {reason}")
     raise AirflowException(f"{where}: failed with exit code {code} (retried): {reason}")
 
 

@@ -9,12 +9,12 @@ read this catalog. Standard library and pydantic only: Airflow imports it at par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from mlcycle.specs.names import RERUNNABLE, DagFamily, Runbook, Step, Tool
-from mlcycle.specs.options import Options, option
+from mlcycle.specs.options import LookbackDays, Options, PartitionText, option
 from mlcycle.specs.results import (
     EvaluateResult,
     FeaturesResult,
@@ -33,7 +33,7 @@ from mlcycle.specs.results import (
 
 
 class IngestOptions(Options):
-    lookback: int = option(
+    lookback: LookbackDays = option(
         1,
         metavar="DAYS",
         help="also process the DAYS-1 partitions before --partition that are not done yet "
@@ -67,7 +67,9 @@ class PromoteOptions(Options):
 
 class RerunOptions(Options):
     dag: DagFamily = option(DagFamily.SCORING, choices=[f.value for f in RERUNNABLE])
-    reason: str = option(help="why (at least 3 characters)")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3)] = option(
+        help="why (at least 3 characters)"
+    )
 
     @field_validator("dag")
     @classmethod
@@ -79,14 +81,14 @@ class RerunOptions(Options):
 
 class AlertReceiverOptions(Options):
     host: str = option("127.0.0.1", help="0.0.0.0 in a pod")
-    port: int = 8085
+    port: Annotated[int, Field(ge=1, le=65535)] = 8085
 
 
 class GenerateOptions(Options):
-    start: str = option(help="first day, YYYY-MM-DD")
-    end: str = option(help="last day, YYYY-MM-DD (inclusive)")
+    start: PartitionText = option(help="first day, YYYY-MM-DD")
+    end: PartitionText = option(help="last day, YYYY-MM-DD (inclusive)")
     seed: int = 7
-    rows: int = option(3000, help="base rows per day")
+    rows: Annotated[int, Field(ge=1)] = option(3000, help="base rows per day")
     scenario: list[str] = option(
         [], metavar="NAME:FROM[:TO]", help="e.g. covariate_shift:2026-09-15:2026-09-21 (repeatable)"
     )
@@ -138,7 +140,8 @@ SPECS: tuple[CommandSpec, ...] = (
         "Passing data is committed to validated/ds=D (manifest: profile, summary, soft warnings); data failing "
         "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json and the step exits "
         "REJECTED (65). validation.json (the full GX result) and report.html are stored with the partition "
-        "and logged to the DAG run's MLflow parent run under validation/<D>/.",
+        "and logged to the DAG run's MLflow parent run under validation/<D>/ (without the offending values and "
+        "sample rows they quote, unless usecase.yaml sets tracking.log_data_samples).",
         "mlcycle.steps.validate.main",
         ValidateOptions,
         ValidateResult,

@@ -5,19 +5,101 @@ its argparse sub-parser from the model (`add_arguments`) and validates the parse
 (`from_namespace`). The DAG factory builds an instance with `for_task(...)`, where any value may be a
 `Template` (a Jinja expression Airflow renders at run time, in both launchers alike), and turns it into argv
 with `to_argv()`: only the options the task sets, in declaration order. Standard library and pydantic only.
+
+Every argument is validated at the edge, by argparse `type=` functions: each option through its field's type and
+constraints (the same the DAG side checks with `for_task`), and the arguments every step shares (`--usecase`,
+`--partition`, `--storage-root`) by the functions below. A bad value is then an argparse error, which the CLI
+turns into exit 64 (`ExitCode.USAGE`, never retried) naming the argument.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal, Self, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
+
+#: A use case's name: its folder under the use-case folder, and the first part of its DAG ids, storage paths and
+#: model name. No separator and no dot can pass, so a name never leaves the use-case folder.
+USECASE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+#: The partitions the lifecycle accepts. Partition arithmetic must stay inside what every layer represents:
+#: pandas' nanosecond timestamps (event times, `scored_for` = D + 1 day) end in April 2262, and a look-back of
+#: MAX_LOOKBACK_DAYS from 1970 stays far from date.min (year 1, where `date - timedelta` overflows).
+FIRST_PARTITION = dt.date(1970, 1, 1)
+LAST_PARTITION = dt.date(2261, 12, 31)
+#: The longest look-back (ingest/validate --lookback, and so usecase.yaml's split.window_days): ten years.
+MAX_LOOKBACK_DAYS = 3660
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_STORAGE_SCHEMES = ("s3://", "file://")
+
+
+def usecase_name(text: str) -> str:
+    """A use-case name (`--usecase`): the pattern alone, so nothing is read before it holds."""
+    if not USECASE_NAME.match(text):
+        raise ValueError(f"{text!r} is not a use-case name (lower_snake_case, 2-41 characters: {USECASE_NAME.pattern})")
+    return text
+
+
+def partition_day(text: str) -> dt.date:
+    """A partition (`--partition`, generate's `--start`/`--end`): exactly YYYY-MM-DD, within the accepted range.
+
+    `date.fromisoformat` alone would also take `20260914` and `2026-W37-1`; an empty value is not "today".
+    """
+    if not _ISO_DAY.match(text):
+        raise ValueError(f"{text!r} is not a date in YYYY-MM-DD form")
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a date: {exc}") from None
+    if not FIRST_PARTITION <= day <= LAST_PARTITION:
+        raise ValueError(
+            f"{text!r} is outside the partitions the lifecycle accepts ({FIRST_PARTITION}..{LAST_PARTITION})"
+        )
+    return day
+
+
+def storage_root(text: str) -> str:
+    """A storage root (`--storage-root`): a local folder, `file://folder` or `s3://bucket[/prefix]`."""
+    if not text.strip():
+        raise ValueError("an empty storage root; give a folder or s3://bucket[/prefix]")
+    if "://" in text:
+        scheme = next((s for s in _STORAGE_SCHEMES if text.startswith(s)), None)
+        if scheme is None:
+            raise ValueError(f"{text!r}: expected a folder, file://folder or s3://bucket[/prefix]")
+        if not text.removeprefix(scheme).strip("/"):
+            raise ValueError(f"{text!r} names no {'bucket' if scheme == 's3://' else 'folder'}")
+    return text
+
+
+def _partition_text(text: str) -> str:
+    partition_day(text)
+    return text
+
+
+#: An option that is a partition date, kept as its text (generate's --start and --end).
+PartitionText = Annotated[str, AfterValidator(_partition_text)]
+#: How many partitions back a step looks, the partition itself included.
+LookbackDays = Annotated[int, Field(ge=1, le=MAX_LOOKBACK_DAYS)]
+
+
+def argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse `type=` from a parser raising ValueError: argparse then names the argument in the error."""
+
+    def checked(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    checked.__name__ = parse.__name__  # argparse names the type in some messages
+    return checked
 
 
 @dataclass(frozen=True)
@@ -72,8 +154,8 @@ def _choices(annotation: Any) -> list[str]:
     return []
 
 
-def _argparse_options(field: FieldInfo) -> dict[str, Any]:
-    """argparse's keyword arguments for one field."""
+def _argparse_options(model: type[Options], name: str, field: FieldInfo) -> dict[str, Any]:
+    """argparse's keyword arguments for one field, its `type=` checking the field's type and constraints."""
     extra = _extra(field)
     kwargs: dict[str, Any] = {}
     if field.description:
@@ -83,7 +165,8 @@ def _argparse_options(field: FieldInfo) -> dict[str, Any]:
     if field.annotation is bool:
         return {**kwargs, "action": "store_true"}
     if get_origin(field.annotation) is list:
-        return {**kwargs, "action": "append", "default": []}
+        item = TypeAdapter(get_args(field.annotation)[0])
+        return {**kwargs, "action": "append", "default": [], "type": _validating(item)}
     if field.is_required():
         kwargs["required"] = True
     else:
@@ -92,9 +175,18 @@ def _argparse_options(field: FieldInfo) -> dict[str, Any]:
     choices = extra.get("choices") or _choices(field.annotation)
     if choices:
         kwargs["choices"] = list(choices)
-    if field.annotation is int:
-        kwargs["type"] = int
+    kwargs["type"] = _validating(_adapter(model, name))
     return kwargs
+
+
+def _validating(adapter: TypeAdapter[Any]) -> Callable[[str], Any]:
+    def option_value(text: str) -> Any:
+        try:
+            return adapter.validate_python(text)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc.errors()[0]['msg']}") from None
+
+    return option_value
 
 
 class Options(BaseModel):
@@ -105,7 +197,7 @@ class Options(BaseModel):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         for name, field in cls.model_fields.items():
-            parser.add_argument(flag(name), **_argparse_options(field))
+            parser.add_argument(flag(name), **_argparse_options(cls, name, field))
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> Self:
@@ -155,6 +247,9 @@ class Options(BaseModel):
 
 @functools.cache
 def _adapter(model: type[Options], name: str) -> TypeAdapter[Any]:
-    annotation = model.model_fields[name].annotation
-    assert annotation is not None  # every options field is annotated (pydantic requires it)
-    return TypeAdapter(annotation)
+    """The field's type with its constraints (`ge`, `le`, validators), which pydantic keeps apart in `metadata`."""
+    field = model.model_fields[name]
+    assert field.annotation is not None  # every options field is annotated (pydantic requires it)
+    if not field.metadata:
+        return TypeAdapter(field.annotation)
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)])  # type: ignore[arg-type]

@@ -14,7 +14,8 @@ valid, and is quarantined for training with its reason.
 Every validation stores, with the partition it commits (validated/ or quarantine/): the full GX
 result (`validation.json`) and a readable report (`report.html`); a rejected one also `reason.json`
 (failed expectations, observed values, sample rows) and the refused bytes as they arrived. The same
-files are logged to the MLflow parent run of the DAG run under `validation/<partition>/`. raw/ is
+files are logged to the MLflow parent run of the DAG run under `validation/<partition>/`, as copies that
+quote no values or rows of the data unless the use case sets `tracking.log_data_samples`. raw/ is
 never changed: it stays the immutable record of what arrived.
 
 A day that fails withdraws its validated partition (a re-delivery that breaks the contract must not leave the
@@ -28,6 +29,7 @@ import datetime as dt
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from mlcycle.contracts.profiles import SERVING, TRAINING, covers, profile_of
 from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable_result
 from mlcycle.contracts.report import render_html
 from mlcycle.contracts.results import ContractResult
+from mlcycle.contracts.samples import copy_without_data
 from mlcycle.schema import DataContract, load_contract
 from mlcycle.specs.catalog import ValidateOptions
 from mlcycle.specs.names import Step
@@ -92,18 +95,24 @@ def _reason(
 
 def log_to_mlflow(ctx: StepContext, validations: list[tuple[dt.date, str]]) -> str:
     """Log committed validations (day, uri) to the DAG run's MLflow parent run, under
-    ``validation/<day>/``; returns the run id."""
+    ``validation/<day>/``; returns the run id.
+
+    Every MLflow user can read these runs, so unless the use case opts in (``tracking.log_data_samples``) the
+    files are logged as copies that quote no values and no rows of the data; the stored partition keeps them.
+    """
     import mlflow
 
     from mlcycle.registry import tracking
 
+    with_data = ctx.usecase.tracking.log_data_samples
     parent = tracking.parent_run(ctx.usecase, ctx.airflow, ctx.partition.isoformat())
     with mlflow.start_run(run_id=parent):
         for day, uri in validations:
-            with ctx.storage.local_copy(uri) as folder:
+            with ctx.storage.local_copy(uri) as folder, tempfile.TemporaryDirectory() as scratch:
                 for name in (VALIDATION_FILE, REPORT_FILE, REASON_FILE):
                     if (folder / name).is_file():
-                        mlflow.log_artifact(str(folder / name), artifact_path=f"validation/{day.isoformat()}")
+                        logged = folder / name if with_data else copy_without_data(folder / name, Path(scratch))
+                        mlflow.log_artifact(str(logged), artifact_path=f"validation/{day.isoformat()}")
     return parent
 
 
