@@ -50,13 +50,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     mp.undo()
 
 
-def _register(store: str, family: str, data: pd.DataFrame) -> tuple[UseCase, str]:
+def _register(store: str, family: str, data: pd.DataFrame, *, recorded: bool = True) -> tuple[UseCase, str]:
     """Fit, log with the train step's `log_model`, register, and record the digests as the train step does."""
     usecase = _usecase(family)
     model = build_model(usecase).fit(feature_frame(usecase, data), data[usecase.target.name])
     with mlflow.start_run(experiment_id=store):
         info = log_model(usecase, model, data)
     version = str(mlflow.register_model(info.model_uri, usecase.registered_model_name).version)
+    if not recorded:
+        return usecase, version
     tamper.forge_digest_record(
         usecase.registered_model_name, version, tamper.artifact_dir(usecase.registered_model_name, version)
     )
@@ -165,3 +167,17 @@ def test_clean_model_predicts_identically_through_the_verified_loader(
     theirs = np.asarray(mlflow.pyfunc.load_model(f"models:/{usecase.registered_model_name}/{version}").predict(frame))
     assert ours.shape == (len(frame), 2)
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_version_registered_before_digest_records_loads_only_once_attested(store: str, data: pd.DataFrame) -> None:
+    """No record: refused; `integrity.attest` records the files as they are once; a second attest is refused."""
+    from mlcycle.registry import integrity
+    from mlcycle.training.loading import load_model_version
+
+    usecase, version = _register(store, "sklearn_logreg", data, recorded=False)
+    with pytest.raises(integrity.ArtifactRejected, match=f"version {version} has no {integrity.DIGESTS_TAG}"):
+        load_model_version(usecase, version)
+    integrity.attest(usecase, version)
+    assert load_model_version(usecase, version).predict(feature_frame(usecase, data)).shape == (len(data), 2)
+    with pytest.raises(integrity.ArtifactRejected, match="never rewritten"):
+        integrity.attest(usecase, version)

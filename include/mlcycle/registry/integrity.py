@@ -109,3 +109,17 @@ def download_verified(usecase: UseCase, version: str | int, destination: Path) -
     )
     verify(local, value, describe(usecase, version))
     return local
+
+
+def attest(usecase: UseCase, version: str | int) -> str:
+    """Record the digests of a version registered before records existed, as its files are now; the tag's value.
+
+    For a person who has checked that version's files (the upgrade path in docs/model-integrity.md). A version that
+    has a record keeps it: a mismatch is a finding to investigate, never fixed by recording the files again.
+    """
+    what = describe(usecase, version)
+    if tracking.version_tags(usecase, version).get(DIGESTS_TAG):
+        raise ArtifactRejected(f"{what} already has its {DIGESTS_TAG} record; it is never rewritten")
+    value = record_logged_model(tracking.model_uri(usecase, version))
+    tracking.set_version_tags(usecase, version, {DIGESTS_TAG: value})
+    return value

@@ -46,11 +46,18 @@ CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
 
 def load_model_version(usecase: UseCase, version: str | int) -> PyFuncModel:
     """The use case's registered `version`, verified and loaded without running anything its artifacts say."""
-    what = integrity.describe(usecase, version)
     with tempfile.TemporaryDirectory(prefix="mlcycle-model-") as scratch:
         folder = integrity.download_verified(usecase, version, Path(scratch))
-        meta = Model.load(folder / MLMODEL)
-        implementation, predict_fn = _load(folder, meta, what)
+        return load_folder(folder, integrity.describe(usecase, version))
+
+
+def load_folder(folder: Path, what: str) -> PyFuncModel:
+    """The model saved in `folder` (already verified, or saved by this process) in one of mlcycle's two forms.
+
+    `what` names the model in refusals. Everything is read before returning: `folder` may be deleted after.
+    """
+    meta = Model.load(folder / MLMODEL)
+    implementation, predict_fn = _load(folder, meta, what)
     return PyFuncModel(model_meta=meta, model_impl=implementation, predict_fn=predict_fn, model_id=meta.model_id)
 
 
@@ -69,7 +76,7 @@ def _load(folder: Path, meta: Model, what: str) -> tuple[Any, str]:
     )
 
 
-def _sklearn(folder: Path, sklearn: dict[str, Any], pyfunc: dict[str, Any], what: str) -> Any:
+def _sklearn(folder: Path, sklearn: dict[str, Any], pyfunc: dict[str, Any], what: str) -> _Sklearn:
     serialization = sklearn.get("serialization_format")
     if serialization != SKOPS_FORMAT:
         raise ArtifactRejected(
@@ -83,9 +90,20 @@ def _sklearn(folder: Path, sklearn: dict[str, Any], pyfunc: dict[str, Any], what
             f"{pyfunc.get('loader_module')!r}, not {SKLEARN_MODEL_FILE} with {SKLEARN_LOADER}"
         )
     try:
-        return skops.io.load(folder / SKLEARN_MODEL_FILE, trusted=SKOPS_TRUSTED_TYPES)
+        return _Sklearn(skops.io.load(folder / SKLEARN_MODEL_FILE, trusted=SKOPS_TRUSTED_TYPES))
     except UntrustedTypesFoundException as exc:
         raise ArtifactRejected(f"{what}: file {SKLEARN_MODEL_FILE} holds types mlcycle does not trust: {exc}") from exc
+
+
+class _Sklearn:
+    """A fitted sklearn pipeline as `PyFuncModel` calls it (what MLflow's sklearn flavour wraps it in)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.predict_proba = model.predict_proba
+
+    def get_raw_model(self) -> Any:
+        return self.model
 
 
 class _ContextBound:
@@ -97,6 +115,9 @@ class _ContextBound:
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         return self.model.predict(self.context, model_input, params)
+
+    def get_raw_model(self) -> Any:
+        return self.model
 
 
 def _torch(folder: Path, pyfunc: dict[str, Any], what: str) -> _ContextBound:
