@@ -65,7 +65,7 @@ def _recorded(what: str, value: str | None) -> dict[str, str]:
     if not value:
         raise ArtifactRejected(
             f"{what} has no {DIGESTS_TAG} tag: its artifacts were never recorded at registration, so they cannot "
-            "be verified; retrain it (the train step records them)"
+            "be verified (docs/model-integrity.md: retrain, or attest a version whose files were checked)"
         )
     try:
         recorded = json.loads(value)
