@@ -11,7 +11,8 @@ pinned requirements and `SKOPS_TRUSTED_TYPES`), and one validated-like `data.par
 written with `DataFrame.to_parquet(index=False)`, as the generate and validate steps write it).
 
 Each case runs in a fresh interpreter, which imports `mlcycle.steps.score`, loads the model with
-`mlflow.pyfunc.load_model` as the step does and warms it up on 1,000 rows; the kernel's peak-RSS mark is
+mlcycle's loader as the step does (`mlcycle.training.loading.load_folder`, without the registry's digest check)
+and warms it up on 1,000 rows; the kernel's peak-RSS mark is
 reset there, so "added" is what the case's data work added on top of a process ready to score. The
 case's work then runs `--repeat` times; the fastest run counts, the peak is the highest over the runs:
 
@@ -154,7 +155,6 @@ def run_case(
     """One case, in this process: load the model as the score step does, then time the case's work
     `repeat` times (the fastest run counts; the peak memory is the highest over the runs), with at most
     `threads` native threads (OpenMP, BLAS) when given."""
-    import mlflow.pyfunc
     import numpy as np
     import pandas as pd
     import pyarrow.parquet as pq
@@ -163,6 +163,7 @@ def run_case(
     from mlcycle.config import get_usecase
     from mlcycle.specs.names import ModelRole
     from mlcycle.steps.score import Scorer, predictions, score_partition
+    from mlcycle.training.loading import load_folder
     from mlcycle.training.model_io import feature_frame, predict_score
 
     if case not in CASES:
@@ -171,7 +172,7 @@ def run_case(
     path = data_file(workdir, rows)
     limiter = threadpool_limits(limits=threads) if threads else None  # until this case returns
     started = time.perf_counter()
-    model = mlflow.pyfunc.load_model(str(model_dir(workdir)))
+    model = load_folder(model_dir(workdir), "the benchmark's model")
     load_seconds = time.perf_counter() - started
     warm = next(pq.ParquetFile(path).iter_batches(batch_size=WARMUP_ROWS)).to_pandas()
     predictions(usecase, warm, Scorer(ModelRole.CHAMPION, "1", model), PARTITION)  # lazy set-up is not per-row cost

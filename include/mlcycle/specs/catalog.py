@@ -195,7 +195,9 @@ SPECS: tuple[CommandSpec, ...] = (
         "Resolves @champion (and @challenger, if it is another version) to versions at the start, streams "
         "validated/ds=D in chunks and commits predictions/ds=D/role=champion (served) and role=challenger "
         "(shadow, never served) with prediction_id, model name/version/role, score, decision and scored_for. "
-        "A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion yet.",
+        "A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion yet. A model "
+        "whose artifacts fail verification (docs/model-integrity.md) never runs: REJECTED (65), after committing the "
+        "champion's predictions when only the shadow was refused.",
         "mlcycle.steps.score.main",
         result=ScoreResult,
     ),

@@ -18,6 +18,7 @@ from mlcycle.specs.catalog import EvaluateOptions
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import EvaluateResult
 from mlcycle.steps.base import StepContext
+from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, Dataset, Split, split_file
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,11 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     # Pin the champion seen now: promotion later is a compare-and-set against exactly this version.
     champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     champion_version = str(champion.version) if champion else None
-    candidate_model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, candidate_version))
+    candidate_model = load_model(usecase, candidate_version)
     candidate, _ = measure(usecase, candidate_model, test, recent, with_latency=True)
     champion_evidence = None
     if champion_version is not None and champion_version != candidate_version:
-        champion_model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, champion_version))
+        champion_model = load_model(usecase, champion_version)
         champion_evidence, _ = measure(usecase, champion_model, test, recent, with_latency=False)
     baseline = baseline_metrics(usecase, train, test)
     gate = decide(usecase.thresholds.gate, candidate, champion_evidence, baseline)

@@ -30,6 +30,7 @@ from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import MonitorResult
 from mlcycle.steps.base import NothingToDo, StepContext
+from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import (
     DATA_FILE,
     PERFORMANCE_REPORT_FILE,
@@ -116,7 +117,7 @@ def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Perform
     )
     if result.status != "computed":
         return result, None
-    model = models.get(version) or mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))
+    model = models.get(version) or load_model(usecase, version)
     test_uri = tracking.version_tags(usecase, version)["mlcycle.features_uri"]
     test = _read(ctx, test_uri, split_file(Split.TEST))
     reference = pd.DataFrame(
@@ -168,7 +169,7 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
     summary, snapshot = _drift(usecase, reference, current, columns)
 
     # Prediction drift: the champion's scores on its training split vs the scores it served on D.
-    models = {version: mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))}
+    models = {version: load_model(usecase, version)}
     served_uri = ctx.uri(Dataset.PREDICTIONS, sub=role_sub(ModelRole.CHAMPION))
     prediction: dict[str, Any] = {"status": "pending", "reason": f"no champion predictions for {partition} yet"}
     prediction_report: tuple[DriftSummary, Any] | None = None

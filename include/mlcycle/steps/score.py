@@ -4,6 +4,10 @@ Both versions are resolved from their aliases once, when the step starts, and ev
 partition is scored by those versions: a promotion in the middle of a run cannot mix two models in one
 partition. The challenger shadow-scores the same rows into its own folder; its failure is logged and
 reported, and never fails or delays the champion's predictions.
+
+Models are loaded verified (`mlcycle.steps.models`): a champion whose artifacts fail verification stops the step
+(REJECTED) before anything is written; a refused challenger never runs, the champion's predictions are still
+committed, and then the step exits REJECTED so the failure alert reaches a person.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -25,7 +28,8 @@ from mlcycle.registry import tracking
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import ScoreResult
-from mlcycle.steps.base import NothingToDo, StepContext
+from mlcycle.steps.base import NothingToDo, Rejected, StepContext
+from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import DATA_FILE, Dataset, role_sub
 from mlcycle.training.model_io import feature_frame, predict_score
 
@@ -46,6 +50,8 @@ class Scorer:
     rows: int = 0
     positives: int = 0
     error: str = ""
+    # Its artifacts failed verification: it never ran, and the step ends REJECTED once the champion is committed.
+    rejected: bool = False
 
 
 def predictions(usecase: UseCase, chunk: pd.DataFrame, scorer: Scorer, partition: str) -> pd.DataFrame:
@@ -84,7 +90,13 @@ def _scorers(usecase: UseCase) -> list[Scorer]:
     scorers = []
     for role, version in resolved:
         try:
-            model = mlflow.pyfunc.load_model(tracking.model_uri(usecase, version))
+            model = load_model(usecase, version)
+        except Rejected as exc:
+            if role == ModelRole.CHAMPION:
+                raise
+            log.error("shadow challenger v%s refused, it is not scored: %s", version, exc.reason)
+            scorers.append(Scorer(role, version, None, error=exc.reason, rejected=True))
+            continue
         except Exception as exc:
             if role == ModelRole.CHAMPION:
                 raise
@@ -161,14 +173,12 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
     log.info(
         "scored %d rows of %s with %s", champion.rows, source, ", ".join(f"{s.role} v{s.version}" for s in scorers)
     )
-    return ScoreResult.of(
-        Step.SCORE,
-        usecase.name,
-        partition,
-        outputs={
-            "predictions" if s.role == ModelRole.CHAMPION else f"predictions_{s.role}": targets[s.role]
-            for s in scorers
-            if not s.error
-        },
-        metrics=metrics,
-    )
+    outputs = {
+        "predictions" if s.role == ModelRole.CHAMPION else f"predictions_{s.role}": targets[s.role]
+        for s in scorers
+        if not s.error
+    }
+    if refused := [s for s in scorers if s.rejected]:
+        reason = f"champion v{champion.version} predictions committed, but shadow {refused[0].role}: {refused[0].error}"
+        raise Rejected(reason, outputs=outputs, metrics=metrics)
+    return ScoreResult.of(Step.SCORE, usecase.name, partition, outputs=outputs, metrics=metrics)

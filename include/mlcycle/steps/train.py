@@ -21,7 +21,7 @@ from mlflow.models.model import ModelInfo
 
 from mlcycle.config import UseCase
 from mlcycle.evaluation.plots import close, diagnostic_figures
-from mlcycle.registry import tracking
+from mlcycle.registry import integrity, tracking
 from mlcycle.settings import home
 from mlcycle.specs.catalog import TrainOptions
 from mlcycle.specs.names import ModelRole, Step
@@ -56,8 +56,13 @@ def cache_key(usecase: UseCase, manifest: dict[str, Any]) -> str:
 
 
 def cached_version(usecase: UseCase, key: str) -> Any | None:
-    """A registered version whose training run had the same cache key, if one exists."""
-    matches = [v for v in tracking.all_versions(usecase) if v.tags.get(CACHE_TAG) == key]
+    """A registered version whose training run had the same cache key, if one exists.
+
+    Only versions whose artifact digests were recorded count: the steps refuse to load any other.
+    """
+    matches = [
+        v for v in tracking.all_versions(usecase) if v.tags.get(CACHE_TAG) == key and v.tags.get(integrity.DIGESTS_TAG)
+    ]
     return matches[-1] if matches else None
 
 
@@ -197,7 +202,6 @@ def log_model(usecase: UseCase, model: Any, train: pd.DataFrame) -> ModelInfo:
             signature=signature,
             input_example=example,
             pip_requirements=[*pip_requirements(), f"torch=={installed_version('torch').split('+')[0]}"],
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
     info: ModelInfo = mlflow.sklearn.log_model(
         model,
@@ -212,11 +216,16 @@ def log_model(usecase: UseCase, model: Any, train: pd.DataFrame) -> ModelInfo:
 
 
 def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: str, run_id: str, parent_id: str) -> str:
-    """Register the logged model with its lineage tags and point ``@challenger`` at it; returns the version."""
+    """Register the logged model with its lineage tags and point ``@challenger`` at it; returns the version.
+
+    The tags include the sha256 of every logged file, read back from the artifact store: every step verifies them
+    before it loads the version (`mlcycle.registry.integrity`). Only this step needs to write model artifacts.
+    """
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     # The version is created with its tags in one call: were MLflow to fail between two calls, a version without
     # them would stay behind, invisible to the training cache, and the retry would register a duplicate.
     tags = {
+        integrity.DIGESTS_TAG: integrity.record_logged_model(model_uri),
         **{k: v for k, v in tracking.run_tags(ctx.airflow, partition).items() if v},
         "mlcycle.features_uri": ctx.uri(Dataset.FEATURES),
         "mlcycle.run_id": run_id,
