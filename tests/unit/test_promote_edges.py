@@ -46,3 +46,20 @@ def test_promoting_an_existing_version_still_works(one_version, capsys) -> None:
     code, result = step(capsys, "promote", DAY, f"--model-version={one_version}", "--approver=-a", "--reason=-r")
     assert (code, result["status"]) == (ExitCode.OK, "success"), result
     assert result["metrics"]["champion_version"] == one_version
+
+
+def test_a_promotion_param_starting_with_a_dash_reaches_the_step_as_its_value() -> None:
+    """The promotion DAG's templated options render from the UI's form: a reason or approver that starts with `-`
+    (or a mistyped version `-1`) must arrive as that option's value, not as an unknown flag (L2)."""
+    import jinja2
+
+    from mlcycle.cli import build_parser
+    from mlcycle.config import get_usecase
+    from mlcycle.orchestration.dags import promotion_dag
+
+    task = promotion_dag(get_usecase("yarnit")).get_task("promote")
+    params = {"action": "promote", "version": "-1", "approver": "-bob", "reason": "- rolled back by hand"}
+    context = {"params": params, "dag_run": None, "mlcycle_partition": lambda dag_run, params: "2024-03-01"}
+    rendered = [jinja2.Template(str(arg)).render(**context) for arg in task.arguments]
+    args = build_parser().parse_args(rendered)
+    assert (args.model_version, args.approver, args.reason) == ("-1", "-bob", "- rolled back by hand")

@@ -234,7 +234,9 @@ class Options(BaseModel):
                 continue
             value = getattr(self, name)
             if isinstance(value, Template):
-                argv += [flag(name), value.text]
+                # One word: what the template renders to (a UI form's text) may start with `-`, which as a
+                # separate word argparse would read as a flag.
+                argv.append(f"{flag(name)}={value.text}")
             elif isinstance(value, bool):
                 argv += [flag(name)] if value else []
             elif isinstance(value, list | tuple):
