@@ -157,3 +157,11 @@ def test_the_helm_test_pod_is_a_hook(default_release: Rendered) -> None:
     scripts = default_release.get("ConfigMap", "mlcycle-scripts")["data"]
     assert scripts["smoke_test.py"] == (CHART / "files" / "smoke_test.py").read_text()
     assert scripts["cleanup_orphans.py"] == (CHART / "files" / "cleanup_orphans.py").read_text()
+
+
+def test_step_pods_bound_their_mlflow_calls(default_release: Rendered) -> None:
+    """MLflow's client defaults (120 s per request, 7 retries with backoff) would hold a step for many minutes
+    before an outage becomes a retried, then alerted, error (issue 12, H3): the pipeline ConfigMap bounds both."""
+    data = default_release.get("ConfigMap", "mlcycle-pipeline")["data"]
+    assert data["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+    assert data["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
