@@ -154,7 +154,7 @@ class KubernetesSettings:
     image: str = DEFAULT_IMAGE
     #: The CUDA build of the task image, for steps that ask for a GPU (Dockerfile VARIANT=cuda).
     image_cuda: str = DEFAULT_IMAGE + "-cuda"
-    namespace: str = "mlcycle"
+    namespace: str = "mlcycle-tasks"  # the chart's tasks.namespace: never the services' namespace
     service_account: str = "mlcycle-task"
     #: Non-secret step settings (storage root, MLflow URI, region), loaded whole as environment variables.
     configmap: str = "mlcycle-pipeline"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlcycle.config import Resources, UseCase, load_usecase
 from mlcycle.settings import (
@@ -44,8 +45,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_defaults_name_what_the_chart_creates(clean_env: pytest.MonkeyPatch) -> None:
     settings = KubernetesSettings.from_env()
     assert settings == KubernetesSettings()
+    chart_tasks = yaml.safe_load((Path(__file__).parents[2] / "helm" / "mlcycle" / "values.yaml").read_text())["tasks"]
+    assert settings.namespace == chart_tasks["namespace"]  # the task namespace, never the services' (H7)
     assert (settings.namespace, settings.service_account, settings.configmap) == (
-        "mlcycle",
+        "mlcycle-tasks",
         "mlcycle-task",
         "mlcycle-pipeline",
     )
