@@ -180,3 +180,18 @@ def test_every_test_file_a_doc_names_exists() -> None:
     }
     missing = sorted(f"{page}: {name}" for page, name in cited if not (repo / name).is_file())
     assert len(cited) > 20 and missing == []
+
+
+def test_the_fault_drill_catalogue_lists_every_drill_and_each_says_what_it_asserts() -> None:
+    import ast
+
+    faults = Path(__file__).parents[1] / "faults"
+    catalogue = (faults / "README.md").read_text()
+    drills = {}
+    for module in sorted(faults.glob("test_*.py")):
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                drills[f"{module.name}::{node.name}"] = (node.name, ast.get_docstring(node))
+    assert len(drills) >= 20
+    assert [d for d, (_, doc) in drills.items() if not doc] == [], "drills without a docstring"
+    assert [d for d, (name, _) in drills.items() if f"`{name}`" not in catalogue] == [], "drills missing from README"
