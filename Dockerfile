@@ -71,8 +71,9 @@ RUN set -eu; \
 # change to the code reinstalls only the project, not the stack (cached rebuilds). Only what the package build
 # needs is copied, so a change to tests or docs invalidates nothing.
 # mlflow[auth] (in the lock) brings the basic-auth app the chart's tracking server runs from this image.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN uv pip install --constraint /tmp/constraints.txt -r pyproject.toml
+COPY README.md ./
 COPY include/mlcycle ./include/mlcycle
 RUN uv pip install --no-deps --constraint /tmp/constraints.txt . \
     && uv pip check

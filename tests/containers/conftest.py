@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from mlcycle_dev.containers.base_image import BaseImageError, make_sidecar
-from mlcycle_dev.containers.build import BuildRefused, build_images, inputs_digest
+from mlcycle_dev.containers.build import BuildRefused, build_images, built_from_these_inputs
 from mlcycle_dev.containers.runtime import Engine, EngineUnavailable, detect
 
 TEST_REPO = "localhost/mlcycle"
@@ -37,14 +37,10 @@ def engine() -> Engine:
 def images(engine: Engine) -> Iterator[Images]:
     if engine.name != "podman":
         pytest.skip("the pods run through `podman kube play`; this machine's engine is docker")
-    # Tagged by the digest of what the build reads: a rerun with the same inputs reuses the image (a podman
-    # rebuild that hits every cache layer still re-hashes gigabytes).
-    tag = f"inputs-{inputs_digest()}"
+    # `make image` and earlier sessions label the image with the digest of what the build reads: with the same
+    # inputs it is reused (a podman rebuild that hits every cached layer still re-hashes gigabytes).
     try:
-        if engine.image_exists(f"{TEST_REPO}-task:{tag}"):
-            task = f"{TEST_REPO}-task:{tag}"
-        else:
-            task = build_images(engine, repo=TEST_REPO, tag=tag, airflow=False)[0].ref
+        task = built_from_these_inputs(engine) or build_images(engine, repo=TEST_REPO, tag="test", airflow=False)[0].ref
         sidecar = make_sidecar(engine)
     except (BuildRefused, BaseImageError) as exc:
         pytest.skip(f"the task image cannot be built here: {exc}")

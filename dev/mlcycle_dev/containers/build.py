@@ -32,6 +32,7 @@ DEFAULT_REPO = "ghcr.io/mlcycle/mlcycle"
 BASE_ARGS = ("PYTHON_IMAGE", "AIRFLOW_IMAGE")
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 WHEELS_IN_BUILD = "/wheels"
+INPUTS_REPO = "localhost/mlcycle-built"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -107,8 +108,11 @@ def build(engine: Engine, ref: str, build_args: dict[str, str], extra: list[str]
         if HOST_CA_BUNDLE.is_file():
             # The host's trust (a TLS-inspecting proxy's CA included) for the build's downloads only.
             flags += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+    # A second tag names the inputs' digest: `make image` and the container tests find each other's image by it
+    # (a label would be part of every layer's cache key).
+    tags = ["-t", ref, "-t", inputs_tag(ref)]
     start = time.monotonic()
-    done = subprocess.run(engine.argv("build", *flags, *extra, "-t", ref, str(REPO)), check=False)
+    done = subprocess.run(engine.argv("build", *flags, *extra, *tags, str(REPO)), check=False)
     if done.returncode != 0:
         raise BuildFailed(f"{engine.name} build of {ref} failed (exit {done.returncode}): see the build log above")
     return Built(ref, time.monotonic() - start, engine.image_size(ref))
@@ -131,6 +135,18 @@ def inputs_digest() -> str:
         if path.is_file():
             digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:12]
+
+
+def inputs_tag(ref: str) -> str:
+    """The local tag of an image built from the current inputs (`task` or `task-cuda`)."""
+    flavour = "task-cuda" if ref.endswith("-cuda") else "task"
+    return f"{INPUTS_REPO}:{flavour}-inputs-{inputs_digest()}"
+
+
+def built_from_these_inputs(engine: Engine) -> str | None:
+    """The CPU task image already built from exactly the current inputs, if the engine has one."""
+    ref = f"{INPUTS_REPO}:task-inputs-{inputs_digest()}"
+    return ref if engine.image_exists(ref) else None
 
 
 def git_sha(short: bool = False) -> str:

@@ -43,6 +43,7 @@ class PodRun:
     exit_code: int
     oom_killed: bool
     restarts: int
+    memory_limit_bytes: int  # what the runtime enforced on the step's container (0: none)
     xcom: dict[str, Any] | None
     logs: str
 
@@ -105,10 +106,11 @@ def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Map
             xcom = json.loads(cat.stdout) if cat.returncode == 0 and cat.stdout.strip() else None
             oom = _inspect(engine, base, "{{.State.OOMKilled}}") == "true"
             restarts = int(_inspect(engine, base, "{{.RestartCount}}") or 0)
+            memory = int(_inspect(engine, base, "{{.HostConfig.Memory}}") or 0)
             logs = engine.run("logs", base, check=False).stdout
         finally:
             engine.run("kube", "down", file.name, check=False)
-    return PodRun(name, exit_code, oom, restarts, xcom, logs)
+    return PodRun(name, exit_code, oom, restarts, memory, xcom, logs)
 
 
 #: podman's --read-only alone still mounts tmpfs on /tmp, /var/tmp and /run; a pod's read-only root does not.
