@@ -91,10 +91,11 @@ def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Map
     """Play the pod, wait for the step's container, read its result from the sidecar, remove the pod."""
     name = pod["metadata"]["name"]
     base, sidecar = f"{name}-{BASE_CONTAINER}", f"{name}-{SIDECAR_CONTAINER}"
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"{name}-") as file:
-        file.write(manifest(pod, configmaps))
-        file.flush()
-        played = engine.run("kube", "play", "--network", "host", file.name, check=False)
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
+        file = Path(folder) / "pod.yaml"
+        file.write_text(manifest(pod, configmaps))
+        # conmon, started by `kube play`, leaves files (an `oom` marker) in its working directory: not the caller's.
+        played = engine.run("kube", "play", "--network", "host", str(file), check=False, cwd=Path(folder))
         if played.returncode != 0:
             raise PodRunError(f"podman kube play {name}: {played.stderr.strip()[-1000:]}")
         try:
@@ -109,7 +110,7 @@ def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Map
             memory = int(_inspect(engine, base, "{{.HostConfig.Memory}}") or 0)
             logs = engine.run("logs", base, check=False).stdout
         finally:
-            engine.run("kube", "down", file.name, check=False)
+            engine.run("kube", "down", str(file), check=False)
     return PodRun(name, exit_code, oom, restarts, memory, xcom, logs)
 
 

@@ -40,9 +40,10 @@ class Engine:
         capture: bool = True,
         timeout: float | None = None,
         input: str | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.argv(*args), check=check, capture_output=capture, text=True, timeout=timeout, input=input
+            self.argv(*args), check=check, capture_output=capture, text=True, timeout=timeout, input=input, cwd=cwd
         )
 
     def image_exists(self, ref: str) -> bool:
