@@ -36,6 +36,11 @@ INPUTS_REPO = "localhost/mlcycle-built"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
+#: `make image`'s exit status when this machine cannot build at all (no engine, no way to make a base): CI
+#: goes on and the container tests skip; any other failure is the project's and fails CI.
+CANNOT_BUILD_HERE = 3
+
+
 class BuildRefused(RuntimeError):
     """The build would not be what was asked for, or its base is out of reach (the message says why)."""
 
@@ -93,8 +98,10 @@ def resolve_python_base(engine: Engine, ref: str, *, release: bool) -> str:
     """`ref` when the engine has it or can pull it; else (podman, not a release) the local base by digest."""
     if engine.image_exists(ref) or engine.run("pull", ref, check=False, timeout=600).returncode == 0:
         return ref
-    if release or engine.name != "podman":
+    if release:
         raise BuildRefused(f"the base image {ref} cannot be pulled (a release builds on the official base)")
+    if engine.name != "podman":
+        raise BaseImageError(f"the base image {ref} cannot be pulled, and only podman makes a local one")
     local = make_python_base(engine)
     digest = engine.image_digest(local)
     print(f"{ref} cannot be pulled here: building on the local base {local}@{digest} (make base-image)")
@@ -198,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         built = build_images(
             engine, repo=args.repo, tag=tag, variant=args.variant, release=args.release, airflow=args.airflow
         )
-    except (BuildRefused, BuildFailed, EngineUnavailable, BaseImageError) as exc:
+    except (EngineUnavailable, BaseImageError) as exc:
+        print(f"make image: cannot build on this machine: {exc}", file=sys.stderr)
+        return CANNOT_BUILD_HERE
+    except (BuildRefused, BuildFailed) as exc:
         print(f"make image: {exc}", file=sys.stderr)
         return 1
     for image in built:
