@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock lint test test-fast demo ui up down backfill bench image image-cuda clean
+.PHONY: help install lock lint test test-fast demo ui up down backfill bench image image-cuda base-image test-containers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,9 +33,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml dev/pyproject.toml | $(BIN)
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e dev
 	@touch $@
 
-lock:  ## re-resolve requirements.lock from pyproject.toml
+# Every package carries its sha256 (uv verifies them on install, in .venv and in the image). The torch +cpu
+# line's hash is that of the wheel the lock was resolved with (here the local find-links copy): where the CPU
+# index serves other bytes, uv names torch and both hashes; `make lock` there records that index's hash.
+lock:  ## re-resolve requirements.lock from pyproject.toml (with hashes)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 $(UV_FIND_LINKS) -o requirements.lock
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes $(UV_FIND_LINKS) -o requirements.lock
 
 lint: install  ## ruff + mypy + the layer contracts (import-linter, pyproject.toml)
 	$(BIN)/ruff check .
@@ -75,16 +78,21 @@ bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=); GX vs pandas
 	$(BIN)/python -m mlcycle_dev.benchmarks.drift --sizes $(or $(DRIFT_SIZES),100k)
 	$(BIN)/python -m mlcycle_dev.benchmarks.score --sizes $(or $(SCORE_SIZES),100k) --threads 1
 
-image:  ## build the task image (CPU) and the Airflow image; needs a Docker engine. IMAGE_REPO, IMAGE_TAG
-	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (tests/k8s proves the Dockerfile without one)"; exit 1; }
-	repo=$${IMAGE_REPO:-ghcr.io/mlcycle/mlcycle}; tag=$${IMAGE_TAG:-$$(git rev-parse --short HEAD)}; \
-	docker build --build-arg VARIANT=cpu --build-arg GIT_SHA=$$(git rev-parse HEAD) -t $$repo-task:$$tag . && \
-	docker build --target airflow -t $$repo-airflow:$$tag .
+# docker when a daemon answers, else podman (with this machine's quirks handled: mlcycle_dev.containers.runtime).
+# Bases: the Dockerfile's digest-pinned defaults, or PYTHON_IMAGE= / AIRFLOW_IMAGE=; without a registry, podman
+# builds on the local base of `make base-image`. RELEASE=1 refuses a base that is not pinned by digest.
+image: install  ## build the task image (CPU) and the Airflow image with docker or podman: IMAGE_REPO, IMAGE_TAG, RELEASE=1
+	$(BIN)/python -m mlcycle_dev.containers.build --variant cpu
 
-image-cuda:  ## build the CUDA task image (<tag>-cuda, for GPU steps); needs a Docker engine
-	@docker info >/dev/null 2>&1 || { echo "make image-cuda needs a running Docker engine"; exit 1; }
-	repo=$${IMAGE_REPO:-ghcr.io/mlcycle/mlcycle}; tag=$${IMAGE_TAG:-$$(git rev-parse --short HEAD)}; \
-	docker build --build-arg VARIANT=cuda --build-arg GIT_SHA=$$(git rev-parse HEAD) -t $$repo-task:$$tag-cuda .
+image-cuda: install  ## build the CUDA task image (<tag>-cuda, for GPU steps) with docker or podman
+	$(BIN)/python -m mlcycle_dev.containers.build --variant cuda
+
+base-image: install  ## podman, no registry: make the local Debian bookworm + Python 3.11 base and the xcom sidecar image
+	$(BIN)/python -m mlcycle_dev.containers.base_image python
+	$(BIN)/python -m mlcycle_dev.containers.base_image sidecar
+
+test-containers: install  ## the container tests alone: the built image and every step pod through `podman kube play`
+	$(BIN)/pytest tests/containers -p no:randomly
 
 clean:  ## remove the demo's state (keeps .venv)
 	rm -rf $(MLCYCLE_HOME)

@@ -3,8 +3,10 @@ entrypoint and lock-based install agree with the pods, the CLI and requirements.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 
@@ -96,13 +98,14 @@ def test_versions_come_from_the_lock(dockerfile: tuple, lock: str) -> None:
     global_args, by_name, _ = dockerfile
     builder = " ".join(by_name["builder"].all("RUN"))
     assert "requirements.lock ./" in by_name["builder"].all("COPY")
-    assert "--constraint /tmp/constraints.txt ." in builder, "the project installs at the lock's versions"
+    assert "--constraint /tmp/constraints.txt -r pyproject.toml" in builder, "dependencies at the lock's versions"
+    assert "--no-deps --constraint /tmp/constraints.txt ." in builder, "then the project, in its own layer"
     # The builder reads torch's version from the lock with sed: run that very expression on the lock.
     expression = re.search(r"sed -n '([^']+)' requirements.lock", builder)
     assert expression, "the builder reads torch's version from the lock"
     out = subprocess.run(["sed", "-n", expression[1], str(REPO / "requirements.lock")], capture_output=True, text=True)
     assert out.stdout.split() == ["2.13.0"], out
-    airflow = re.search(r"^apache-airflow==(\S+)$", lock, re.M)
+    airflow = re.search(r"^apache-airflow==(\S+)( \\)?$", lock, re.M)
     assert airflow and global_args["AIRFLOW_IMAGE"] == f"apache/airflow:{airflow[1]}-python3.11"
     assert global_args["PYTHON_IMAGE"].startswith("python:3.11-")
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
@@ -147,9 +150,28 @@ def test_makefile_builds_both_variants() -> None:
     image = re.search(r"^image:.*?(?=^\S)", makefile, re.M | re.S)
     cuda = re.search(r"^image-cuda:.*?(?=^\S|\Z)", makefile, re.M | re.S)
     assert image and cuda, "make image / make image-cuda"
-    assert "--target airflow" in image[0] and "VARIANT=cpu" in image[0]
-    assert "VARIANT=cuda" in cuda[0] and "-cuda" in cuda[0]
+    assert "mlcycle_dev.containers.build --variant cpu" in image[0]
+    assert "mlcycle_dev.containers.build --variant cuda" in cuda[0]
     assert re.search(r"^\.PHONY:.*\bimage\b.*\bimage-cuda\b", makefile, re.M)
+    driver = (REPO / "dev" / "mlcycle_dev" / "containers" / "build.py").read_text()
+    assert '"--target", "task"' in driver and '"--target", "airflow"' in driver and '-{variant}"' in driver
+
+
+def test_a_release_build_refuses_a_base_without_digest() -> None:
+    """L7: AIRFLOW_IMAGE's digest cannot be resolved here, so it is a tag by default: RELEASE=1 refuses it
+    before any engine is asked (and accepts it pinned)."""
+    from mlcycle_dev.containers.build import base_images, unpinned
+
+    assert unpinned(base_images({})) == ["AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11"]
+    pinned = {"AIRFLOW_IMAGE": "apache/airflow:3.3.2-python3.11@sha256:" + "0" * 64}
+    assert unpinned(base_images(pinned)) == []
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_IMAGE", "AIRFLOW_IMAGE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlcycle_dev.containers.build", "--release"],
+        cwd=REPO, env={**env, "MLCYCLE_CONTAINER_ENGINE": "none-needed"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "RELEASE=1 builds only on bases pinned by digest; unpinned: AIRFLOW_IMAGE=" in done.stderr
 
 
 def test_dags_pick_the_image_per_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,3 +182,26 @@ def test_dags_pick_the_image_per_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.image.startswith("ghcr.io/mlcycle/mlcycle-task:")
     assert settings.image_cuda == settings.image + "-cuda"
     assert "mlcycle-task" not in "".join(p.read_text() for p in (REPO / "dags").glob("*.py"))
+
+
+#: One locked requirement: `name==version \` then its `--hash=sha256:...` lines (uv pip compile --generate-hashes).
+_LOCKED = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)(?P<rest>(?:[ \t]*\\\n[ \t]+--hash=\S+)*)", re.M
+)
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def test_every_locked_package_carries_its_hash(lock: str) -> None:
+    """L7: a package swapped on the index (same name and version, other bytes) must fail the install."""
+    locked = list(_LOCKED.finditer(lock))
+    assert len(locked) > 200, "the lock lists the whole stack"
+    unhashed = [m["name"] for m in locked if not re.search(r"--hash=sha256:[0-9a-f]{64}", m["rest"])]
+    assert unhashed == [], f"requirements.lock has no hash for {unhashed[:5]}... (make lock: --generate-hashes)"
+    assert "--generate-hashes" in (REPO / "Makefile").read_text(), "make lock keeps the hashes"
+
+
+def test_the_task_image_base_is_pinned_by_digest(dockerfile: tuple) -> None:
+    """L7: the default base of the task image is an immutable digest, not a tag that moves under a rebuild."""
+    global_args, _, _ = dockerfile
+    assert _DIGEST.search(global_args["PYTHON_IMAGE"]), f"PYTHON_IMAGE={global_args['PYTHON_IMAGE']} has no digest"
+    assert global_args["PYTHON_IMAGE"].startswith("python:3.11-slim-bookworm@")

@@ -18,7 +18,8 @@ import functools
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -61,6 +62,9 @@ class StepPod:
     pod: dict[str, Any]
     #: The KubernetesPodOperator settings that are not in the pod spec (what the worker does with the pod).
     operator: dict[str, Any]
+    #: The rendered tasks themselves: the pod task (StepPodOperator) and the local launcher's twin.
+    pod_task: Any = field(default=None, compare=False, repr=False)
+    local_task: Any = field(default=None, compare=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -111,12 +115,14 @@ _UPSTREAM = {
 
 
 class _TI(SimpleNamespace):
+    upstream: Mapping[str, dict[str, Any]]
+
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> dict[str, Any]:
         envelope = {"status": "success", "step": task_ids, "usecase": "yarnit", "partition": "2026-09-14"}
-        return {**envelope, **_UPSTREAM[task_ids]}
+        return {**envelope, **self.upstream[task_ids]}
 
 
-def _context(dag: Any, task_id: str) -> dict[str, Any]:
+def _context(dag: Any, task_id: str, upstream: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     run = SimpleNamespace(
         dag_id=dag.dag_id,
         run_id=RUN_ID,
@@ -127,7 +133,7 @@ def _context(dag: Any, task_id: str) -> dict[str, Any]:
         consumed_asset_events=[],
     )
     params = {"partition": None, "action": "promote", "version": 7, "approver": "ana", "reason": "reviewed"}
-    ti = _TI(dag_id=dag.dag_id, task_id=task_id, map_index=-1, try_number=1)
+    ti = _TI(dag_id=dag.dag_id, task_id=task_id, map_index=-1, try_number=1, upstream=upstream)
     return {"dag_run": run, "params": {**params, "no_cache": False}, "ti": ti, "dag": dag, "run_id": RUN_ID}
 
 
@@ -163,6 +169,14 @@ def _operator_settings(task: Any) -> dict[str, Any]:
 @functools.cache
 def build_step_pods() -> tuple[StepPod, ...]:
     """Every step pod of every DAG (built once per test session)."""
+    return render_step_pods()
+
+
+def render_step_pods(
+    upstream: Mapping[str, dict[str, Any]] = _UPSTREAM, *, only: str | None = None
+) -> tuple[StepPod, ...]:
+    """Every step pod of every DAG (or of use case `only`), with templates rendered from `upstream`: the
+    results of the tasks other tasks read (train, evaluate), as the DAG's earlier tasks returned them."""
     from mlcycle.config import discover_usecases, load_usecase
     from mlcycle.orchestration.dags import build_dags
     from mlcycle.orchestration.operators import LocalStepOperator
@@ -170,6 +184,7 @@ def build_step_pods() -> tuple[StepPod, ...]:
     settings = dag_side_env()
     root = Path(tempfile.mkdtemp(prefix="mlcycle-k8s-usecases-"))
     usecases = [*discover_usecases(), load_usecase(gpu_usecase_dir(root) / "usecase.yaml")]
+    usecases = [u for u in usecases if only in (None, u.name)]
     pods: list[StepPod] = []
     previous = _env({**settings, **CANARIES, "MLCYCLE_EXECUTION_MODE": "local"})
     try:
@@ -183,7 +198,7 @@ def build_step_pods() -> tuple[StepPod, ...]:
                     if not isinstance(task, LocalStepOperator):
                         continue
                     pod_task: Any = dag.get_task(task.task_id)
-                    context: Any = _context(dag, task.task_id)
+                    context: Any = _context(dag, task.task_id, upstream)
                     task.render_template_fields(context)
                     pod_task.render_template_fields(context)
                     pod = serialize(pod_task.build_pod_request_obj(context, dry_run=True))
@@ -198,6 +213,8 @@ def build_step_pods() -> tuple[StepPod, ...]:
                             dict(task.env_vars),
                             pod,
                             _operator_settings(pod_task),
+                            pod_task,
+                            task,
                         )
                     )
     finally:

@@ -1,0 +1,220 @@
+"""`make image`: build the task image (and Airflow's) with docker or podman, whichever this machine has.
+
+- Base images are the Dockerfile's default ARGs (official images, pinned by digest) or PYTHON_IMAGE /
+  AIRFLOW_IMAGE from the environment. When the Python base cannot be pulled and the engine is podman, the
+  local Debian bookworm + Python 3.11 base (`make base-image`) is built and passed by its own digest.
+- The locked torch +cpu wheel: when pip's `find-links` folder holds it (machines without PyTorch's index),
+  podman mounts that folder into the build (`-v DIR:/wheels:ro`); the lock's hash is checked either way.
+- `--release` refuses a base that is not pinned by digest, and a local stand-in base.
+- Airflow's image needs apache/airflow: skipped, with the reason, when it cannot be pulled (not in a release).
+
+Prints each image's build time and size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlcycle_dev.containers.base_image import BaseImageError, make_python_base
+from mlcycle_dev.containers.runtime import Engine, EngineUnavailable, detect
+
+REPO = Path(__file__).resolve().parents[3]
+DOCKERFILE = REPO / "Dockerfile"
+DEFAULT_REPO = "ghcr.io/mlcycle/mlcycle"
+BASE_ARGS = ("PYTHON_IMAGE", "AIRFLOW_IMAGE")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+WHEELS_IN_BUILD = "/wheels"
+INPUTS_REPO = "localhost/mlcycle-built"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+#: `make image`'s exit status when this machine cannot build at all (no engine, no way to make a base): CI
+#: goes on and the container tests skip; any other failure is the project's and fails CI.
+CANNOT_BUILD_HERE = 3
+
+
+class BuildRefused(RuntimeError):
+    """The build would not be what was asked for, or its base is out of reach (the message says why)."""
+
+
+class BuildFailed(RuntimeError):
+    """The engine's build itself failed (a defect of the Dockerfile or the lock: the log above says which)."""
+
+
+@dataclass(frozen=True)
+class Built:
+    ref: str
+    seconds: float
+    size_bytes: int
+
+
+def dockerfile_defaults(text: str | None = None) -> dict[str, str]:
+    """The Dockerfile's global ARG defaults (before the first FROM)."""
+    text = DOCKERFILE.read_text() if text is None else text
+    head = text.split("\nFROM ", 1)[0]
+    return dict(re.findall(r"^ARG\s+([A-Z_]+)=(\S+)\s*$", head, re.M))
+
+
+def base_images(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """PYTHON_IMAGE and AIRFLOW_IMAGE: the environment's, else the Dockerfile's defaults."""
+    environ = dict(os.environ) if environ is None else environ
+    defaults = dockerfile_defaults()
+    return {name: environ.get(name) or defaults[name] for name in BASE_ARGS}
+
+
+def unpinned(bases: dict[str, str]) -> list[str]:
+    return [f"{name}={ref}" for name, ref in bases.items() if not _DIGEST.search(ref)]
+
+
+def refuse_unpinned(bases: dict[str, str]) -> None:
+    if unpinned(bases):
+        raise BuildRefused(
+            f"RELEASE=1 builds only on bases pinned by digest; unpinned: {', '.join(unpinned(bases))} "
+            "(pass NAME=image@sha256:<digest>, from `docker buildx imagetools inspect <image>`)"
+        )
+
+
+def torch_wheel_folder() -> Path | None:
+    """pip's find-links folder when it holds the locked torch +cpu wheel (see the Makefile's FIND_LINKS)."""
+    lock = (REPO / "requirements.lock").read_text()
+    version = re.search(r"^torch==(\S+\+cpu)", lock, re.M)
+    for key in ("global.find-links", ":env:.find-links"):
+        done = subprocess.run([sys.executable, "-m", "pip", "config", "get", key], capture_output=True, text=True)
+        folder = Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+        if folder and version and any(folder.glob(f"torch-{version[1]}-*.whl")):
+            return folder
+    return None
+
+
+def resolve_python_base(engine: Engine, ref: str, *, release: bool) -> str:
+    """`ref` when the engine has it or can pull it; else (podman, not a release) the local base by digest."""
+    if engine.image_exists(ref) or engine.run("pull", ref, check=False, timeout=600).returncode == 0:
+        return ref
+    if release:
+        raise BuildRefused(f"the base image {ref} cannot be pulled (a release builds on the official base)")
+    if engine.name != "podman":
+        raise BaseImageError(f"the base image {ref} cannot be pulled, and only podman makes a local one")
+    local = make_python_base(engine)
+    digest = engine.image_digest(local)
+    print(f"{ref} cannot be pulled here: building on the local base {local}@{digest} (make base-image)")
+    return f"{local}@{digest}"
+
+
+def build(engine: Engine, ref: str, build_args: dict[str, str], extra: list[str]) -> Built:
+    flags = [arg for name, value in build_args.items() for arg in ("--build-arg", f"{name}={value}")]
+    if engine.name == "podman":
+        flags += ["--network", "host"]  # the package registries are reached through the host's network
+        if HOST_CA_BUNDLE.is_file():
+            # The host's trust (a TLS-inspecting proxy's CA included) for the build's downloads only.
+            flags += ["--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
+    # A second tag names the inputs' digest: `make image` and the container tests find each other's image by it
+    # (a label would be part of every layer's cache key).
+    tags = ["-t", ref, "-t", inputs_tag(ref)]
+    start = time.monotonic()
+    done = subprocess.run(engine.argv("build", *flags, *extra, *tags, str(REPO)), check=False)
+    if done.returncode != 0:
+        raise BuildFailed(f"{engine.name} build of {ref} failed (exit {done.returncode}): see the build log above")
+    return Built(ref, time.monotonic() - start, engine.image_size(ref))
+
+
+#: What the build reads (the Dockerfile and the .dockerignore allowlist): a change to anything else cannot
+#: change the image.
+BUILD_INPUTS = ("Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "include")
+
+
+def inputs_digest() -> str:
+    """sha256 over the build's inputs as a clean checkout has them (12 hex digits)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *BUILD_INPUTS],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    digest = hashlib.sha256()
+    for name in sorted(n for n in listed if "__pycache__" not in n and ".egg-info/" not in n):
+        path = REPO / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:12]
+
+
+def inputs_tag(ref: str) -> str:
+    """The local tag of an image built from the current inputs (`task` or `task-cuda`)."""
+    flavour = "task-cuda" if ref.endswith("-cuda") else "task"
+    return f"{INPUTS_REPO}:{flavour}-inputs-{inputs_digest()}"
+
+
+def built_from_these_inputs(engine: Engine) -> str | None:
+    """The CPU task image already built from exactly the current inputs, if the engine has one."""
+    ref = f"{INPUTS_REPO}:task-inputs-{inputs_digest()}"
+    return ref if engine.image_exists(ref) else None
+
+
+def git_sha(short: bool = False) -> str:
+    argv = ["git", "rev-parse", *(["--short"] if short else []), "HEAD"]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def build_images(
+    engine: Engine, *, repo: str, tag: str, variant: str = "cpu", release: bool = False, airflow: bool = True
+) -> list[Built]:
+    bases = base_images()
+    if release:
+        refuse_unpinned(bases)
+    python_base = resolve_python_base(engine, bases["PYTHON_IMAGE"], release=release)
+    args = {"VARIANT": variant, "GIT_SHA": git_sha(), "PYTHON_IMAGE": python_base}
+    extra: list[str] = []
+    wheels = torch_wheel_folder() if variant == "cpu" else None
+    if wheels and engine.name == "podman":
+        extra = ["--volume", f"{wheels}:{WHEELS_IN_BUILD}:ro"]
+        args["TORCH_FIND_LINKS"] = WHEELS_IN_BUILD
+    suffix = "" if variant == "cpu" else f"-{variant}"
+    built = [build(engine, f"{repo}-task:{tag}{suffix}", args, [*extra, "--target", "task"])]
+    if airflow and variant == "cpu":
+        airflow_base = bases["AIRFLOW_IMAGE"]
+        if engine.image_exists(airflow_base) or engine.run("pull", airflow_base, check=False).returncode == 0:
+            built.append(
+                build(engine, f"{repo}-airflow:{tag}", {"AIRFLOW_IMAGE": airflow_base}, ["--target", "airflow"])
+            )
+        elif release:
+            raise BuildRefused(f"the Airflow base {airflow_base} cannot be pulled")
+        else:
+            print(f"skipped {repo}-airflow:{tag}: its base {airflow_base} cannot be pulled here (no registry)")
+    return built
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", default=os.environ.get("IMAGE_REPO") or DEFAULT_REPO)
+    parser.add_argument("--tag", default=os.environ.get("IMAGE_TAG") or None)
+    parser.add_argument("--variant", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--release", action="store_true", default=os.environ.get("RELEASE") == "1")
+    parser.add_argument("--no-airflow", dest="airflow", action="store_false")
+    args = parser.parse_args(argv)
+    try:
+        if args.release:  # refused before any engine is asked
+            refuse_unpinned(base_images())
+        engine = detect()
+        tag = args.tag or git_sha(short=True)
+        built = build_images(
+            engine, repo=args.repo, tag=tag, variant=args.variant, release=args.release, airflow=args.airflow
+        )
+    except (EngineUnavailable, BaseImageError) as exc:
+        print(f"make image: cannot build on this machine: {exc}", file=sys.stderr)
+        return CANNOT_BUILD_HERE
+    except (BuildRefused, BuildFailed) as exc:
+        print(f"make image: {exc}", file=sys.stderr)
+        return 1
+    for image in built:
+        print(f"built {image.ref} with {engine.name} in {image.seconds:.0f} s; size {image.size_bytes / 1e6:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

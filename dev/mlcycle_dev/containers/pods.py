@@ -1,0 +1,130 @@
+"""Run a step pod, as KubernetesPodOperator submits it, with `podman kube play` (no Kubernetes API server).
+
+The pod spec is used as built; only what a cluster would supply differently is changed:
+
+- image names: the locally built task image and a local xcom sidecar image (no registry here);
+- storage: folders of this machine mounted at the same path (hostPath), for a storage root and a file MLflow
+  store that the ConfigMap names (a cluster's pods use S3 and the MLflow server instead);
+- the ConfigMap goes in the same multi-document YAML; Secrets are podman secrets (podman 4.3 resolves a pod's
+  `secretRef` from `podman secret create NAME FILE`, FILE a JSON object of key -> base64(value)).
+
+Like KPO, the step's result is read from the sidecar (`cat /airflow/xcom/return.json` through exec) once
+the step's container has exited, then the pod is removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlcycle_dev.containers.runtime import Engine
+
+BASE_CONTAINER = "base"
+SIDECAR_CONTAINER = "airflow-xcom-sidecar"
+XCOM_RETURN = "/airflow/xcom/return.json"
+
+
+class PodRunError(RuntimeError):
+    """podman could not start or inspect the pod (not the step's own failure)."""
+
+
+@dataclass(frozen=True)
+class PodRun:
+    name: str
+    exit_code: int
+    oom_killed: bool
+    restarts: int
+    memory_limit_bytes: int  # what the runtime enforced on the step's container (0: none)
+    xcom: dict[str, Any] | None
+    logs: str
+
+
+def runnable_pod(
+    pod: Mapping[str, Any], *, task_image: str, sidecar_image: str, host_paths: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """`pod` with local images and `host_paths` mounted at the same path in the step's container."""
+    runnable: dict[str, Any] = copy.deepcopy(dict(pod))
+    spec = runnable["spec"]
+    for container in spec["containers"]:
+        container["image"] = task_image if container["name"] == BASE_CONTAINER else sidecar_image
+    for i, path in enumerate(host_paths):
+        name = f"host-{i}"
+        spec.setdefault("volumes", []).append({"name": name, "hostPath": {"path": str(path), "type": "Directory"}})
+        base = next(c for c in spec["containers"] if c["name"] == BASE_CONTAINER)
+        base.setdefault("volumeMounts", []).append({"name": name, "mountPath": str(path)})
+    return runnable
+
+
+def manifest(pod: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, str]]) -> str:
+    """The ConfigMaps and the Pod as one multi-document YAML."""
+    docs: list[Any] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": dict(data)}
+        for name, data in configmaps.items()
+    ]
+    return yaml.safe_dump_all([*docs, dict(pod)], sort_keys=False)
+
+
+def create_secret(engine: Engine, name: str, values: Mapping[str, str]) -> None:
+    """A podman secret that `kube play` hands to a pod's `secretRef: NAME` (replacing one of that name)."""
+    engine.run("secret", "rm", name, check=False)
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(encoded, file)
+        file.flush()
+        engine.run("secret", "create", name, file.name)
+
+
+def _inspect(engine: Engine, container: str, template: str) -> str:
+    return engine.run("inspect", "--format", template, container).stdout.strip()
+
+
+def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, str]]) -> PodRun:
+    """Play the pod, wait for the step's container, read its result from the sidecar, remove the pod."""
+    name = pod["metadata"]["name"]
+    base, sidecar = f"{name}-{BASE_CONTAINER}", f"{name}-{SIDECAR_CONTAINER}"
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
+        file = Path(folder) / "pod.yaml"
+        file.write_text(manifest(pod, configmaps))
+        # conmon, started by `kube play`, leaves files (an `oom` marker) in its working directory: not the caller's.
+        played = engine.run("kube", "play", "--network", "host", str(file), check=False, cwd=Path(folder))
+        if played.returncode != 0:
+            raise PodRunError(f"podman kube play {name}: {played.stderr.strip()[-1000:]}")
+        try:
+            waited = engine.run("wait", base, check=False)
+            if waited.returncode != 0:
+                raise PodRunError(f"podman wait {base}: {waited.stderr.strip()[-500:]}")
+            exit_code = int(waited.stdout.strip())
+            cat = engine.run("exec", sidecar, "cat", XCOM_RETURN, check=False)
+            xcom = json.loads(cat.stdout) if cat.returncode == 0 and cat.stdout.strip() else None
+            oom = _inspect(engine, base, "{{.State.OOMKilled}}") == "true"
+            restarts = int(_inspect(engine, base, "{{.RestartCount}}") or 0)
+            memory = int(_inspect(engine, base, "{{.HostConfig.Memory}}") or 0)
+            logs = engine.run("logs", base, check=False).stdout
+        finally:
+            engine.run("kube", "down", str(file), check=False)
+    return PodRun(name, exit_code, oom, restarts, memory, xcom, logs)
+
+
+#: podman's --read-only alone still mounts tmpfs on /tmp, /var/tmp and /run; a pod's read-only root does not.
+RESTRICTED = (
+    "--user", "10001:10001", "--read-only", "--read-only-tmpfs=false", "--cap-drop", "ALL",
+    "--security-opt", "no-new-privileges",
+)  # fmt: skip
+
+
+def run_container(
+    engine: Engine, image: str, *argv: str, volumes: tuple[str, ...] = (), entrypoint: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`image` under the restricted profile by hand: uid 10001, read-only root, no capabilities."""
+    flags = ["--rm", *RESTRICTED, *(["--entrypoint", entrypoint] if entrypoint else [])]
+    flags += [arg for volume in volumes for arg in ("--volume", volume)]
+    return engine.run("run", *flags, image, *argv, check=False)
