@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ SECRETS = {
     "mlcycle-s3": {"AWS_ACCESS_KEY_ID": "unused-here", "AWS_SECRET_ACCESS_KEY": "unused-here"},
     "mlcycle-mlflow-client": {"MLFLOW_TRACKING_USERNAME": "unused", "MLFLOW_TRACKING_PASSWORD": "unused"},
 }
+#: This session's names for them (podman secrets are machine-wide: another session must not replace ours).
+SESSION_SECRETS = {name: f"{name}-{uuid.uuid4().hex[:8]}" for name in SECRETS}
 _RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
 ROWS_PER_DAY = "600"
 
@@ -182,7 +185,7 @@ def lifecycle(engine: Engine, images: Images, roots: tuple[Path, Path]) -> Itera
     configmap = {name: pod_env[name] for name in POD_SETTINGS}
     configmap |= {"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false"}
     for name, values in SECRETS.items():
-        create_secret(engine, name, values)
+        create_secret(engine, SESSION_SECRETS[name], values)
     mp = pytest.MonkeyPatch()
     for name, value in embedded_environment(local_home).items():
         mp.setenv(name, value)  # the local launcher's subprocesses inherit the worker's environment
@@ -196,7 +199,11 @@ def lifecycle(engine: Engine, images: Images, roots: tuple[Path, Path]) -> Itera
                 pod_step = _step(render_step_pods(_defaults(upstream_pod), only=USECASE), dag_id, task_id)
                 configmaps = {pod_step.pod_task.configmaps[0]: configmap}
                 pod = runnable_pod(
-                    pod_step.pod, task_image=images.task, sidecar_image=images.sidecar, host_paths=(pod_home,)
+                    pod_step.pod,
+                    task_image=images.task,
+                    sidecar_image=images.sidecar,
+                    host_paths=(pod_home,),
+                    secret_names=SESSION_SECRETS,
                 )
                 local_future = pool.submit(run_local, local_step)
                 pod_run = run_pod(engine, pod, configmaps)
@@ -210,7 +217,7 @@ def lifecycle(engine: Engine, images: Images, roots: tuple[Path, Path]) -> Itera
         yield runs
     finally:
         mp.undo()
-        for name in SECRETS:
+        for name in SESSION_SECRETS.values():
             engine.run("secret", "rm", name, check=False)
 
 
@@ -254,17 +261,17 @@ def test_a_step_over_its_memory_limit_is_oom_killed_and_not_restarted(
     and the task fails as an infrastructure error, retried a bounded number of times. podman 4.3 on cgroups
     v1 does not flag the kill as OOMKilled (kubelet does): the pod status handed to KPO says what it said."""
     step = _step(render_step_pods(only=USECASE), "yarnit_training", "features")
-    pod = runnable_pod(step.pod, task_image=images.task, sidecar_image=images.sidecar)
+    pod = runnable_pod(step.pod, task_image=images.task, sidecar_image=images.sidecar, secret_names=SESSION_SECRETS)
     assert pod["spec"]["restartPolicy"] == "Never"
     base = next(c for c in pod["spec"]["containers"] if c["name"] == "base")
     base["resources"] = {"requests": {"cpu": "100m", "memory": "48Mi"}, "limits": {"memory": "48Mi"}}
-    pod["metadata"]["name"] = "yarnit-oom-drill"
+    pod["metadata"]["name"] = f"yarnit-oom-drill-{uuid.uuid4().hex[:8]}"
     for name, values in SECRETS.items():
-        create_secret(engine, name, values)
+        create_secret(engine, SESSION_SECRETS[name], values)
     try:
         run = run_pod(engine, pod, {step.pod_task.configmaps[0]: {"MLCYCLE_STORAGE_ROOT": "/tmp/data"}})
     finally:
-        for name in SECRETS:
+        for name in SESSION_SECRETS.values():
             engine.run("secret", "rm", name, check=False)
     assert (run.exit_code, run.restarts, run.memory_limit_bytes) == (137, 0, 48 * 2**20), run.logs[-1000:]
     assert run.xcom is None

@@ -49,11 +49,34 @@ class PodRun:
 
 
 def runnable_pod(
-    pod: Mapping[str, Any], *, task_image: str, sidecar_image: str, host_paths: tuple[Path, ...] = ()
+    pod: Mapping[str, Any],
+    *,
+    task_image: str,
+    sidecar_image: str,
+    host_paths: tuple[Path, ...] = (),
+    secret_names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`pod` with local images and `host_paths` mounted at the same path in the step's container."""
+    """`pod` with local images and `host_paths` mounted at the same path in the step's container.
+
+    `secret_names` renames the Secrets the pod references (old -> new): podman secrets are machine-wide, so two
+    sessions playing pods at once each use their own names, and neither removes the other's.
+    """
     runnable: dict[str, Any] = copy.deepcopy(dict(pod))
     spec = runnable["spec"]
+    for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                source["secretRef"]["name"] = (secret_names or {}).get(
+                    source["secretRef"]["name"], source["secretRef"]["name"]
+                )
+        for variable in container.get("env", []):
+            ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                ref["name"] = (secret_names or {}).get(ref["name"], ref["name"])
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            name = volume["secret"]["secretName"]
+            volume["secret"]["secretName"] = (secret_names or {}).get(name, name)
     for container in spec["containers"]:
         container["image"] = task_image if container["name"] == BASE_CONTAINER else sidecar_image
     for i, path in enumerate(host_paths):
