@@ -19,7 +19,7 @@ import copy
 import json
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from mlcycle_dev.containers.runtime import Engine
 BASE_CONTAINER = "base"
 SIDECAR_CONTAINER = "airflow-xcom-sidecar"
 XCOM_RETURN = "/airflow/xcom/return.json"
+#: Where a container's termination message goes when its spec names no other path (Kubernetes' default).
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
 class PodRunError(RuntimeError):
@@ -49,18 +51,30 @@ class PodRun:
 
 
 def runnable_pod(
-    pod: Mapping[str, Any], *, task_image: str, sidecar_image: str, host_paths: tuple[Path, ...] = ()
+    pod: Mapping[str, Any],
+    *,
+    task_image: str,
+    sidecar_image: str,
+    host_paths: tuple[Path, ...] = (),
+    termination_log: Path | None = None,
 ) -> dict[str, Any]:
-    """`pod` with local images and `host_paths` mounted at the same path in the step's container."""
+    """`pod` with local images and `host_paths` mounted at the same path in the step's container.
+
+    `termination_log`: a host file mounted at the step container's terminationMessagePath, as the kubelet
+    mounts one; `podman kube play` (4.3) provides no such file, so without it a step's reason is not kept.
+    """
     runnable: dict[str, Any] = copy.deepcopy(dict(pod))
     spec = runnable["spec"]
     for container in spec["containers"]:
         container["image"] = task_image if container["name"] == BASE_CONTAINER else sidecar_image
-    for i, path in enumerate(host_paths):
+    base = next(c for c in spec["containers"] if c["name"] == BASE_CONTAINER)
+    mounts: list[tuple[str, str, Path]] = [("Directory", str(path), path) for path in host_paths]
+    if termination_log is not None:
+        mounts.append(("File", base.get("terminationMessagePath") or TERMINATION_MESSAGE_PATH, termination_log))
+    for i, (kind, mount_path, path) in enumerate(mounts):
         name = f"host-{i}"
-        spec.setdefault("volumes", []).append({"name": name, "hostPath": {"path": str(path), "type": "Directory"}})
-        base = next(c for c in spec["containers"] if c["name"] == BASE_CONTAINER)
-        base.setdefault("volumeMounts", []).append({"name": name, "mountPath": str(path)})
+        spec.setdefault("volumes", []).append({"name": name, "hostPath": {"path": str(path), "type": kind}})
+        base.setdefault("volumeMounts", []).append({"name": name, "mountPath": mount_path})
     return runnable
 
 
@@ -87,8 +101,16 @@ def _inspect(engine: Engine, container: str, template: str) -> str:
     return engine.run("inspect", "--format", template, container).stdout.strip()
 
 
-def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, str]]) -> PodRun:
-    """Play the pod, wait for the step's container, read its result from the sidecar, remove the pod."""
+def run_pod(
+    engine: Engine,
+    pod: Mapping[str, Any],
+    configmaps: Mapping[str, Mapping[str, str]],
+    while_running: Callable[[str], None] | None = None,
+) -> PodRun:
+    """Play the pod, wait for the step's container, read its result from the sidecar, remove the pod.
+
+    `while_running(container)`, if given, is called with the step's container name once the pod has started
+    and before waiting for it (a fault drill kills the container from there)."""
     name = pod["metadata"]["name"]
     base, sidecar = f"{name}-{BASE_CONTAINER}", f"{name}-{SIDECAR_CONTAINER}"
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
@@ -99,6 +121,8 @@ def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Map
         if played.returncode != 0:
             raise PodRunError(f"podman kube play {name}: {played.stderr.strip()[-1000:]}")
         try:
+            if while_running is not None:
+                while_running(base)
             waited = engine.run("wait", base, check=False)
             if waited.returncode != 0:
                 raise PodRunError(f"podman wait {base}: {waited.stderr.strip()[-500:]}")
