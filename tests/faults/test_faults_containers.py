@@ -106,6 +106,7 @@ def test_step_pod_killed_mid_commit_leaves_the_previous_partition_whole_and_the_
 
     def kill_once_half_written(container: str) -> None:
         pid = int(engine.run("inspect", "--format", "{{.State.Pid}}", container).stdout)
+        assert pid > 0, f"{container} ended before the drill could stop it"  # kill(0) would stop this group
         deadline = time.monotonic() + 300  # a bound for a stuck pod, not a timing assertion
         while time.monotonic() < deadline:
             staged = [p for p in versions.iterdir() if p.name != Path(live).name and not p.name.startswith(".")]
