@@ -5,6 +5,8 @@ The pod spec is used as built; only what a cluster would supply differently is c
 - image names: the locally built task image and a local xcom sidecar image (no registry here);
 - storage: folders of this machine mounted at the same path (hostPath), for a storage root and a file MLflow
   store that the ConfigMap names (a cluster's pods use S3 and the MLflow server instead);
+- emptyDir volumes get a name of their own for each run (podman 4.3 shares one volume between every pod
+  whose emptyDir has the same name; a kubelet gives each pod its own), removed after the run;
 - the ConfigMap goes in the same multi-document YAML; Secrets are podman secrets (podman 4.3 resolves a pod's
   `secretRef` from `podman secret create NAME FILE`, FILE a JSON object of key -> base64(value)).
 
@@ -19,6 +21,7 @@ import copy
 import json
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +116,7 @@ def run_pod(
     and before waiting for it (a fault drill kills the container from there)."""
     name = pod["metadata"]["name"]
     base, sidecar = f"{name}-{BASE_CONTAINER}", f"{name}-{SIDECAR_CONTAINER}"
+    pod, volumes = _own_empty_dirs(pod)
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
         file = Path(folder) / "pod.yaml"
         file.write_text(manifest(pod, configmaps))
@@ -135,7 +139,32 @@ def run_pod(
             logs = engine.run("logs", base, check=False).stdout
         finally:
             engine.run("kube", "down", str(file), check=False)
+            for volume in volumes:
+                # Named for this run alone: one left behind (podman may already have removed it) harms nothing.
+                engine.run("volume", "rm", "--force", volume, check=False)
     return PodRun(name, exit_code, oom, restarts, memory, xcom, logs)
+
+
+def _own_empty_dirs(pod: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`pod` with each emptyDir volume renamed for this run alone, and those names.
+
+    podman 4.3 makes an emptyDir a volume named as the spec names it (`xcom`, `scratch`), shared by every pod
+    that uses the same name, and kept while any of them runs: a step that wrote no result would report
+    another pod's. A kubelet gives each pod its own empty folder; a name of its own does the same here.
+    """
+    own: dict[str, Any] = copy.deepcopy(dict(pod))
+    spec = own["spec"]
+    renamed = {
+        volume["name"]: f"{volume['name']}-{uuid.uuid4().hex[:12]}"
+        for volume in spec.get("volumes", [])
+        if "emptyDir" in volume
+    }
+    for volume in spec.get("volumes", []):
+        volume["name"] = renamed.get(volume["name"], volume["name"])
+    for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        for mount in container.get("volumeMounts", []):
+            mount["name"] = renamed.get(mount["name"], mount["name"])
+    return own, list(renamed.values())
 
 
 #: podman's --read-only alone still mounts tmpfs on /tmp, /var/tmp and /run; a pod's read-only root does not.
