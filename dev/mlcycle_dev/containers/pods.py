@@ -5,6 +5,8 @@ The pod spec is used as built; only what a cluster would supply differently is c
 - image names: the locally built task image and a local xcom sidecar image (no registry here);
 - storage: folders of this machine mounted at the same path (hostPath), for a storage root and a file MLflow
   store that the ConfigMap names (a cluster's pods use S3 and the MLflow server instead);
+- emptyDir volumes get a name of their own for each run (podman 4.3 shares one volume between every pod
+  whose emptyDir has the same name; a kubelet gives each pod its own), removed after the run;
 - the ConfigMap goes in the same multi-document YAML; Secrets are podman secrets (podman 4.3 resolves a pod's
   `secretRef` from `podman secret create NAME FILE`, FILE a JSON object of key -> base64(value)).
 
@@ -19,7 +21,8 @@ import copy
 import json
 import subprocess
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,8 @@ from mlcycle_dev.containers.runtime import Engine
 BASE_CONTAINER = "base"
 SIDECAR_CONTAINER = "airflow-xcom-sidecar"
 XCOM_RETURN = "/airflow/xcom/return.json"
+#: Where a container's termination message goes when its spec names no other path (Kubernetes' default).
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
 class PodRunError(RuntimeError):
@@ -55,11 +60,14 @@ def runnable_pod(
     sidecar_image: str,
     host_paths: tuple[Path, ...] = (),
     secret_names: Mapping[str, str] | None = None,
+    termination_log: Path | None = None,
 ) -> dict[str, Any]:
     """`pod` with local images and `host_paths` mounted at the same path in the step's container.
 
     `secret_names` renames the Secrets the pod references (old -> new): podman secrets are machine-wide, so two
     sessions playing pods at once each use their own names, and neither removes the other's.
+    `termination_log`: a host file mounted at the step container's terminationMessagePath, as the kubelet
+    mounts one; `podman kube play` (4.3) provides no such file, so without it a step's reason is not kept.
     """
     runnable: dict[str, Any] = copy.deepcopy(dict(pod))
     spec = runnable["spec"]
@@ -79,11 +87,14 @@ def runnable_pod(
             volume["secret"]["secretName"] = (secret_names or {}).get(name, name)
     for container in spec["containers"]:
         container["image"] = task_image if container["name"] == BASE_CONTAINER else sidecar_image
-    for i, path in enumerate(host_paths):
+    base = next(c for c in spec["containers"] if c["name"] == BASE_CONTAINER)
+    mounts: list[tuple[str, str, Path]] = [("Directory", str(path), path) for path in host_paths]
+    if termination_log is not None:
+        mounts.append(("File", base.get("terminationMessagePath") or TERMINATION_MESSAGE_PATH, termination_log))
+    for i, (kind, mount_path, path) in enumerate(mounts):
         name = f"host-{i}"
-        spec.setdefault("volumes", []).append({"name": name, "hostPath": {"path": str(path), "type": "Directory"}})
-        base = next(c for c in spec["containers"] if c["name"] == BASE_CONTAINER)
-        base.setdefault("volumeMounts", []).append({"name": name, "mountPath": str(path)})
+        spec.setdefault("volumes", []).append({"name": name, "hostPath": {"path": str(path), "type": kind}})
+        base.setdefault("volumeMounts", []).append({"name": name, "mountPath": mount_path})
     return runnable
 
 
@@ -110,10 +121,19 @@ def _inspect(engine: Engine, container: str, template: str) -> str:
     return engine.run("inspect", "--format", template, container).stdout.strip()
 
 
-def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Mapping[str, str]]) -> PodRun:
-    """Play the pod, wait for the step's container, read its result from the sidecar, remove the pod."""
+def run_pod(
+    engine: Engine,
+    pod: Mapping[str, Any],
+    configmaps: Mapping[str, Mapping[str, str]],
+    while_running: Callable[[str], None] | None = None,
+) -> PodRun:
+    """Play the pod, wait for the step's container, read its result from the sidecar, remove the pod.
+
+    `while_running(container)`, if given, is called with the step's container name once the pod has started
+    and before waiting for it (a fault drill kills the container from there)."""
     name = pod["metadata"]["name"]
     base, sidecar = f"{name}-{BASE_CONTAINER}", f"{name}-{SIDECAR_CONTAINER}"
+    pod, volumes = _own_empty_dirs(pod)
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
         file = Path(folder) / "pod.yaml"
         file.write_text(manifest(pod, configmaps))
@@ -122,6 +142,8 @@ def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Map
         if played.returncode != 0:
             raise PodRunError(f"podman kube play {name}: {played.stderr.strip()[-1000:]}")
         try:
+            if while_running is not None:
+                while_running(base)
             waited = engine.run("wait", base, check=False)
             if waited.returncode != 0:
                 raise PodRunError(f"podman wait {base}: {waited.stderr.strip()[-500:]}")
@@ -134,7 +156,32 @@ def run_pod(engine: Engine, pod: Mapping[str, Any], configmaps: Mapping[str, Map
             logs = engine.run("logs", base, check=False).stdout
         finally:
             engine.run("kube", "down", str(file), check=False)
+            for volume in volumes:
+                # Named for this run alone: one left behind (podman may already have removed it) harms nothing.
+                engine.run("volume", "rm", "--force", volume, check=False)
     return PodRun(name, exit_code, oom, restarts, memory, xcom, logs)
+
+
+def _own_empty_dirs(pod: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`pod` with each emptyDir volume renamed for this run alone, and those names.
+
+    podman 4.3 makes an emptyDir a volume named as the spec names it (`xcom`, `scratch`), shared by every pod
+    that uses the same name, and kept while any of them runs: a step that wrote no result would report
+    another pod's. A kubelet gives each pod its own empty folder; a name of its own does the same here.
+    """
+    own: dict[str, Any] = copy.deepcopy(dict(pod))
+    spec = own["spec"]
+    renamed = {
+        volume["name"]: f"{volume['name']}-{uuid.uuid4().hex[:12]}"
+        for volume in spec.get("volumes", [])
+        if "emptyDir" in volume
+    }
+    for volume in spec.get("volumes", []):
+        volume["name"] = renamed.get(volume["name"], volume["name"])
+    for container in [*spec.get("initContainers", []), *spec["containers"]]:
+        for mount in container.get("volumeMounts", []):
+            mount["name"] = renamed.get(mount["name"], mount["name"])
+    return own, list(renamed.values())
 
 
 #: podman's --read-only alone still mounts tmpfs on /tmp, /var/tmp and /run; a pod's read-only root does not.
