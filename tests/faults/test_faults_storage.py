@@ -29,6 +29,7 @@ from mlcycle.storage.partitions import Storage
 from mlcycle.synthetic.yarnit import generate_day
 from support.cli import run, step
 from support.cli import usecase_root as root
+from support.s3 import use_s3_endpoint
 from support.storage_checks import commit_token, commit_validated_day, files_under, read_token
 
 DAY = dt.date(2026, 9, 14)
@@ -47,14 +48,7 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     from moto.server import ThreadedMotoServer
 
     url = f"http://127.0.0.1:{MOTO_PORT}"
-    for key, value in {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    use_s3_endpoint(monkeypatch, url)
     servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=MOTO_PORT, verbose=False)]
     servers[0].start()
     boto3.client("s3", endpoint_url=url).create_bucket(Bucket="drills")

@@ -20,6 +20,7 @@ import pytest
 
 from mlcycle.storage.layout import champion_lock_uri
 from mlcycle.storage.partitions import Storage
+from support.s3 import use_s3_endpoint
 
 BACKENDS = ("local", "s3")
 USECASE = "yarnit"
@@ -36,14 +37,7 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    use_s3_endpoint(monkeypatch, endpoint)
     try:
         yield endpoint
     finally:

@@ -19,6 +19,7 @@ from mlcycle.storage import partitions
 from mlcycle.storage.layout import DATA_PREFIX, SUCCESS
 from mlcycle.storage.partitions import Storage
 from mlcycle_dev.stack.process import free_port
+from support.s3 import use_s3_endpoint
 
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
@@ -43,14 +44,7 @@ def s3(endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
     """A boto3 client of a fresh bucket; the environment points Storage at the same endpoint."""
     import boto3
 
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    use_s3_endpoint(monkeypatch, endpoint)
     client = boto3.client("s3", endpoint_url=endpoint)
     bucket = f"{BUCKET}-{request.node.name.replace('_', '-')[:40].lower()}"
     client.create_bucket(Bucket=bucket)
