@@ -12,7 +12,6 @@ forge it. Writing version tags needs MLflow edit rights on the registered model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -21,30 +20,22 @@ import mlflow.artifacts
 
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
+from mlcycle.storage.partitions import sha256_file
 
 # Version tag: JSON {path relative to the model folder: sha256 hex} of every file logged with the version.
 DIGESTS_TAG = "mlcycle.artifact_sha256"
 # MLflow writes this file into every download of a registered model: it was never logged, so never recorded.
 DOWNLOAD_METADATA = frozenset({"registered_model_meta"})
-_CHUNK = 1 << 20
 
 
 class ArtifactRejected(Exception):
     """A model version's files are not the ones mlcycle logged, or are not in a form mlcycle loads."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def digests(folder: Path) -> dict[str, str]:
     """{relative posix path: sha256} of every file under `folder` (MLflow's download metadata left out)."""
     return {
-        path.relative_to(folder).as_posix(): _sha256(path)
+        path.relative_to(folder).as_posix(): sha256_file(path)
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.relative_to(folder).as_posix() not in DOWNLOAD_METADATA
     }

@@ -147,6 +147,7 @@ class LocalLeaseStore:
 
 
 _PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
+_ABSENT = ("NoSuchKey", "404")
 
 
 class S3LeaseStore:
@@ -161,9 +162,9 @@ class S3LeaseStore:
         self._client: Any = boto3.client("s3", endpoint_url=endpoint)
 
     @staticmethod
-    def _lost_race(exc: Exception) -> bool:
+    def _code(exc: Exception) -> str | None:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        return code in _PRECONDITION_FAILED
+        return None if code is None else str(code)
 
     def create(self, body: bytes) -> str | None:
         from botocore.exceptions import ClientError
@@ -171,7 +172,7 @@ class S3LeaseStore:
         try:
             answer = self._client.put_object(Bucket=self.bucket, Key=self.key, Body=body, IfNoneMatch="*")
         except ClientError as exc:
-            if self._lost_race(exc):
+            if self._code(exc) in _PRECONDITION_FAILED:
                 return None
             raise
         return str(answer["ETag"])
@@ -182,7 +183,7 @@ class S3LeaseStore:
         try:
             answer = self._client.get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if self._code(exc) in _ABSENT:
                 return None
             raise
         # Both times come from the S3 service's clock: no skew between this host and the holder's.
@@ -196,7 +197,7 @@ class S3LeaseStore:
         try:
             answer = self._client.put_object(Bucket=self.bucket, Key=self.key, Body=body, IfMatch=token)
         except ClientError as exc:
-            if self._lost_race(exc) or exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if self._code(exc) in (*_PRECONDITION_FAILED, *_ABSENT):
                 return None
             raise
         return str(answer["ETag"])
@@ -207,7 +208,7 @@ class S3LeaseStore:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=token)
         except ClientError as exc:
-            if self._lost_race(exc) or exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if self._code(exc) in (*_PRECONDITION_FAILED, *_ABSENT):
                 return False
             raise
         return True
