@@ -113,10 +113,15 @@ def deadline_message(rule: str, context: dict[str, Any]) -> dict[str, Any] | Non
     )
 
 
-async def deadline_missed(rule: str, context: dict[str, Any]) -> dict[str, Any] | None:
-    """The AsyncCallback of every mlcycle DAG deadline (runs in the triggerer): send `deadline-missed`."""
+async def deadline_missed(rule: str, context: dict[str, Any]) -> str:
+    """The AsyncCallback of every mlcycle DAG deadline (runs in the triggerer): send `deadline-missed`.
+
+    Returns one line for the callback's record: Airflow stores the return value in a text column, and anything
+    else (a dict) fails the triggerer's database write, which stops every trigger it runs.
+    """
     message = deadline_message(rule, context)
-    if message is not None:
-        # `send` blocks on HTTP: off the triggerer's event loop. It never raises (it logs a failed delivery).
-        await asyncio.to_thread(send, message)
-    return message
+    if message is None:
+        return "no alert: the run was due after its deadline had passed"
+    # `send` blocks on HTTP: off the triggerer's event loop. It never raises (it logs a failed delivery).
+    sent = await asyncio.to_thread(send, message)
+    return f"{'sent' if sent else 'logged (not delivered)'}: {message['text']}"
