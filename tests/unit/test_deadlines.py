@@ -141,6 +141,10 @@ def test_a_run_due_after_its_deadline_raises_no_alert() -> None:
     """A backfill or rerun of an old day cannot be in time: one alert per old day would be noise."""
     late_start = _context("2026-12-01T10:00:00Z", "2026-09-15T08:00:00Z", conf={"partition": "2026-09-14"})
     assert deadline_message("rule", late_start) is None
+    # A backfill's run is due at its historical time (run_after), before the deadline it never had a chance to meet.
+    backfill = _context("2026-09-15T04:00:00Z", "2026-09-15T08:00:00Z", run_type="backfill")
+    assert deadline_message("rule", backfill) is None
+    assert deadline_message("rule", {**backfill, "dag_run": {**backfill["dag_run"], "run_type": "scheduled"}})
 
 
 def test_the_callback_sends_through_the_alert_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,9 @@ The reference is the run's logical date: for the daily cron schedules of usecase
 (`CronDataIntervalTimetable`), the run for day D has logical date D + the cron's time of day, so the interval
 is (1 day + the time after the end of D) - the cron's time of day. `deadline_missed` then sends the
 `deadline-missed` alert through the project's alert path (`alerts.build_message` / `send`: same format and
-routing as every other alert). It does not alert for a run that was due after its deadline had already passed
-(a backfill or a rerun of an old day): such a run cannot finish in time, and an alert per old day is noise.
+routing as every other alert). It does not alert for a backfill's runs, nor for a run that was due after its
+deadline had already passed (a rerun of an old day): such a run cannot finish in time, and an alert per old day
+is noise.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def deadline_message(rule: str, context: dict[str, Any]) -> dict[str, Any] | Non
     deadline = _time((context.get("deadline") or {}).get("deadline_time"))
     due = _time(run.get("run_after"))
     dag_id, run_id = str(run.get("dag_id", "")), str(run.get("dag_run_id") or run.get("run_id") or "")
+    # A backfill's runs are due at their historical times (run_after), long before a deadline they never had a
+    # chance to meet; any other run (a rerun) is due when it was triggered.
+    if str(run.get("run_type", "")).lower() == "backfill":
+        log.info("%s %s: no deadline-missed alert for a backfill run (deadline %s)", dag_id, run_id, deadline)
+        return None
     if deadline is not None and due is not None and due >= deadline:
         log.info(
             "%s %s: no deadline-missed alert: the run was due at %s, after its deadline %s",
