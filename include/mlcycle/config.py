@@ -19,10 +19,18 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlcycle.schema import ColumnType, ContractError, DataContract, format_validation_error, load_contract
 from mlcycle.specs.names import Step
@@ -255,6 +263,79 @@ class Freshness(_Strict):
     max_training_gap_days: int = Field(default=7, ge=1, description="no successful training run for this long -> alert")
 
 
+_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+#: The latest a deadline may fall after the end of its day: later, a day's lateness hides the next days'.
+MAX_AFTER_DAY_END = dt.timedelta(days=7)
+
+
+def parse_duration(text: object) -> dt.timedelta:
+    """`"6h"`, `"1d2h30m"`, `"90s"` -> a timedelta; ValueError naming the text otherwise.
+
+    Only strings with units: a bare number (seconds? hours?) or "06:00" (a time? a duration?) reads two ways.
+    """
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or not text:
+        raise ValueError(f"{text!r} is not a duration such as '6h', '1d2h30m' or '90s' (units d, h, m, s, in order)")
+    return dt.timedelta(
+        days=int(match["d"] or 0),
+        hours=int(match["h"] or 0),
+        minutes=int(match["m"] or 0),
+        seconds=int(match["s"] or 0),
+    )
+
+
+def _after_day_end(text: object) -> dt.timedelta:
+    value = parse_duration(text)
+    if value > MAX_AFTER_DAY_END:
+        raise ValueError(f"{text!r} is more than {MAX_AFTER_DAY_END.days} days after the end of the day")
+    return value
+
+
+def _poll_interval(text: object) -> dt.timedelta:
+    value = parse_duration(text)
+    if not dt.timedelta(seconds=1) <= value <= dt.timedelta(hours=1):
+        raise ValueError(f"{text!r} is not between 1s and 1h")
+    return value
+
+
+#: A time after the end of a partition's day D (UTC), written as a duration: "6h" is D+1 06:00.
+AfterDayEnd = Annotated[dt.timedelta, BeforeValidator(_after_day_end)]
+PollInterval = Annotated[dt.timedelta, BeforeValidator(_poll_interval)]
+
+
+def daily_time(cron: str) -> dt.timedelta | None:
+    """The time of day a cron fires at, if it fires once a day at a fixed time (`M H * * *`, `@daily`); else None."""
+    if cron in ("@daily", "@midnight"):
+        return dt.timedelta(0)
+    fields = cron.split()
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit() and fields[2:] == ["*", "*", "*"]:
+        return dt.timedelta(hours=int(fields[1]), minutes=int(fields[0]))
+    return None
+
+
+class DataArrival(_Strict):
+    """When a day's landing partition (`landing/ds=D/_SUCCESS`) must be complete, and how often the wait looks.
+
+    The training and scoring DAGs wait for it before ingest, deferred (no worker slot held), until `deadline`
+    after the end of day D (UTC); past it their wait fails with the `data-late` alert (docs/runbooks/data-late.md).
+    """
+
+    deadline: AfterDayEnd = Field(default=dt.timedelta(hours=6), description="e.g. '6h': by D+1 06:00 UTC")
+    poll_interval: PollInterval = Field(default=dt.timedelta(minutes=1), description="between looks, 1s-1h")
+
+
+class Deadlines(_Strict):
+    """By when each DAG's run for day D must have finished, after the end of D (UTC); unset: no deadline.
+
+    A run not finished by then (still running, or failed) raises the `deadline-missed` alert
+    (docs/runbooks/deadline-missed.md). The DAG's schedule must fire once a day at a fixed time before it.
+    """
+
+    training: AfterDayEnd | None = None
+    scoring: AfterDayEnd | None = None
+    monitoring: AfterDayEnd | None = None
+
+
 class Tracking(_Strict):
     """What the lifecycle logs to MLflow, whose runs every MLflow user can read."""
 
@@ -333,6 +414,8 @@ class UseCase(_Strict):
     retraining: Retraining = Retraining()
     freshness: Freshness = Freshness()
     tracking: Tracking = Tracking()
+    data: DataArrival = DataArrival()
+    deadlines: Deadlines = Deadlines()
     resources: dict[str, Resources] = Field(default_factory=dict)
     # Set by the loader, not by the YAML: where the use case folder lives, and its parsed contract.
     folder: Path = Field(default=Path("."), exclude=True)
@@ -411,6 +494,26 @@ class UseCase(_Strict):
         group = self.thresholds.gate.fairness_group
         if group is not None and group not in schema.columns:
             raise ValueError(f"thresholds.gate.fairness_group: {group!r} is not a column of {where}")
+        return self
+
+    @model_validator(mode="after")
+    def _deadlines_after_their_runs(self) -> UseCase:
+        for family in Deadlines.model_fields:
+            after = getattr(self.deadlines, family)
+            if after is None:
+                continue
+            cron = getattr(self.schedule, family)
+            fires = daily_time(cron)
+            if fires is None:
+                raise ValueError(
+                    f"deadlines.{family}: schedule.{family} {cron!r} does not fire once a day at a fixed time, "
+                    "so the deadline of a day cannot be placed (use 'M H * * *')"
+                )
+            if after <= fires:
+                raise ValueError(
+                    f"deadlines.{family}: D+1 +{after} is not after the run starts (schedule.{family} {cron!r}, "
+                    f"D+1 +{fires}): every run would miss it"
+                )
         return self
 
     def _role_assignments(self) -> Iterator[tuple[str, str, ColumnRole]]:

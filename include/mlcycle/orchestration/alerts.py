@@ -57,6 +57,8 @@ RUNBOOKS: dict[Runbook, str] = {
     Runbook.MODEL_STALE: "The champion is older than its budget, or training has stopped.",
     Runbook.DRIFT_DETECTED: "The monitoring policy found drift or a performance drop.",
     Runbook.PROMOTION_REJECTED: "A promotion lost its compare-and-set or was refused.",
+    Runbook.DATA_LATE: "The day's landing partition was not complete by the use case's data deadline.",
+    Runbook.DEADLINE_MISSED: "A DAG run had not finished by the deadline of its day.",
 }
 _WEBHOOK_TIMEOUT_S = 10
 #: Fields of the message that become Alertmanager labels (what identifies the alert and groups it).
@@ -252,8 +254,11 @@ def failure_message(context: Any) -> dict[str, Any]:
     exception = context.get("exception")
     reason = str(exception).strip().splitlines()[0] if exception else "task failed (no exception recorded)"
     dag_run = context.get("dag_run")
+    # A task that can fail in more than one way (the landing wait: late data, a bad marker) raises exceptions
+    # that name their runbook; any other failure links its step's.
+    named = getattr(exception, "runbook", None)
     return build_message(
-        alert=runbook_for_task(task_id),
+        alert=named if isinstance(named, Runbook) else runbook_for_task(task_id),
         dag_id=getattr(dag_run, "dag_id", "") or getattr(ti, "dag_id", ""),
         task_id=task_id,
         run_id=getattr(dag_run, "run_id", "") or "",

@@ -24,9 +24,11 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetab
 
 from mlcycle.config import UseCase, UseCaseConfigError, discover
 from mlcycle.orchestration.alerts import FailureAlert, build_message, send
+from mlcycle.orchestration.deadlines import dag_deadline
 from mlcycle.orchestration.factory import step_operator
 from mlcycle.orchestration.macros import MACROS, upstream
 from mlcycle.orchestration.spec import StepSpec
+from mlcycle.orchestration.waiting import wait_for_landing
 from mlcycle.retraining import request_asset_name, request_asset_uri, request_partitions, retraining_decision
 from mlcycle.specs.catalog import (
     EvaluateOptions,
@@ -86,6 +88,8 @@ def _dag(usecase: UseCase, family: DagFamily, schedule: Any, doc: str, **kwargs:
             "on_failure_callback": [FailureAlert()],
         },
         user_defined_macros=dict(MACROS),
+        # usecase.yaml `deadlines:` (none for this family: None): a run not done by then alerts deadline-missed.
+        deadline=dag_deadline(usecase, family),
         **kwargs,
     )
 
@@ -122,6 +126,7 @@ def training_dag(usecase: UseCase) -> DAG:
         },
     ) as dag:
         chain(
+            wait_for_landing(usecase),
             step_operator(StepSpec(Step.INGEST, usecase, IngestOptions.for_task(lookback=window))),
             step_operator(StepSpec(Step.VALIDATE, usecase, ValidateOptions.for_task(lookback=window))),
             step_operator(StepSpec(Step.FEATURES, usecase)),
@@ -159,6 +164,7 @@ def scoring_dag(usecase: UseCase) -> DAG:
         params={"partition": _partition_param()},
     ) as dag:
         chain(
+            wait_for_landing(usecase),
             step_operator(StepSpec(Step.INGEST, usecase)),
             step_operator(StepSpec(Step.VALIDATE, usecase, ValidateOptions.for_task(serving=True))),
             step_operator(StepSpec(Step.SCORE, usecase)),

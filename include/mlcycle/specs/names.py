@@ -48,6 +48,8 @@ class Runbook(StrEnum):
     MODEL_STALE = "model-stale"
     DRIFT_DETECTED = "drift-detected"
     PROMOTION_REJECTED = "promotion-rejected"
+    DATA_LATE = "data-late"  # the landing partition was not complete by the use case's data deadline
+    DEADLINE_MISSED = "deadline-missed"  # a DAG run had not finished by its deadline (usecase.yaml `deadlines:`)
 
 
 class UnknownDagError(ValueError):

@@ -54,6 +54,7 @@ from mlcycle.storage.layout import (
     partition_of_folder,
     partition_uri,
 )
+from mlcycle.storage.manifest import ManifestError, decode_manifest, read_local_manifest
 
 # How old a leftover (an unreferenced upload or version left by a killed or racing writer, a replaced local
 # version) must be before the sweeper removes it: old enough that no writer is still busy with it and no
@@ -61,14 +62,6 @@ from mlcycle.storage.layout import (
 ORPHAN_SECONDS = 3600
 # Leftovers of the earlier local commit (two renames), swept like the others.
 _EARLIER_LEFTOVERS = (".old-", ".staging-")
-
-
-class ManifestError(ValueError):
-    """A `_SUCCESS` that cannot be the manifest of a partition (not a JSON object, or its version is gone)."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where}: {problem}")
-        self.where = where
 
 
 def sha256_file(path: Path) -> str:
@@ -84,18 +77,6 @@ def parse_partition(value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"partition {value!r} is not a date in YYYY-MM-DD form") from None
-
-
-def decode_manifest(payload: bytes, where: str) -> dict[str, Any]:
-    """The manifest in a `_SUCCESS` file's bytes; ManifestError naming `where` if they are not a JSON object."""
-    try:
-        loaded = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(where, f"the completion marker must hold a JSON object, e.g. {{}} ({exc})") from None
-    if not isinstance(loaded, dict):
-        kind = type(loaded).__name__
-        raise ManifestError(where, f"the completion marker must hold a JSON object, e.g. {{}}, not a {kind}")
-    return loaded
 
 
 @dataclass(frozen=True)
@@ -157,15 +138,7 @@ class Storage:
         path = self._path(uri)
         where = f"{uri}/{SUCCESS}"
         if self.is_local:
-            try:
-                # One open through the link: the manifest of whichever version is live at that instant.
-                with (Path(path) / SUCCESS).open("rb") as handle:
-                    payload = handle.read()
-            except FileNotFoundError:
-                if os.path.islink(path):
-                    raise ManifestError(where, f"the partition links to {os.readlink(path)}, which is gone") from None
-                return None
-            return decode_manifest(payload, where)
+            return read_local_manifest(path, where)
         filesystem, _ = self._fs()
         try:
             with filesystem.open_input_stream(f"{path}/{SUCCESS}") as handle:
