@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from mlcycle.lifecycle.mlflow_rest import MlflowRest, rest_url
 from mlcycle.lifecycle.page import usecase_page
 from mlcycle.lifecycle.store import JsonStore
 from mlcycle.lifecycle.view import Approval, ApprovalsUnavailable, Links, approvals_from_rows, build_view
+from mlcycle.settings import REPO_ROOT
 from mlcycle.storage.layout import (
     PERFORMANCE_FILE,
     PERFORMANCE_REPORT_FILE,
@@ -353,3 +356,29 @@ def test_an_s3_store_is_read_through_each_partitions_manifest(
         assert "quarantine" in gone.errors
     finally:
         server.stop()
+
+
+def test_an_airflow_db_that_cannot_answer_is_an_approvals_error_not_no_approval() -> None:
+    """The test session's Airflow DB is not migrated: the HITL query fails, and says so."""
+    from mlcycle.lifecycle.airflow_db import pending_approvals
+
+    with pytest.raises(ApprovalsUnavailable, match="human-in-the-loop query"):
+        pending_approvals(["yarnit_training"], LINKS)
+
+
+def test_the_plugin_mounts_the_page_and_adds_its_views_without_loading_the_app() -> None:
+    """Every Airflow component imports plugins: the page's app (FastAPI, Airflow's auth) loads on first use only."""
+    from mlcycle.lifecycle.app import URL_PREFIX  # where the app's routes expect to be mounted
+
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('p', {str(REPO_ROOT / 'plugins' / 'mlcycle_lifecycle.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "plugin = module.MlcycleLifecyclePlugin\n"
+        "print(plugin.fastapi_apps[0]['url_prefix'], sorted(v['destination'] for v in plugin.external_views))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('mlcycle.lifecycle', 'fastapi'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    mounted, loaded = done.stdout.strip().splitlines()[-2:]
+    assert mounted == f"{URL_PREFIX} ['dag', 'nav']"
+    assert loaded == "[]"

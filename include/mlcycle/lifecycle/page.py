@@ -143,7 +143,11 @@ def _cards(view: LifecycleView) -> str:
         ("pending approvals", str(len(view.approvals)) if "approvals" not in view.errors else "?"),
         ("quarantined days", str(len(view.quarantine)) if "quarantine" not in view.errors else "?"),
     ]
-    body = "".join(f'<div class="card"><span class="muted small">{e(k)}</span><b>{v}</b></div>' for k, v in cards)
+    body = "".join(
+        f'<div class="card" data-testid="card-{e(k.strip("@").replace(" ", "-"))}"><span class="muted small">{e(k)}</span>'
+        f"<b>{v}</b></div>"
+        for k, v in cards
+    )
     experiment = link(view.experiment_url, "MLflow experiment") if view.experiment_url else ""
     return f'<div class="cards" data-testid="cards">{body}</div><div class="small">{experiment}</div>'
 
@@ -367,8 +371,8 @@ def _chart(days: Sequence[DayRow], quarantine: Sequence[QuarantineRow], metric: 
         '<text x="190" y="9" fill="#c05621">&#x2716; quarantined</text>'
         '<line x1="290" x2="310" y1="5" y2="5" stroke="#2b6cb0" stroke-width="2"/>'
         f'<text x="314" y="9">{e(metric)} of the champion on the labelled day</text>'
-        '<line x1="560" x2="580" y1="5" y2="5" stroke="#718096" stroke-width="2" stroke-dasharray="5 3"/>'
-        '<text x="584" y="9">its value at training</text></g>'
+        '<line x1="620" x2="640" y1="5" y2="5" stroke="#718096" stroke-width="2" stroke-dasharray="5 3"/>'
+        '<text x="644" y="9">its value at training</text></g>'
     )
     total = base + 32
     return (
