@@ -305,8 +305,9 @@ def _chart(days: Sequence[DayRow], quarantine: Sequence[QuarantineRow], metric: 
             continue
         h = height * min(max(d.drift_share, 0.0), 1.0)
         colour = "#e53e3e" if d.dataset_drift else "#a0aec0"
+        bar = min(step * 0.6, 48.0)  # a few days must not make bars wider than the chart is readable
         parts.append(
-            f'<rect x="{x[d.day] - step * 0.3:.1f}" y="{top + height - h:.1f}" width="{step * 0.6:.1f}" '
+            f'<rect x="{x[d.day] - bar / 2:.1f}" y="{top + height - h:.1f}" width="{bar:.1f}" '
             f'height="{h:.1f}" fill="{colour}"><title>{e(d.day)}: drift share {d.drift_share:.2f}</title></rect>'
         )
     thresholds = {d.drift_share_threshold for d in days if d.drift_share_threshold is not None}
@@ -326,8 +327,9 @@ def _chart(days: Sequence[DayRow], quarantine: Sequence[QuarantineRow], metric: 
     top2, height2 = top + height + 40, 120
     values = [v for d in labelled for v in (d.value, d.reference) if v is not None]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    pad = max((high - low) * 0.15, 0.01)
-    low, high = low - pad, high + pad
+    if values:  # room around the points; the empty panel keeps the metric's natural 0..1
+        pad = max((high - low) * 0.15, 0.01)
+        low, high = low - pad, high + pad
     parts.append(_axis(top2, height2, f"{metric} (labels after {delay} d)", (low, high)))
 
     def y_of(value: float) -> float:
