@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -382,3 +383,66 @@ def test_the_plugin_mounts_the_page_and_adds_its_views_without_loading_the_app()
     mounted, loaded = done.stdout.strip().splitlines()[-2:]
     assert mounted == f"{URL_PREFIX} ['dag', 'nav']"
     assert loaded == "[]"
+
+
+# Rows as the HITL operators leave them: two requests still waiting (one deferred, one parked awaiting input), one
+# answered, one whose task ended without an answer (a timeout), and one of another use case's DAG.
+_HITL_SCRIPT = """
+import datetime as dt, json, sys, uuid
+from sqlalchemy import insert
+from airflow.models.dagrun import DagRun
+from airflow.models.hitl import HITLDetail
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.session import create_session
+from mlcycle.lifecycle.airflow_db import pending_approvals
+from mlcycle.lifecycle.view import Links
+
+now = dt.datetime(2026, 9, 18, 3, 0, tzinfo=dt.UTC)
+cases = [
+    ("yarnit_training", "review", "deferred", None),
+    ("yarnit_promotion", "approve", "awaiting_input", None),
+    ("yarnit_training", "answered", "success", now),
+    ("yarnit_training", "timed_out", "failed", None),
+    ("other_training", "review", "deferred", None),
+]
+with create_session() as session:
+    for number, (dag_id, task_id, state, responded) in enumerate(cases):
+        run_id = f"run-{number}"
+        session.execute(insert(DagRun.__table__).values(
+                dag_id=dag_id, run_id=run_id, run_type="manual", run_after=now, logical_date=None, data_interval_end=None
+            ))
+        ti_id = uuid.uuid4()
+        session.execute(
+            insert(TaskInstance.__table__).values(
+                id=ti_id, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=-1, pool="default_pool", state=state
+            )
+        )
+        session.add(
+            HITLDetail(
+                ti_id=ti_id, options=["Approve", "Reject"], subject=f"{task_id}?", body="decision record", params={},
+                assignees=[{"id": "7", "name": "ada"}], created_at=now + dt.timedelta(minutes=number),
+                responded_at=responded, responded_by={"id": "7", "name": "ada"} if responded else None,
+            )
+        )
+found = pending_approvals(["yarnit_training", "yarnit_promotion"], Links(mlflow="m", airflow="/af"))
+print(json.dumps([[a.dag_id, a.task_id, a.state, a.created_at, a.assignees, a.url] for a in found]))
+"""
+
+
+@pytest.mark.integration
+def test_pending_approvals_are_the_unanswered_requests_of_waiting_tasks_in_airflows_db(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+    }
+    migrate = [str(Path(sys.executable).parent / "airflow"), "db", "migrate"]
+    subprocess.run(migrate, env=env, capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run([sys.executable, "-c", _HITL_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [
+        ["yarnit_training", "review", "deferred", "2026-09-18T03:00:00+00:00", ["ada"],
+         "/af/dags/yarnit_training/runs/run-0/tasks/review/required_actions"],
+        ["yarnit_promotion", "approve", "awaiting_input", "2026-09-18T03:01:00+00:00", ["ada"],
+         "/af/dags/yarnit_promotion/runs/run-1/tasks/approve/required_actions"],
+    ]  # fmt: skip
