@@ -255,6 +255,29 @@ class Freshness(_Strict):
     max_training_gap_days: int = Field(default=7, ge=1, description="no successful training run for this long -> alert")
 
 
+class Approval(_Strict):
+    """The human review a `needs_manual_review` gate decision opens in the training run (an Airflow HITL task).
+
+    A reviewer approves or rejects in the Airflow UI (or through the REST API); with no answer within `timeout`
+    the run applies `on_timeout`. Either way the answer is recorded on the model version.
+    """
+
+    timeout: dt.timedelta = Field(
+        default=dt.timedelta(hours=48),
+        description="how long the review waits for an answer (ISO 8601 duration such as P2D or PT30M, or seconds)",
+    )
+    on_timeout: Literal["reject", "approve"] = Field(
+        default="reject", description="what an unanswered review decides: the version stays @challenger, or is promoted"
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: dt.timedelta) -> dt.timedelta:
+        if value <= dt.timedelta(0):
+            raise ValueError(f"{value} is not a positive duration")
+        return value
+
+
 class Tracking(_Strict):
     """What the lifecycle logs to MLflow, whose runs every MLflow user can read."""
 
@@ -332,6 +355,7 @@ class UseCase(_Strict):
     thresholds: Thresholds = Thresholds()
     retraining: Retraining = Retraining()
     freshness: Freshness = Freshness()
+    approval: Approval = Approval()
     tracking: Tracking = Tracking()
     resources: dict[str, Resources] = Field(default_factory=dict)
     # Set by the loader, not by the YAML: where the use case folder lives, and its parsed contract.
