@@ -1,7 +1,7 @@
 """A small client of Airflow 3's REST API (`/api/v2`), standard library only.
 
-Used by `mlcycle rerun`, the Alertmanager webhook receiver and `make backfill` in every mode, and by the
-test stack. Authentication: a JWT from `POST /auth/token` (username/password), or a token issued
+Used by `mlcycle rerun`, the Alertmanager webhook receiver and `make backfill` in every mode, by the
+test stack, and by a reviewer's client answering the training run's approval (`answer_pending_approval`). Authentication: a JWT from `POST /auth/token` (username/password), or a token issued
 beforehand (`AIRFLOW_API_TOKEN`), as Airflow 3's auth managers expect. A JWT expires (`[api_auth]
 jwt_expiration_time`, 24 h by default): on HTTP 401 the client gets a new one with its username/password and
 retries the call once, so a long-lived process (the alert receiver) outlives its tokens.
@@ -230,6 +230,38 @@ class AirflowClient:
         )
         return event
 
+    def pending_approvals(self, dag_id: str = "~", run_id: str = "~") -> list[dict[str, Any]]:
+        """Human-in-the-loop requests waiting for an answer (task `awaiting_input`, no response yet), oldest first.
+
+        `~` for every DAG / run. Each item is Airflow's HITLDetail: `subject`, `body`, `options`, `params` (the
+        form), `task_instance` (dag_id, dag_run_id, task_id, map_index, state).
+        """
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/hitlDetails"
+        params = {"response_received": "false", "state": "awaiting_input", "order_by": "created_at", "limit": 100}
+        details: list[dict[str, Any]] = self.request("GET", path, params=params)["hitl_details"]
+        return details
+
+    def respond(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        chosen_options: list[str],
+        params_input: Mapping[str, Any] | None = None,
+        map_index: int = -1,
+    ) -> dict[str, Any]:
+        """Answer a human-in-the-loop request as this client's user (Airflow records it as the responder).
+
+        Airflow answers 409 when the request was already answered (by a person or by its timeout default).
+        """
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+            f"{urllib.parse.quote(task_id)}/{map_index}/hitlDetails"
+        )
+        body = {"chosen_options": list(chosen_options), "params_input": dict(params_input or {})}
+        answer: dict[str, Any] = self.request("PATCH", path, body)
+        return answer
+
     def create_backfill(
         self,
         dag_id: str,
@@ -316,3 +348,62 @@ class AirflowClient:
                     f"(DAG paused: {paused}; runs: {states})"
                 )
             time.sleep(poll)
+
+
+#: The two answers of mlcycle's candidate review (Airflow's ApprovalOperator labels; orchestration/approval.py).
+APPROVE, REJECT = "Approve", "Reject"
+
+
+def answer_pending_approval(
+    client: AirflowClient,
+    dag_id: str,
+    *,
+    approve: bool,
+    reason: str,
+    run_id: str = "~",
+    task_id: str | None = None,
+    timeout: float = 600.0,
+    poll: float = 2.0,
+    settle: float = 5.0,
+) -> dict[str, Any]:
+    """Wait until `dag_id` (one run of it, or any) has an approval waiting for an answer; approve or reject it
+    with `reason` typed in its form, as a reviewer in the UI would, and return once the task has taken the
+    answer: the request as found (`subject`, `body`, `task_instance`), Airflow's answer under `response`.
+
+    Airflow 3.3.2 can lose an answer given within moments of the task starting to wait: the scheduler, handling
+    the exit of the worker that parked the task after the answer re-queued it, takes the new try for a task
+    changed externally, marks it up_for_retry, and the retry asks again. So a request is answered once it has
+    waited `settle` seconds, and until the task succeeds a request asked again is answered again.
+    TimeoutError when that does not happen within `timeout` seconds; RuntimeError when the task fails.
+    """
+    deadline = time.monotonic() + timeout
+    first_seen: dict[tuple[Any, ...], float] = {}
+    answered: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        if answered is not None:
+            ti = answered["task_instance"]
+            state = client.task_states(ti["dag_id"], ti["dag_run_id"]).get(ti["task_id"])
+            if state in ("success", "skipped"):
+                return answered
+            if state in ("failed", "upstream_failed", "removed"):
+                raise RuntimeError(f"{ti['dag_id']} run {ti['dag_run_id']}: {ti['task_id']} {state} after the answer")
+            # Otherwise the answer is being applied, or was lost and the retry asks again: answer that one too.
+            dag_id, run_id, task_id = ti["dag_id"], ti["dag_run_id"], ti["task_id"]
+        for request in client.pending_approvals(dag_id, run_id):
+            ti = request["task_instance"]
+            if task_id is not None and ti["task_id"] != task_id:
+                continue
+            key = (ti["dag_id"], ti["dag_run_id"], ti["task_id"], ti["map_index"], ti.get("try_number"))
+            if time.monotonic() - first_seen.setdefault(key, time.monotonic()) < settle:
+                continue
+            form = {name: reason for name in request.get("params") or {}}  # mlcycle's review form: one field, why
+            choice = [APPROVE if approve else REJECT]
+            response = client.respond(ti["dag_id"], ti["dag_run_id"], ti["task_id"], choice, form, ti["map_index"])
+            answered = {**request, "response": response}
+            break
+        time.sleep(poll)
+    raise TimeoutError(
+        f"the approval of {dag_id} (run {run_id}, task {task_id or 'any'}) was "
+        + ("answered but not taken" if answered else "not waiting for an answer")
+        + f" within {timeout:.0f}s"
+    )

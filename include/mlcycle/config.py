@@ -303,6 +303,17 @@ AfterDayEnd = Annotated[dt.timedelta, BeforeValidator(_after_day_end)]
 PollInterval = Annotated[dt.timedelta, BeforeValidator(_poll_interval)]
 
 
+def _positive_duration(text: object) -> dt.timedelta:
+    value = parse_duration(text)
+    if value <= dt.timedelta(0):
+        raise ValueError(f"{text!r} is not a positive duration")
+    return value
+
+
+#: A duration in the same notation as the deadlines ("48h", "30m"), longer than zero.
+PositiveDuration = Annotated[dt.timedelta, BeforeValidator(_positive_duration)]
+
+
 def daily_time(cron: str) -> dt.timedelta | None:
     """The time of day a cron fires at, if it fires once a day at a fixed time (`M H * * *`, `@daily`); else None."""
     if cron in ("@daily", "@midnight"):
@@ -334,6 +345,21 @@ class Deadlines(_Strict):
     training: AfterDayEnd | None = None
     scoring: AfterDayEnd | None = None
     monitoring: AfterDayEnd | None = None
+
+
+class Approval(_Strict):
+    """The human review a `needs_manual_review` gate decision opens in the training run (an Airflow HITL task).
+
+    A reviewer approves or rejects in the Airflow UI (or through the REST API); with no answer within `timeout`
+    the run applies `on_timeout`. Either way the answer is recorded on the model version.
+    """
+
+    timeout: PositiveDuration = Field(
+        default=dt.timedelta(hours=48), description="how long the review waits for an answer, e.g. '48h', '30m'"
+    )
+    on_timeout: Literal["reject", "approve"] = Field(
+        default="reject", description="what an unanswered review decides: the version stays @challenger, or is promoted"
+    )
 
 
 class Tracking(_Strict):
@@ -413,6 +439,7 @@ class UseCase(_Strict):
     thresholds: Thresholds = Thresholds()
     retraining: Retraining = Retraining()
     freshness: Freshness = Freshness()
+    approval: Approval = Approval()
     tracking: Tracking = Tracking()
     data: DataArrival = DataArrival()
     deadlines: Deadlines = Deadlines()

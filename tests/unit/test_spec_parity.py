@@ -62,7 +62,7 @@ def _step_tasks(both_modes: dict[str, tuple[Any, Any]]) -> list[tuple[str, str]]
     ]
 
 
-# What the train and evaluate steps return (their XComs), as far as the DAG templates read them.
+# What the train and evaluate steps and the review return (their XComs), as far as the DAG templates read them.
 UPSTREAM_RESULTS = {
     "train": {
         "status": "success",
@@ -80,6 +80,8 @@ UPSTREAM_RESULTS = {
         "outputs": {"decision": "/data/yarnit/evaluation/ds=2026-09-14/v7"},
         "metrics": {"decision": "promote", "candidate_version": "7"},
     },
+    # The training run's human review (orchestration/approval.py): its answer, as promote's templates read it.
+    "review_candidate": {"chosen_options": ["Approve"], "review": "approved", "reviewer": "ana", "reason": "checked"},
 }
 
 

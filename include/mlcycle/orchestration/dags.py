@@ -20,10 +20,21 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, chain, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    BaseOperator,
+    CronDataIntervalTimetable,
+    Param,
+    TriggerRule,
+    chain,
+    task,
+)
 
 from mlcycle.config import UseCase, UseCaseConfigError, discover
 from mlcycle.orchestration.alerts import FailureAlert, build_message, send
+from mlcycle.orchestration.approval import CandidateReview, review_form, review_template
 from mlcycle.orchestration.deadlines import dag_deadline
 from mlcycle.orchestration.factory import step_operator
 from mlcycle.orchestration.macros import MACROS, upstream
@@ -37,7 +48,7 @@ from mlcycle.specs.catalog import (
     TrainOptions,
     ValidateOptions,
 )
-from mlcycle.specs.names import MAX_ACTIVE_RUNS, DagFamily, Runbook, Step
+from mlcycle.specs.names import MAX_ACTIVE_RUNS, REVIEW_TASK, DagFamily, Runbook, Step
 from mlcycle.specs.options import Template
 
 DOCS = "https://github.com/mlcycle/mlcycle/blob/main/docs"
@@ -138,20 +149,30 @@ def training_dag(usecase: UseCase) -> DAG:
                     retries=1,
                 )
             ),
-            step_operator(
-                StepSpec(
-                    Step.EVALUATE,
-                    usecase,
-                    EvaluateOptions.for_task(model_version=upstream(Step.TRAIN, "model_version")),
-                )
-            ),
-            step_operator(
-                StepSpec(
-                    Step.PROMOTE, usecase, PromoteOptions.for_task(decision=upstream(Step.EVALUATE, "decision_uri"))
-                )
-            ),
+            _gate_and_promote(usecase),
         )
     return dag
+
+
+def _gate_and_promote(usecase: UseCase) -> BaseOperator:
+    """evaluate -> review_candidate (a person, only when the gate asks for one) -> promote; returns evaluate."""
+    evaluate = step_operator(
+        StepSpec(Step.EVALUATE, usecase, EvaluateOptions.for_task(model_version=upstream(Step.TRAIN, "model_version")))
+    )
+    review = CandidateReview(task_id=REVIEW_TASK, usecase=usecase, params=review_form())
+    options = PromoteOptions.for_task(
+        decision=upstream(Step.EVALUATE, "decision_uri"),
+        review=review_template("review"),
+        approver=review_template("reviewer"),
+        reason=review_template("reason"),
+    )
+    # A skipped review (the gate decided alone) must not skip promote; a skipped evaluate must.
+    promote = step_operator(
+        StepSpec(Step.PROMOTE, usecase, options), trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    )
+    evaluate >> review >> promote
+    evaluate >> promote
+    return evaluate
 
 
 def scoring_dag(usecase: UseCase) -> DAG:
@@ -267,7 +288,8 @@ def promotion_dag(usecase: UseCase) -> DAG:
         DagFamily.PROMOTION,
         None,
         "Manual: promote a reviewed model version to @champion, or roll @champion back to the version it replaced.\n\n"
-        "Both are compare-and-set against the champion seen at the start, and recorded on the version.",
+        "Both are compare-and-set against the champion seen at the start, and recorded on the version (approver, "
+        "reason, and the gate decision record of a promoted version). A promoted version drops @challenger.",
         params={
             "action": Param("promote", enum=["promote", "rollback"], title="Action"),
             "version": Param(

@@ -21,6 +21,18 @@ from mlcycle.storage.partitions import Storage
 PERIODS = "mlcycle.champion_periods"
 # Version tag naming the version that held @champion before this one: what rollback restores.
 PREVIOUS = "mlcycle.previous_champion"
+# Version tags of a promotion or a review: who approved (a manual promotion's approver, or the user who answered
+# the review in Airflow), why, the gate decision record it applied, and the review's answer (`Review`).
+PROMOTED_BY = "mlcycle.promoted_by"
+APPROVER = "mlcycle.approver"
+REASON = "mlcycle.reason"
+DECISION_URI = "mlcycle.decision_uri"
+REVIEW = "mlcycle.review"
+REVIEWED_BY = "mlcycle.reviewed_by"
+REVIEW_REASON = "mlcycle.review_reason"
+REVIEWED_AT = "mlcycle.reviewed_at"
+# Set by evaluate: where the gate's decision record of the version lies.
+GATE_RECORD = "mlcycle.gate.record"
 
 
 class NoRollbackTarget(Exception):
@@ -106,8 +118,22 @@ def _compare_and_set(usecase: UseCase, new: str, expected: str | None, record: d
     )
     lease.ensure_held()  # a holder frozen past its lease (and taken over) must not move @champion
     tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHAMPION, new)
+    _release_challenger(usecase, new)
     if seen is not None and seen != new:
         tracking.set_version_tags(usecase, seen, {PERIODS: _periods(usecase, seen, closed=now)})
+
+
+def _release_challenger(usecase: UseCase, champion: str) -> None:
+    """Drop `@challenger` from the version that now holds `@champion`: a version is one or the other.
+
+    Were it kept, scoring would shadow-score the champion against itself and the lifecycle would show the
+    serving model as the pending candidate. `train` points `@challenger` at every new version without the
+    registry lock; MLflow has no conditional alias delete, so a version registered between the read and the
+    delete would lose its alias (it is still registered, and the next training run points the alias again).
+    """
+    challenger = tracking.alias_version(usecase, ModelRole.CHALLENGER)
+    if challenger is not None and str(challenger.version) == champion:
+        tracking.client().delete_registered_model_alias(usecase.registered_model_name, ModelRole.CHALLENGER)
 
 
 def champion_periods(tags: dict[str, str]) -> list[list[str | None]]:

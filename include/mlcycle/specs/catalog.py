@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from mlcycle.specs.names import RERUNNABLE, DagFamily, Runbook, Step, Tool
+from mlcycle.specs.names import RERUNNABLE, DagFamily, Review, Runbook, Step, Tool
 from mlcycle.specs.options import LookbackDays, Options, PartitionText, option
 from mlcycle.specs.results import (
     EvaluateResult,
@@ -61,8 +61,13 @@ class PromoteOptions(Options):
     decision: str | None = option(None, help="URI of a decision record written by `evaluate`")
     action: Literal["promote", "rollback"] = "promote"
     model_version: str | None = option(None, help="version to promote (manual promotion)")
-    approver: str = option("", help="who approved a manual promotion")
+    approver: str = option("", help="who approved the promotion (a manual one, or a review's responder)")
     reason: str = option("", help="why (recorded on the model version)")
+    review: str = option(
+        "",
+        help="the human review's answer to a needs_manual_review decision (empty: none)",
+        choices=["", *(r.value for r in Review)],
+    )
 
 
 class RerunOptions(Options):

@@ -40,6 +40,19 @@ class ModelRole(StrEnum):
     CHALLENGER = "challenger"  # the latest trained candidate: shadow-scored, never served
 
 
+class Review(StrEnum):
+    """The answer a `needs_manual_review` gate decision got from its human review (the training DAG's
+    `REVIEW_TASK`): what `promote --review` applies, and what the version records as `mlcycle.review`."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"  # nobody answered in time: the use case's `approval.on_timeout` decides
+
+
+#: The training DAG's human review (an Airflow human-in-the-loop task), between `evaluate` and `promote`.
+REVIEW_TASK = "review_candidate"
+
+
 class Runbook(StrEnum):
     """An alert name; each has its page, docs/runbooks/<name>.md."""
 

@@ -109,6 +109,8 @@ class TrainResult(StepResultModel[TrainOutputs, TrainMetrics]):
 class EvaluateOutputs(Part):
     decision: str
     mlflow_run_id: str = ""
+    # Absent from results written before the review's model card link needed it.
+    mlflow_experiment_id: str = ""
 
 
 class EvaluateMetrics(Part):
@@ -126,6 +128,10 @@ class EvaluateResult(StepResultModel[EvaluateOutputs, EvaluateMetrics]):
     def decision_uri(self) -> str:
         """Where the gate's decision record lies: what `promote` applies."""
         return self.outputs.decision
+
+    @property
+    def mlflow_experiment_id(self) -> str:
+        return self.outputs.mlflow_experiment_id
 
 
 class PredictionDrift(Part):

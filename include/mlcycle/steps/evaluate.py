@@ -39,6 +39,19 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else None), used
 
 
+def slice_comparison(
+    candidate: dict[str, float], champion: dict[str, float] | None
+) -> dict[str, dict[str, float | None]]:
+    """Per slice value: the candidate's metric and the champion's (None without a champion or that slice)."""
+    return {
+        name: {
+            "candidate": round(value, 5),
+            "champion": None if not champion or name not in champion else round(champion[name], 5),
+        }
+        for name, value in sorted(candidate.items())
+    }
+
+
 def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     candidate_version = str(options.model_version)
@@ -107,7 +120,12 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         usecase.name,
         partition,
         # The run holding the model card and the decision record (the "MLflow run" link of the evaluate task).
-        outputs={"decision": uri, "mlflow_run_id": candidate_run or parent_id},
+        outputs={
+            "decision": uri,
+            "mlflow_run_id": candidate_run or parent_id,
+            # With the experiment, the UI can address the run's artifacts (the model card) as well as the run.
+            "mlflow_experiment_id": tracking.client().get_run(candidate_run or parent_id).info.experiment_id,
+        },
         metrics={
             "decision": gate.decision,
             "candidate_version": candidate_version,
@@ -117,5 +135,12 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
             "champion": None if gate.champion is None else round(gate.champion, 5),
             "checks": gate.checks,
             "reasons": gate.reasons,
+            # The rest of the decision record a reviewer reads in the training run's approval (small: one number
+            # per slice value), so Airflow never reads the record from storage.
+            "flags": gate.flags,
+            "recent_window": recent_days,
+            "slices": slice_comparison(
+                candidate.slices, None if champion_evidence is None else champion_evidence.slices
+            ),
         },
     )

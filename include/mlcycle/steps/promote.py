@@ -1,64 +1,67 @@
-"""promote: move `@champion`, by compare-and-set, from a gate decision or a manual promote/rollback."""
+"""promote: move `@champion`, by compare-and-set, from a gate decision (reviewed by a person when the gate asked
+for it) or a manual promote/rollback.
+
+Every path records the same fields on the version it promotes (`mlcycle.registry.champion`): who promoted
+(`gate`, `review`, `manual`), the approver, the reason and the gate decision record it applied. A review that
+did not approve leaves the version `@challenger`, with the answer, the reviewer and the reason recorded on it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+from typing import Any
 
 from mlcycle.registry import champion, tracking
+from mlcycle.registry.champion import (
+    APPROVER,
+    DECISION_URI,
+    GATE_RECORD,
+    PROMOTED_BY,
+    REASON,
+    REVIEW,
+    REVIEW_REASON,
+    REVIEWED_AT,
+    REVIEWED_BY,
+)
 from mlcycle.specs.catalog import PromoteOptions
-from mlcycle.specs.names import Step
+from mlcycle.specs.names import Review, Step
 from mlcycle.specs.results import PromoteResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.storage.layout import DECISION_FILE
 
 log = logging.getLogger(__name__)
 
+PROMOTED_AT = "mlcycle.promoted_at"
+NEEDS_REVIEW = "needs_manual_review"
+
 
 def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
     usecase = ctx.usecase
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     if options.decision:
-        with ctx.storage.local_copy(options.decision) as folder:
-            decision = json.loads((folder / DECISION_FILE).read_text())
-        version = str(decision["candidate_version"])
-        expected = None if decision["champion_version"] is None else str(decision["champion_version"])
-        if decision["decision"] == "needs_manual_review":
-            raise NothingToDo(
-                f"version {version} needs manual review ({'; '.join(decision['reasons'])}); to promote it, trigger "
-                f"{usecase.name}_promotion with version={version}, an approver and a reason",
-                candidate_version=version,
-                needs_manual_review=True,
-            )
-        if decision["decision"] != "promote":
-            raise NothingToDo(
-                f"gate decided {decision['decision']!r} for version {version}: {'; '.join(decision['reasons'])}",
-                candidate_version=version,
-            )
-        record = {
-            "mlcycle.promoted_by": "gate",
-            "mlcycle.promoted_at": now,
-            "mlcycle.decision_uri": options.decision,
-        }
+        version, expected, record = _from_decision(ctx, options, now)
         action = "promote"
+    elif options.review:
+        raise Rejected(f"--review={options.review} answers a gate decision: it needs --decision")
     elif options.action == "rollback":
         try:
             expected, version = champion.rollback_target(usecase)
         except champion.NoRollbackTarget as nothing:
             raise Rejected(str(nothing)) from nothing
-        record = {"mlcycle.rolled_back_from": expected, "mlcycle.promoted_at": now}
+        record = {"mlcycle.rolled_back_from": expected, PROMOTED_AT: now}
         action = "rollback"
     else:
         if not options.model_version:
             raise Rejected("manual promotion needs --model-version")
         version, expected = str(options.model_version), champion.current_champion(usecase)
-        record = {"mlcycle.promoted_by": "manual", "mlcycle.promoted_at": now}
+        record = {PROMOTED_BY: "manual", PROMOTED_AT: now, **_decision_link(ctx, version)}
         action = "promote"
     if options.approver:
-        record["mlcycle.approver"] = options.approver
+        record[APPROVER] = options.approver
     if options.reason:
-        record["mlcycle.reason"] = options.reason
+        record[REASON] = options.reason
     try:
         if action == "rollback" and expected is not None:
             champion.restore(ctx.storage, usecase, version, expected, record)
@@ -76,3 +79,67 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
         outputs={"model_uri": tracking.model_uri(usecase, version)},
         metrics={"action": action, "champion_version": version, "previous_champion": expected},
     )
+
+
+def _from_decision(ctx: StepContext, options: PromoteOptions, now: str) -> tuple[str, str | None, dict[str, str]]:
+    """(version, the champion the gate compared with, the record) of a decision that promotes; NothingToDo when
+    it does not (the gate rejected, the review did not approve, or nobody reviewed a decision that needs it)."""
+    with ctx.storage.local_copy(options.decision or "") as folder:
+        decision: dict[str, Any] = json.loads((folder / DECISION_FILE).read_text())
+    version = str(decision["candidate_version"])
+    expected = None if decision["champion_version"] is None else str(decision["champion_version"])
+    reasons = "; ".join(decision["reasons"])
+    record = {PROMOTED_BY: "gate", PROMOTED_AT: now, DECISION_URI: str(options.decision)}
+    if decision["decision"] != NEEDS_REVIEW:
+        if options.review:
+            # A review answers only the decision that asked for one: an "approved" must never promote a rejection.
+            raise Rejected(
+                f"--review={options.review} given for version {version}, but the gate decided "
+                f"{decision['decision']!r}, which needs no review"
+            )
+        if decision["decision"] != "promote":
+            raise NothingToDo(
+                f"gate decided {decision['decision']!r} for version {version}: {reasons}", candidate_version=version
+            )
+        return version, expected, record
+    if not options.review:
+        raise NothingToDo(
+            f"version {version} needs manual review ({reasons}); it stays @challenger until a reviewer approves it "
+            f"in the training run, or {ctx.usecase.name}_promotion promotes it with an approver and a reason",
+            candidate_version=version,
+            needs_manual_review=True,
+        )
+    outcome = _outcome(ctx, Review(options.review))
+    review = {
+        REVIEW: options.review,
+        REVIEWED_BY: options.approver,
+        REVIEW_REASON: options.reason or f"{options.review} ({reasons})",
+        REVIEWED_AT: now,
+    }
+    if outcome is not Review.APPROVED:
+        tracking.set_version_tags(ctx.usecase, version, review)
+        raise NothingToDo(
+            f"version {version} stays @challenger: its review was {options.review}"
+            + (f" by {options.approver}" if options.approver else "")
+            + (f" ({options.reason})" if options.reason else "")
+            + f"; the gate had asked for one because: {reasons}",
+            candidate_version=version,
+            review=options.review,
+        )
+    return version, expected, {**record, **review, PROMOTED_BY: "review"}
+
+
+def _outcome(ctx: StepContext, review: Review) -> Review:
+    """What the review decides: an unanswered one decides as the use case's `approval.on_timeout` says."""
+    if review is not Review.TIMED_OUT:
+        return review
+    return Review.APPROVED if ctx.usecase.approval.on_timeout == "approve" else Review.REJECTED
+
+
+def _decision_link(ctx: StepContext, version: str) -> dict[str, str]:
+    """The version's gate decision record (evaluate tags it), for a manual promotion's record; {} if none."""
+    if not version.isdigit():
+        return {}  # not a version number: compare_and_set refuses it with the reason
+    found = tracking.model_version(ctx.usecase, version)
+    uri = None if found is None else found.tags.get(GATE_RECORD)
+    return {DECISION_URI: uri} if uri else {}

@@ -85,8 +85,12 @@ def _scorers(usecase: UseCase) -> list[Scorer]:
         raise NothingToDo(f"{usecase.registered_model_name} has no @champion yet: nothing can score")
     resolved = [(ModelRole.CHAMPION, str(champion.version))]
     challenger = tracking.alias_version(usecase, ModelRole.CHALLENGER)
+    # No @challenger is the rule after a promotion (the new champion drops it); one on the champion itself (a
+    # registry promoted before that rule) would only score the champion twice.
     if challenger is not None and str(challenger.version) != str(champion.version):
         resolved.append((ModelRole.CHALLENGER, str(challenger.version)))
+    else:
+        log.info("no shadow scoring: no @challenger other than @champion v%s", champion.version)
     scorers = []
     for role, version in resolved:
         try:
