@@ -108,6 +108,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         partition,
         # The run holding the model card and the decision record (the "MLflow run" link of the evaluate task).
         outputs={"decision": uri, "mlflow_run_id": candidate_run or parent_id},
+        inputs={"features": features_uri, "model": tracking.model_uri(usecase, candidate_version)},
         metrics={
             "decision": gate.decision,
             "candidate_version": candidate_version,

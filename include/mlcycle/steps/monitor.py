@@ -190,7 +190,14 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
     new_rows = _new_labelled_rows(ctx, trained_through)
 
     target = ctx.uri(Dataset.MONITORING)
-    manifest = {"step": "monitor", "reference": reference_uri, "current": current_uri, "champion": version}
+    manifest = {
+        "step": "monitor",
+        "reference": reference_uri,
+        "current": current_uri,
+        "champion": version,
+        "predictions": served_uri if prediction["status"] == "computed" else None,
+        "airflow": ctx.produced_by(),
+    }
     figures = {
         "drift_share": summary.drift_share,
         "drifted_columns_count": float(len(summary.drifted_columns)),
@@ -234,5 +241,11 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
             "new_labelled_rows": new_rows,
             "trained_through": trained_through.isoformat(),
             "champion_version": version,
+        },
+        inputs={
+            "validated": current_uri,
+            "reference": reference_uri,
+            "model": tracking.model_uri(usecase, version),
+            **({"predictions": served_uri} if prediction["status"] == "computed" else {}),
         },
     )

@@ -59,6 +59,8 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
         record["mlcycle.approver"] = options.approver
     if options.reason:
         record["mlcycle.reason"] = options.reason
+    if ctx.airflow.run_id:  # the DAG run that moved @champion: what `mlcycle lineage` names next to the approver
+        record["mlcycle.promoted_in"] = f"{ctx.airflow.dag_id}/{ctx.airflow.run_id}"
     try:
         if action == "rollback" and expected is not None:
             champion.restore(ctx.storage, usecase, version, expected, record)
@@ -75,4 +77,5 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
         ctx.partition.isoformat(),
         outputs={"model_uri": tracking.model_uri(usecase, version)},
         metrics={"action": action, "champion_version": version, "previous_champion": expected},
+        inputs={"decision": options.decision} if options.decision else None,
     )

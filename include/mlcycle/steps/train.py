@@ -74,6 +74,7 @@ def _result(
         ctx.usecase.name,
         ctx.partition.isoformat(),
         outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri(Dataset.FEATURES)},
+        inputs={"features": ctx.uri(Dataset.FEATURES)},
         metrics={
             "model_version": version,
             "run_id": run_id,
@@ -232,6 +233,8 @@ def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: st
         "mlcycle.parent_run_id": parent_id,
         CACHE_TAG: key,
         **{f"mlcycle.data_digest.{s}": ",".join(manifest["input_digests"][s]) for s in SPLITS},
+        # The days each split holds, aligned with the digests above: the partitions `mlcycle lineage` follows.
+        **{f"mlcycle.days.{s}": ",".join(manifest["days"][s]) for s in SPLITS},
     }
     version = mlflow.register_model(model_uri, usecase.registered_model_name, tags=tags)
     tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHALLENGER, version.version)
