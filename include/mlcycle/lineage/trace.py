@@ -216,6 +216,10 @@ class Tracer:
             "version": str(version),
             "aliases_now": sorted(found.aliases),
             "trained_by": self._tag_run(tags, where),
+            # Why the training run started (a schedule, a person's reason, or the retraining request's Asset event
+            # with the monitoring run that sent it): `mlcycle.orchestration.macros.mlcycle_trigger`.
+            "trigger": tags.get("mlcycle.trigger")
+            or self.gap(where, "the version records no trigger (trained outside Airflow)"),
             "training_run": self._training_run(run, tags, where),
             "features": tags.get("mlcycle.features_uri") or self.gap(where, "no mlcycle.features_uri tag"),
             "training_data": self._training_data(tags, run, where),
