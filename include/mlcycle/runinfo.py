@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from mlcycle.tags import Tag
+
 
 @dataclass(frozen=True)
 class AirflowRun:
@@ -39,5 +41,5 @@ class AirflowRun:
             "airflow.run_id": self.run_id,
             "airflow.logical_date": self.logical_date,
             "airflow.try_number": self.try_number,
-            "mlcycle.trigger": self.trigger,
+            Tag.TRIGGER: self.trigger,
         }

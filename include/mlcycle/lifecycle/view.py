@@ -36,16 +36,17 @@ from mlcycle.storage.layout import (
     Dataset,
     partition_uri,
 )
+from mlcycle.tags import Tag
 
 # Tags the steps write on a version (steps/train.py, steps/evaluate.py, registry/champion.py, steps/promote.py).
-PERIODS_TAG = "mlcycle.champion_periods"  # registry.champion.PERIODS (that module imports mlflow)
-PREVIOUS_TAG = "mlcycle.previous_champion"  # registry.champion.PREVIOUS
-RUN_TAG = "mlcycle.run_id"
-GATE_TAG, GATE_REASONS_TAG, GATE_RECORD_TAG = "mlcycle.gate.decision", "mlcycle.gate.reasons", "mlcycle.gate.record"
+PERIODS_TAG = Tag.CHAMPION_PERIODS
+PREVIOUS_TAG = Tag.PREVIOUS_CHAMPION
+RUN_TAG = Tag.RUN_ID
+GATE_TAG, GATE_REASONS_TAG, GATE_RECORD_TAG = Tag.GATE_DECISION, Tag.GATE_REASONS, Tag.GATE_RECORD
 # Where evaluate logs the model card and the decision record in the candidate's run.
 MODEL_CARD_ARTIFACT = "model_card.md"
 DECISION_ARTIFACT = "gate/decision.json"
-PARENT_ROLE_TAG = "mlcycle.role"  # registry.tracking.ROLE_TAG
+PARENT_ROLE_TAG = Tag.ROLE
 
 
 @dataclass(frozen=True)
@@ -230,15 +231,15 @@ def _versions(
             VersionRow(
                 version=number,
                 aliases=sorted(by_version.get(number, [])),
-                trained_on=tags.get("mlcycle.partition", ""),
+                trained_on=tags.get(Tag.PARTITION, ""),
                 registered_at=_from_millis(raw.get("creation_timestamp")),
                 gate=tags.get(GATE_TAG, ""),
                 gate_reasons=gate_reasons,
-                promoted_by=tags.get("mlcycle.promoted_by", ""),
-                approver=tags.get("mlcycle.approver", ""),
-                reason=tags.get("mlcycle.reason", ""),
-                promoted_at=tags.get("mlcycle.promoted_at", ""),
-                rolled_back_from=tags.get("mlcycle.rolled_back_from", ""),
+                promoted_by=tags.get(Tag.PROMOTED_BY, ""),
+                approver=tags.get(Tag.APPROVER, ""),
+                reason=tags.get(Tag.REASON, ""),
+                promoted_at=tags.get(Tag.PROMOTED_AT, ""),
+                rolled_back_from=tags.get(Tag.ROLLED_BACK_FROM, ""),
                 previous_champion=tags.get(PREVIOUS_TAG, ""),
                 periods=_periods(tags.get(PERIODS_TAG, "")),
                 airflow_run=_airflow_run(tags),
@@ -260,7 +261,7 @@ def _monitoring_runs(mlflow: MlflowRest, experiment_id: str, dag_id: str) -> dic
     found: dict[str, str] = {}
     runs = mlflow.runs(experiment_id, f"tags.`{PARENT_ROLE_TAG}` = 'parent' and tags.`airflow.dag_id` = '{dag_id}'")
     for run in runs:  # newest first: the first run of a day is the one whose reports are live
-        day = run["tags"].get("mlcycle.partition", "")
+        day = run["tags"].get(Tag.PARTITION, "")
         if day and day not in found:
             found[day] = str(run["info"]["run_id"])
     return found

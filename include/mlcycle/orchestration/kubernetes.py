@@ -102,6 +102,14 @@ class StepPodOperator(KubernetesPodOperator):
                     container.image = self.xcom_sidecar_image
         return pod
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The step's input and output datasets, from its result (the XCom the sidecar returned), for Airflow's
+        OpenLineage provider: the same declaration as the local launcher's."""
+        from mlcycle.orchestration.openlineage import step_lineage
+
+        result = task_instance.xcom_pull(task_ids=task_instance.task_id)
+        return step_lineage(json.loads(result) if isinstance(result, str) else result)
+
     def cleanup(self, pod: Any, remote_pod: Any, xcom_result: dict | None = None, context: Any = None) -> None:
         try:
             super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)

@@ -3,7 +3,8 @@
 - `LocalStepOperator` runs the spec's argv in a subprocess (embedded default, `make up`).
 - `StepPodOperator` (kubernetes mode, built in `factory.py`) runs the same argv in a pod.
 Both map USAGE and REJECTED to a failure without retry, NOTHING_TO_DO to a skip, and return the step's JSON
-result as the task's XCom.
+result as the task's XCom. Both declare the step's input and output datasets to OpenLineage from that result
+(`mlcycle.orchestration.openlineage`).
 """
 
 from __future__ import annotations
@@ -106,8 +107,15 @@ class LocalStepOperator(BaseOperator):
                 del tail[:-50]
             code = process.wait()
         result = parse_result("".join(tail))
+        self._step_result = result
         raise_for_exit_code(code, result, f"mlcycle {argv[1] if len(argv) > 1 else ''}")
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The step's input and output datasets, for Airflow's OpenLineage provider (docs/lineage.md)."""
+        from mlcycle.orchestration.openlineage import step_lineage
+
+        return step_lineage(getattr(self, "_step_result", None))
 
     def on_kill(self) -> None:
         process = getattr(self, "_process", None)

@@ -16,23 +16,20 @@ from mlcycle.registry import tracking
 from mlcycle.registry.lock import Lease, registry_lock
 from mlcycle.specs.names import ModelRole
 from mlcycle.storage.partitions import Storage
+from mlcycle.tags import Tag
 
-# Version tag holding when the version held @champion, [[from, to|null], ...]: what `mlcycle report` prints.
-PERIODS = "mlcycle.champion_periods"
-# Version tag naming the version that held @champion before this one: what rollback restores.
-PREVIOUS = "mlcycle.previous_champion"
-# Version tags of a promotion or a review: who approved (a manual promotion's approver, or the user who answered
-# the review in Airflow), why, the gate decision record it applied, and the review's answer (`Review`).
-PROMOTED_BY = "mlcycle.promoted_by"
-APPROVER = "mlcycle.approver"
-REASON = "mlcycle.reason"
-DECISION_URI = "mlcycle.decision_uri"
-REVIEW = "mlcycle.review"
-REVIEWED_BY = "mlcycle.reviewed_by"
-REVIEW_REASON = "mlcycle.review_reason"
-REVIEWED_AT = "mlcycle.reviewed_at"
-# Set by evaluate: where the gate's decision record of the version lies.
-GATE_RECORD = "mlcycle.gate.record"
+# The version tags promotions and reviews write (what each means: mlcycle.tags.Tag), by their registry names.
+PERIODS = Tag.CHAMPION_PERIODS
+PREVIOUS = Tag.PREVIOUS_CHAMPION
+PROMOTED_BY = Tag.PROMOTED_BY
+APPROVER = Tag.APPROVER
+REASON = Tag.REASON
+DECISION_URI = Tag.DECISION_URI
+REVIEW = Tag.REVIEW
+REVIEWED_BY = Tag.REVIEWED_BY
+REVIEW_REASON = Tag.REVIEW_REASON
+REVIEWED_AT = Tag.REVIEWED_AT
+GATE_RECORD = Tag.GATE_RECORD
 
 
 class NoRollbackTarget(Exception):

@@ -21,9 +21,10 @@ import mlflow.artifacts
 from mlcycle.config import UseCase
 from mlcycle.registry import tracking
 from mlcycle.storage.partitions import sha256_file
+from mlcycle.tags import Tag
 
 # Version tag: JSON {path relative to the model folder: sha256 hex} of every file logged with the version.
-DIGESTS_TAG = "mlcycle.artifact_sha256"
+DIGESTS_TAG = Tag.ARTIFACT_SHA256
 # MLflow writes this file into every download of a registered model: it was never logged, so never recorded.
 DOWNLOAD_METADATA = frozenset({"registered_model_meta"})
 

@@ -26,8 +26,9 @@ from mlcycle import __version__
 from mlcycle.config import UseCase
 from mlcycle.runinfo import AirflowRun
 from mlcycle.settings import ARTIFACT_ROOT_ENV, IMAGE_ENV
+from mlcycle.tags import Tag
 
-ROLE_TAG = "mlcycle.role"
+ROLE_TAG = Tag.ROLE
 
 
 class RegistryError(RuntimeError):
@@ -67,7 +68,7 @@ def ensure_experiment(usecase: UseCase) -> str:
             mlflow.create_experiment(
                 usecase.experiment_name,
                 artifact_location=location,
-                tags={"mlcycle.usecase": usecase.name, "mlcycle.owner": usecase.owner},
+                tags={Tag.USECASE: usecase.name, Tag.OWNER: usecase.owner},
             )
         )
     except MlflowException as exc:
@@ -87,9 +88,9 @@ def code_version() -> str:
 def run_tags(airflow: AirflowRun, partition: str) -> dict[str, str]:
     return {
         **airflow.tags(),
-        "mlcycle.partition": partition,
-        "mlcycle.code_version": code_version(),
-        "mlcycle.image": os.environ.get(IMAGE_ENV, "local"),
+        Tag.PARTITION: partition,
+        Tag.CODE_VERSION: code_version(),
+        Tag.IMAGE: os.environ.get(IMAGE_ENV, "local"),
     }
 
 

@@ -8,19 +8,22 @@ read this catalog. Standard library and pydantic only: Airflow imports it at par
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import BeforeValidator, Field, StringConstraints, field_validator, model_validator
 
-from mlcycle.specs.names import RERUNNABLE, DagFamily, Review, Runbook, Step, Tool
-from mlcycle.specs.options import LookbackDays, Options, PartitionText, option
+from mlcycle.specs.names import RERUNNABLE, DagFamily, ModelRole, Review, Runbook, Step, Tool
+from mlcycle.specs.options import LookbackDays, Options, PartitionText, option, partition_day
 from mlcycle.specs.results import (
     EvaluateResult,
     FeaturesResult,
     FreshnessResult,
     GenerateResult,
     IngestResult,
+    LineageResult,
     MonitorResult,
     PromoteResult,
     ReportResult,
@@ -97,6 +100,43 @@ class GenerateOptions(Options):
     scenario: list[str] = option(
         [], metavar="NAME:FROM[:TO]", help="e.g. covariate_shift:2026-09-15:2026-09-21 (repeatable)"
     )
+
+
+def _day(value: Any) -> Any:
+    return partition_day(value) if isinstance(value, str) else value
+
+
+class LineageOptions(Options):
+    prediction_id: str | None = option(None, help="trace one prediction (its prediction_id column) back to its data")
+    partition: Annotated[dt.date | None, BeforeValidator(_day)] = option(
+        None,
+        metavar="YYYY-MM-DD",
+        help="a data partition: where it came from and every model and prediction partition that used it; with "
+        "--role: the predictions partition of that role; with --prediction-id: where to look for the prediction",
+    )
+    role: ModelRole | None = option(None, choices=[r.value for r in ModelRole], help="with --partition")
+    model_version: str | None = option(None, help="a model version: its data, decision, approver, and its predictions")
+    as_json: bool = option(False, help="print the lineage as one JSON document instead of text")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        # `--json` (the field cannot be called `json`: pydantic models have a method of that name).
+        parser.add_argument("--json", dest="as_json", action="store_true", help="the same as --as-json")
+
+    @model_validator(mode="after")
+    def _one_question(self) -> Self:
+        asked = [name for name in ("prediction_id", "model_version") if getattr(self, name)]
+        if self.partition is not None and not self.prediction_id:
+            asked.append("partition")
+        if len(asked) != 1:
+            raise ValueError(
+                "ask one question: --prediction-id ID [--partition D], --partition D [--role R], or --model-version V"
+                + (f" (got {', '.join(asked)})" if asked else "")
+            )
+        if self.role is not None and (self.partition is None or self.prediction_id):
+            raise ValueError("--role goes with --partition (the predictions partition of that role)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -272,6 +312,20 @@ SPECS: tuple[CommandSpec, ...] = (
         "mlcycle.steps.generate.main",
         GenerateOptions,
         GenerateResult,
+        needs_partition=False,
+    ),
+    CommandSpec(
+        Tool.LINEAGE,
+        "trace a prediction, a partition or a model version back to its data and forward to what used it",
+        "Backward: prediction -> scoring DAG run -> model version (+ its role when it scored) -> training run -> "
+        "its train/valid/test partitions with digests -> each partition's raw digest, contract result and "
+        "ingest/validate DAG runs -> the gate decision and approver. Forward: from a data partition to every "
+        "model trained on it and every prediction partition those models scored. Reads only what the steps "
+        "wrote (manifests, registry tags, MLflow runs); a missing link is printed as unknown, with the reason. "
+        "Text by default; --json prints the lineage as JSON. See docs/lineage.md.",
+        "mlcycle.lineage.command.main",
+        LineageOptions,
+        LineageResult,
         needs_partition=False,
     ),
 )

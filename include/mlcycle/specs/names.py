@@ -30,6 +30,7 @@ class Tool(StrEnum):
     RERUN = "rerun"
     ALERT_RECEIVER = "alert-receiver"
     GENERATE = "generate"
+    LINEAGE = "lineage"
 
 
 class ModelRole(StrEnum):

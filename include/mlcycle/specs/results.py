@@ -51,8 +51,13 @@ class StepResultModel(BaseModel, Generic[OutputsT, MetricsT]):
         outputs: Mapping[str, Any],
         metrics: Mapping[str, Any],
         reason: str = "",
+        inputs: Mapping[str, str | list[str]] | None = None,
     ) -> Self:
-        """A successful step's result, validated now: the step fails, not its reader, when a key is missing."""
+        """A successful step's result, validated now: the step fails, not its reader, when a key is missing.
+
+        `inputs` names what the step read (partition URIs, a `models:/` URI): with `outputs` it is what the
+        launchers declare to OpenLineage (`mlcycle.orchestration.openlineage`).
+        """
         document: dict[str, Any] = {
             "status": "success",
             "step": str(step),
@@ -63,6 +68,8 @@ class StepResultModel(BaseModel, Generic[OutputsT, MetricsT]):
         }
         if reason:
             document["reason"] = reason
+        if inputs:
+            document["inputs"] = dict(inputs)
         return parse_result(cls, str(step), document)
 
     @property
@@ -343,6 +350,18 @@ class GenerateMetrics(Part):
 
 
 class GenerateResult(StepResultModel[GenerateOutputs, GenerateMetrics]):
+    pass
+
+
+class LineageMetrics(Part):
+    """`mlcycle lineage`: the question asked and the chain found (links that are missing say "unknown" and why)."""
+
+    query: dict[str, Any]
+    lineage: dict[str, Any]
+    unknown: list[str]
+
+
+class LineageResult(StepResultModel[NoOutputs, LineageMetrics]):
     pass
 
 

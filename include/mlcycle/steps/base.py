@@ -44,6 +44,11 @@ class StepContext:
     storage: Storage
     airflow: AirflowRun = field(default_factory=AirflowRun)
 
+    def produced_by(self) -> dict[str, str]:
+        """The Airflow run that writes a partition, recorded in its manifest (empty strings outside Airflow):
+        what `mlcycle lineage` answers "which DAG run made this?" with."""
+        return {"dag_id": self.airflow.dag_id, "run_id": self.airflow.run_id, "try_number": self.airflow.try_number}
+
     def uri(self, dataset: Dataset, partition: dt.date | None = None, sub: str | None = None) -> str:
         return self.storage.partition_uri(self.usecase.name, dataset, partition or self.partition, sub)
 

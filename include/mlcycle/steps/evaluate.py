@@ -20,6 +20,7 @@ from mlcycle.specs.results import EvaluateResult
 from mlcycle.steps.base import StepContext
 from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, Dataset, Split, split_file
+from mlcycle.tags import Tag
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,8 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     parent_id = tracking.parent_run(usecase, ctx.airflow, partition)
     with mlflow.start_run(run_id=parent_id):
         mlflow.log_dict(record, f"gate/decision-v{candidate_version}.json")
-        mlflow.set_tag("mlcycle.gate.decision", gate.decision)
-    candidate_run = tracking.version_tags(usecase, candidate_version).get("mlcycle.run_id")
+        mlflow.set_tag(Tag.GATE_DECISION, gate.decision)
+    candidate_run = tracking.version_tags(usecase, candidate_version).get(Tag.RUN_ID)
     if candidate_run:
         with mlflow.start_run(run_id=candidate_run):
             mlflow.log_text(model_card(usecase, record), "model_card.md")
@@ -109,9 +110,9 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         usecase,
         candidate_version,
         {
-            "mlcycle.gate.decision": gate.decision,
-            "mlcycle.gate.reasons": "; ".join(gate.reasons)[:4000],
-            "mlcycle.gate.record": uri,
+            Tag.GATE_DECISION: gate.decision,
+            Tag.GATE_REASONS: "; ".join(gate.reasons)[:4000],
+            Tag.GATE_RECORD: uri,
         },
     )
     log.info("gate for version %s: %s (%s)", candidate_version, gate.decision, "; ".join(gate.reasons))
@@ -126,6 +127,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
             # With the experiment, the UI can address the run's artifacts (the model card) as well as the run.
             "mlflow_experiment_id": tracking.client().get_run(candidate_run or parent_id).info.experiment_id,
         },
+        inputs={"features": features_uri, "model": tracking.model_uri(usecase, candidate_version)},
         metrics={
             "decision": gate.decision,
             "candidate_version": candidate_version,

@@ -17,6 +17,7 @@ rejected by the contract, and only the model's columns are read.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import pandas as pd
@@ -27,7 +28,7 @@ from mlcycle.specs.names import Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import FeaturesResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
-from mlcycle.storage.layout import DATA_FILE, SPLITS, Dataset, split_file
+from mlcycle.storage.layout import DATA_FILE, SPLITS, SUCCESS, Dataset, split_file
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +118,16 @@ def main(ctx: StepContext, options: Options) -> FeaturesResult:
     columns = model_columns(usecase)
     frames: dict[str, list[pd.DataFrame]] = {s: [] for s in SPLITS}
     digests: dict[str, list[str]] = {s: [] for s in SPLITS}
+    # The sha256 of each day's validated data file as read: which exact validated partition a model learnt from.
+    validated_digests: dict[str, str] = {}
     stratified = usecase.split.strategy == "stratified"
     for day in days:
         uri = ctx.uri(Dataset.VALIDATED, day)
-        manifest = ctx.storage.manifest(uri) or {}
         with ctx.storage.local_copy(uri) as folder:
+            # The manifest of the very version read (a commit meanwhile cannot pair its digests with other data).
+            manifest = json.loads((folder / SUCCESS).read_text())
             frame = pd.read_parquet(folder / DATA_FILE, columns=columns)
+        validated_digests[day.isoformat()] = str(manifest.get("files", {}).get(DATA_FILE, {}).get("sha256", ""))
         for split in SPLITS if stratified else (split_of(day, days, usecase),):
             digests[split].append(manifest.get("raw_digest", ""))
         frames["train" if stratified else split_of(day, days, usecase)].append(frame)
@@ -139,6 +144,8 @@ def main(ctx: StepContext, options: Options) -> FeaturesResult:
         "missing": missing,
         "serving_only": serving_only,
         "input_digests": digests,
+        "validated_digests": validated_digests,
+        "airflow": ctx.produced_by(),
     }
     rows = {}
     with ctx.storage.writer(target, manifest) as staging:
@@ -153,4 +160,5 @@ def main(ctx: StepContext, options: Options) -> FeaturesResult:
         ctx.partition.isoformat(),
         outputs={"features": target},
         metrics={"rows": rows, "missing_days": missing, "serving_only_days": serving_only},
+        inputs={"validated": [ctx.uri(Dataset.VALIDATED, day) for day in days]},
     )

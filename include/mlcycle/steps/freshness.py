@@ -17,6 +17,7 @@ from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import FreshnessResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
+from mlcycle.tags import Tag
 
 
 def main(ctx: StepContext, options: Options) -> FreshnessResult:
@@ -26,9 +27,9 @@ def main(ctx: StepContext, options: Options) -> FreshnessResult:
     if champion is None:
         raise NothingToDo(f"{usecase.registered_model_name} has no @champion yet: nothing can be stale")
     trained = {
-        str(v.version): dt.date.fromisoformat(v.tags["mlcycle.partition"])
+        str(v.version): dt.date.fromisoformat(v.tags[Tag.PARTITION])
         for v in tracking.all_versions(usecase)
-        if v.tags.get("mlcycle.partition")
+        if v.tags.get(Tag.PARTITION)
     }
     champion_through = trained.get(str(champion.version))
     if champion_through is None:

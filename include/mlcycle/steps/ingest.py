@@ -57,6 +57,7 @@ def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
             "format": fmt,
             "file": source.name,
             "replaces": previous.get("digest") if previous else None,
+            "airflow": ctx.produced_by(),
         }
         with ctx.storage.writer(raw, manifest) as staging:
             shutil.copy2(source, staging / source.name)
@@ -81,4 +82,7 @@ def main(ctx: StepContext, options: IngestOptions) -> IngestResult:
             outputs["raw"] = done["uri"]
             metrics["digest"] = done["digest"]
             metrics["format"] = done["format"]
-    return IngestResult.of(Step.INGEST, ctx.usecase.name, ctx.partition.isoformat(), outputs=outputs, metrics=metrics)
+    inputs = {"landing": ctx.uri(Dataset.LANDING)}
+    return IngestResult.of(
+        Step.INGEST, ctx.usecase.name, ctx.partition.isoformat(), outputs=outputs, metrics=metrics, inputs=inputs
+    )

@@ -41,6 +41,7 @@ from mlcycle.storage.layout import (
     role_sub,
     split_file,
 )
+from mlcycle.tags import Tag
 from mlcycle.training.model_io import feature_frame, predict_score
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def _drift(
 
 def _training_metric(usecase: UseCase, version: str) -> float:
     """The version's gate metric on its frozen test split, as logged when it was trained."""
-    run_id = tracking.version_tags(usecase, version).get("mlcycle.run_id", "")
+    run_id = tracking.version_tags(usecase, version).get(Tag.RUN_ID, "")
     metric = usecase.thresholds.gate.metric
     value = tracking.client().get_run(run_id).data.metrics.get(f"test_{metric}") if run_id else None
     if value is None:
@@ -118,7 +119,7 @@ def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Perform
     if result.status != "computed":
         return result, None
     model = models.get(version) or load_model(usecase, version)
-    test_uri = tracking.version_tags(usecase, version)["mlcycle.features_uri"]
+    test_uri = tracking.version_tags(usecase, version)[Tag.FEATURES_URI]
     test = _read(ctx, test_uri, split_file(Split.TEST))
     reference = pd.DataFrame(
         {
@@ -157,7 +158,7 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
         raise NothingToDo("no @champion yet: there is no reference data to compare with")
     version = str(champion.version)
     tags = tracking.version_tags(usecase, version)
-    reference_uri = tags.get("mlcycle.features_uri")
+    reference_uri = tags.get(Tag.FEATURES_URI)
     if not reference_uri:
         raise ValueError(f"champion version {version} has no mlcycle.features_uri tag")
     current_uri = ctx.uri(Dataset.VALIDATED)
@@ -186,11 +187,18 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
         }
 
     performance, performance_report = _performance(ctx, models)
-    trained_through = dt.date.fromisoformat(tags.get("mlcycle.partition", "1970-01-01"))
+    trained_through = dt.date.fromisoformat(tags.get(Tag.PARTITION, "1970-01-01"))
     new_rows = _new_labelled_rows(ctx, trained_through)
 
     target = ctx.uri(Dataset.MONITORING)
-    manifest = {"step": "monitor", "reference": reference_uri, "current": current_uri, "champion": version}
+    manifest = {
+        "step": "monitor",
+        "reference": reference_uri,
+        "current": current_uri,
+        "champion": version,
+        "predictions": served_uri if prediction["status"] == "computed" else None,
+        "airflow": ctx.produced_by(),
+    }
     figures = {
         "drift_share": summary.drift_share,
         "drifted_columns_count": float(len(summary.drifted_columns)),
@@ -234,5 +242,11 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
             "new_labelled_rows": new_rows,
             "trained_through": trained_through.isoformat(),
             "champion_version": version,
+        },
+        inputs={
+            "validated": current_uri,
+            "reference": reference_uri,
+            "model": tracking.model_uri(usecase, version),
+            **({"predictions": served_uri} if prediction["status"] == "computed" else {}),
         },
     )

@@ -30,10 +30,11 @@ from mlcycle.specs.names import Review, Step
 from mlcycle.specs.results import PromoteResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.storage.layout import DECISION_FILE
+from mlcycle.tags import Tag
 
 log = logging.getLogger(__name__)
 
-PROMOTED_AT = "mlcycle.promoted_at"
+PROMOTED_AT = Tag.PROMOTED_AT
 NEEDS_REVIEW = "needs_manual_review"
 
 
@@ -50,7 +51,7 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
             expected, version = champion.rollback_target(usecase)
         except champion.NoRollbackTarget as nothing:
             raise Rejected(str(nothing)) from nothing
-        record = {"mlcycle.rolled_back_from": expected, PROMOTED_AT: now}
+        record = {Tag.ROLLED_BACK_FROM: expected, PROMOTED_AT: now}
         action = "rollback"
     else:
         if not options.model_version:
@@ -62,6 +63,8 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
         record[APPROVER] = options.approver
     if options.reason:
         record[REASON] = options.reason
+    if ctx.airflow.run_id:  # the DAG run that moved @champion: what `mlcycle lineage` names next to the approver
+        record[Tag.PROMOTED_IN] = f"{ctx.airflow.dag_id}/{ctx.airflow.run_id}"
     try:
         if action == "rollback" and expected is not None:
             champion.restore(ctx.storage, usecase, version, expected, record)
@@ -78,6 +81,7 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
         ctx.partition.isoformat(),
         outputs={"model_uri": tracking.model_uri(usecase, version)},
         metrics={"action": action, "champion_version": version, "previous_champion": expected},
+        inputs={"decision": options.decision} if options.decision else None,
     )
 
 

@@ -10,6 +10,7 @@ from mlcycle.specs.names import Tool
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import ReportResult
 from mlcycle.steps.base import StepContext
+from mlcycle.tags import Tag
 
 
 def main(ctx: StepContext, options: Options) -> ReportResult:
@@ -24,12 +25,12 @@ def main(ctx: StepContext, options: Options) -> ReportResult:
             {
                 "version": str(number),
                 "aliases": list(version.aliases),
-                "partition": tags.get("mlcycle.partition"),
+                "partition": tags.get(Tag.PARTITION),
                 "airflow_run": f"{tags.get('airflow.dag_id', '')}/{tags.get('airflow.run_id', '')}",
-                "gate": tags.get("mlcycle.gate.decision"),
+                "gate": tags.get(Tag.GATE_DECISION),
                 "champion_periods": periods,
                 "previous_champion": tags.get(PREVIOUS) or None,
-                "approver": tags.get("mlcycle.approver"),
+                "approver": tags.get(Tag.APPROVER),
             }
         )
     print(f"{name}: {len(rows)} versions", flush=True)

@@ -12,6 +12,7 @@ committed, and then the step exits REJECTED so the failure alert reaches a perso
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -30,7 +31,7 @@ from mlcycle.specs.options import Options
 from mlcycle.specs.results import ScoreResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.steps.models import load_model
-from mlcycle.storage.layout import DATA_FILE, Dataset, role_sub
+from mlcycle.storage.layout import DATA_FILE, SUCCESS, Dataset, role_sub
 from mlcycle.training.model_io import feature_frame, predict_score
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
     targets = {s.role: ctx.uri(Dataset.PREDICTIONS, sub=role_sub(s.role)) for s in scorers}
     champion = scorers[0]
     with ctx.storage.local_copy(source) as folder, tempfile.TemporaryDirectory(prefix="mlcycle-score-") as scratch:
+        scored = json.loads((folder / SUCCESS).read_text())  # the manifest of the very version scored
         for scorer in scorers:
             scorer.staging = Path(scratch) / scorer.role
             scorer.staging.mkdir()
@@ -158,7 +160,17 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
         for scorer in scorers:
             if scorer.error:
                 continue
-            manifest = {"step": "score", "model_version": scorer.version, "model_role": scorer.role, "source": source}
+            manifest = {
+                "step": "score",
+                "model_version": scorer.version,
+                "model_role": scorer.role,
+                "source": source,
+                # Which exact validated data was scored, and from which delivery: `mlcycle lineage` follows these.
+                "source_digest": scored.get("files", {}).get(DATA_FILE, {}).get("sha256"),
+                "source_raw_digest": scored.get("raw_digest"),
+                "source_profile": scored.get("profile"),
+                "airflow": ctx.produced_by(),
+            }
             with ctx.storage.writer(targets[scorer.role], manifest) as staging:
                 assert scorer.staging is not None
                 for part in sorted(scorer.staging.iterdir()):
@@ -185,4 +197,5 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
     if refused := [s for s in scorers if s.rejected]:
         reason = f"champion v{champion.version} predictions committed, but shadow {refused[0].role}: {refused[0].error}"
         raise Rejected(reason, outputs=outputs, metrics=metrics)
-    return ScoreResult.of(Step.SCORE, usecase.name, partition, outputs=outputs, metrics=metrics)
+    inputs = {"validated": source, **{f"model_{s.role}": tracking.model_uri(usecase, s.version) for s in scorers}}
+    return ScoreResult.of(Step.SCORE, usecase.name, partition, outputs=outputs, metrics=metrics, inputs=inputs)

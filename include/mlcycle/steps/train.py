@@ -28,13 +28,14 @@ from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import TrainResult
 from mlcycle.steps.base import StepContext
 from mlcycle.storage.layout import SPLITS, Dataset, split_file
+from mlcycle.tags import Tag
 from mlcycle.training.fit import FittedCandidate, fit_and_measure
 from mlcycle.training.model_io import feature_frame
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
 log = logging.getLogger(__name__)
 
-CACHE_TAG = "mlcycle.cache_key"
+CACHE_TAG = Tag.CACHE_KEY
 SUMMARY_METRICS = ("valid_roc_auc", "test_roc_auc", "test_pr_auc", "test_log_loss")
 
 
@@ -74,6 +75,7 @@ def _result(
         ctx.usecase.name,
         ctx.partition.isoformat(),
         outputs={"model_uri": tracking.model_uri(ctx.usecase, version), "features": ctx.uri(Dataset.FEATURES)},
+        inputs={"features": ctx.uri(Dataset.FEATURES)},
         metrics={
             "model_version": version,
             "run_id": run_id,
@@ -121,10 +123,10 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
 
 def reuse_cached(ctx: StepContext, hit: Any, parent_id: str) -> TrainResult:
     """The result of the cached version ``hit``, recorded on the parent run as a cache hit."""
-    run_id = hit.tags.get("mlcycle.run_id", "")
+    run_id = hit.tags.get(Tag.RUN_ID, "")
     cached_metrics = tracking.client().get_run(run_id).data.metrics if run_id else {}
     with mlflow.start_run(run_id=parent_id):
-        mlflow.set_tags({"mlcycle.cache_hit": "true", "mlcycle.cache_version": str(hit.version)})
+        mlflow.set_tags({Tag.CACHE_HIT: "true", Tag.CACHE_VERSION: str(hit.version)})
     log.info("cache hit: version %s was trained on the same data, config and code", hit.version)
     return _result(ctx, str(hit.version), run_id, parent_id, cached_metrics, cache_hit=True)
 
@@ -163,7 +165,7 @@ def log_inputs(usecase: UseCase, features_uri: str, manifest: dict[str, Any], sp
             **{f"model.{k}": v for k, v in usecase.model.params.items()},
         }
     )
-    mlflow.set_tags({f"mlcycle.days.{s}": ",".join(manifest["days"][s]) for s in SPLITS})
+    mlflow.set_tags({Tag.days(s): ",".join(manifest["days"][s]) for s in SPLITS})
 
 
 def log_measurements(usecase: UseCase, fitted: FittedCandidate) -> None:
@@ -179,7 +181,7 @@ def log_measurements(usecase: UseCase, fitted: FittedCandidate) -> None:
                 "torch.epochs_run": fitted.torch.epochs_run,
             }
         )
-        mlflow.set_tag("mlcycle.resumed_from_epoch", str(fitted.torch.resumed_from_epoch))
+        mlflow.set_tag(Tag.RESUMED_FROM_EPOCH, str(fitted.torch.resumed_from_epoch))
     figures = diagnostic_figures(
         fitted.test_labels, fitted.test_scores, usecase.model.decision_threshold, fitted.slices
     )
@@ -227,11 +229,13 @@ def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: st
     tags = {
         integrity.DIGESTS_TAG: integrity.record_logged_model(model_uri),
         **{k: v for k, v in tracking.run_tags(ctx.airflow, partition).items() if v},
-        "mlcycle.features_uri": ctx.uri(Dataset.FEATURES),
-        "mlcycle.run_id": run_id,
-        "mlcycle.parent_run_id": parent_id,
+        Tag.FEATURES_URI: ctx.uri(Dataset.FEATURES),
+        Tag.RUN_ID: run_id,
+        Tag.PARENT_RUN_ID: parent_id,
         CACHE_TAG: key,
-        **{f"mlcycle.data_digest.{s}": ",".join(manifest["input_digests"][s]) for s in SPLITS},
+        **{Tag.data_digest(s): ",".join(manifest["input_digests"][s]) for s in SPLITS},
+        # The days each split holds, aligned with the digests above: the partitions `mlcycle lineage` follows.
+        **{Tag.days(s): ",".join(manifest["days"][s]) for s in SPLITS},
     }
     version = mlflow.register_model(model_uri, usecase.registered_model_name, tags=tags)
     tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHALLENGER, version.version)

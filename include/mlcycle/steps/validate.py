@@ -167,6 +167,7 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
             "contract_digest": contract_digest,
             "history": history,
             "summary": outcome.summary(limit=SUMMARY_LIMIT),
+            "airflow": ctx.produced_by(),
         }
         target = validated if outcome.success else quarantine
         title = f"{ctx.usecase.name} {day.isoformat()} ({profile} profile)"
@@ -284,4 +285,5 @@ def main(ctx: StepContext, options: ValidateOptions) -> ValidateResult:
         ctx.partition.isoformat(),
         outputs={"validated": current["uri"]},
         metrics=metrics,
+        inputs={"raw": ctx.uri(Dataset.RAW)},
     )

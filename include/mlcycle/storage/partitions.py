@@ -199,8 +199,8 @@ class Storage:
         prefix = manifest.get(DATA_PREFIX)
         return f"{self._path(uri)}/{prefix}" if prefix else self._path(uri)
 
-    def list_partitions(self, usecase: str, dataset: str) -> list[dt.date]:
-        """Dates of the committed partitions of a dataset, ascending."""
+    def list_partitions(self, usecase: str, dataset: str, sub: str | None = None) -> list[dt.date]:
+        """Dates of the committed partitions of a dataset (with `sub`: of that sub-partition of each), ascending."""
         filesystem, _ = self._fs()
         selector = pafs.FileSelector(self._path(dataset_uri(self.root, usecase, dataset)), allow_not_found=True)
         dates = []
@@ -208,7 +208,7 @@ class Storage:
             text = partition_of_folder(info.base_name)
             if info.type == pafs.FileType.Directory and text is not None:
                 day = parse_partition(text)
-                if self.exists(self.partition_uri(usecase, dataset, day)):
+                if self.exists(self.partition_uri(usecase, dataset, day, sub)):
                     dates.append(day)
         return sorted(dates)
 
