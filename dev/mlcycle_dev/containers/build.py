@@ -170,7 +170,14 @@ def git_sha(short: bool = False) -> str:
 
 
 def build_images(
-    engine: Engine, *, repo: str, tag: str, variant: str = "cpu", release: bool = False, airflow: bool = True
+    engine: Engine,
+    *,
+    repo: str,
+    tag: str,
+    variant: str = "cpu",
+    release: bool = False,
+    airflow: bool = True,
+    task: bool = True,
 ) -> list[Built]:
     bases = base_images()
     if release:
@@ -183,7 +190,7 @@ def build_images(
         extra = ["--volume", f"{wheels}:{WHEELS_IN_BUILD}:ro"]
         args["TORCH_FIND_LINKS"] = WHEELS_IN_BUILD
     suffix = "" if variant == "cpu" else f"-{variant}"
-    built = [build(engine, f"{repo}-task:{tag}{suffix}", args, [*extra, "--target", "task"])]
+    built = [build(engine, f"{repo}-task:{tag}{suffix}", args, [*extra, "--target", "task"])] if task else []
     if airflow and variant == "cpu":
         airflow_args = {"GIT_SHA": args["GIT_SHA"], "PYTHON_IMAGE": python_base}
         built.append(build(engine, f"{repo}-airflow:{tag}", airflow_args, ["--target", "airflow"]))
