@@ -78,11 +78,17 @@ RUN set -eu; \
 # mlflow[auth] (in the lock) brings the basic-auth app the chart's tracking server runs from this image.
 COPY --from=task-lock /lock/rest.txt /tmp/
 RUN uv pip install --no-deps --require-hashes -r /tmp/rest.txt
-# Then the project, in its own layer: a change to the code reinstalls only the project. Only what the package
-# build needs is copied, so a change to tests or docs invalidates nothing.
+
+# ---------------------------------------------------------------------------------------------------------
+# The project on top of a stack, as its own few files: installed with the stack's venv layout under /out (its
+# package, dist-info and `mlcycle` script, whose shebang names the venv's python), then checked merged into the
+# stack. The shipped images copy the stack (gigabytes, cached while the lock stands) and /out (under a megabyte,
+# every commit) as separate layers. Only what the package build needs is copied, so a change to tests or docs
+# invalidates nothing.
+FROM builder AS project
 COPY pyproject.toml README.md ./
 COPY include/mlcycle ./include/mlcycle
-RUN uv pip install --no-deps . && uv pip check
+RUN uv pip install --no-deps --prefix /out . && rm /out/.lock && cp -a /out/. "$VIRTUAL_ENV"/ && uv pip check
 
 # ---------------------------------------------------------------------------------------------------------
 FROM uv AS airflow-builder
@@ -90,9 +96,11 @@ RUN uv venv /opt/airflow-env
 ENV VIRTUAL_ENV=/opt/airflow-env
 COPY requirements-airflow.lock ./
 RUN uv pip install --no-deps --require-hashes -r requirements-airflow.lock
+
+FROM airflow-builder AS airflow-project
 COPY pyproject.toml README.md ./
 COPY include/mlcycle ./include/mlcycle
-RUN uv pip install --no-deps . && uv pip check
+RUN uv pip install --no-deps --prefix /out . && rm /out/.lock && cp -a /out/. "$VIRTUAL_ENV"/ && uv pip check
 
 # ---------------------------------------------------------------------------------------------------------
 # Airflow's components (scheduler, dag-processor, api-server, triggerer, Celery workers) for the official chart
@@ -104,6 +112,20 @@ RUN uv pip install --no-deps . && uv pip check
 # mlcycle package of the same commit come from the DAG bundle (git-sync, PYTHONPATH first): the installed
 # package is the fallback that makes the image usable alone (`airflow dags list` on a baked-in folder).
 FROM ${PYTHON_IMAGE} AS airflow
+RUN useradd --system --uid 50000 --gid 0 --home-dir /home/airflow --create-home --shell /bin/bash airflow \
+    && mkdir -p /opt/airflow/dags /opt/airflow/logs /opt/airflow/plugins \
+    && chown -R 50000:0 /opt/airflow && chmod -R g+rwX /opt/airflow
+COPY --from=airflow-builder /opt/airflow-env /opt/airflow-env
+COPY --from=airflow-project /out/ /opt/airflow-env/
+ENV PATH=/opt/airflow-env/bin:$PATH \
+    VIRTUAL_ENV=/opt/airflow-env \
+    AIRFLOW_HOME=/opt/airflow \
+    AIRFLOW_USER_HOME_DIR=/home/airflow \
+    PYTHONUNBUFFERED=1
+USER 50000:0
+WORKDIR /opt/airflow
+CMD ["airflow", "version"]
+# What differs with every commit comes last, and is metadata only (no layer to rebuild or push).
 ARG VERSION=0.1.0
 ARG GIT_SHA=unknown
 LABEL org.opencontainers.image.title="mlcycle-airflow" \
@@ -112,24 +134,31 @@ LABEL org.opencontainers.image.title="mlcycle-airflow" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${GIT_SHA}"
-RUN useradd --system --uid 50000 --gid 0 --home-dir /home/airflow --create-home --shell /bin/bash airflow \
-    && mkdir -p /opt/airflow/dags /opt/airflow/logs /opt/airflow/plugins \
-    && chown -R 50000:0 /opt/airflow && chmod -R g+rwX /opt/airflow
-COPY --from=airflow-builder /opt/airflow-env /opt/airflow-env
-ENV PATH=/opt/airflow-env/bin:$PATH \
-    VIRTUAL_ENV=/opt/airflow-env \
-    AIRFLOW_HOME=/opt/airflow \
-    AIRFLOW_USER_HOME_DIR=/home/airflow \
-    MLCYCLE_CODE_VERSION=${GIT_SHA} \
-    PYTHONUNBUFFERED=1
-USER 50000:0
-WORKDIR /opt/airflow
-CMD ["airflow", "version"]
+ENV MLCYCLE_CODE_VERSION=${GIT_SHA}
 
 # ---------------------------------------------------------------------------------------------------------
 # The task image (the default target). Non-root, numeric user: kubelet can only enforce runAsNonRoot for a
 # numeric USER, and the pods' securityContext (runAsUser 10001) names the same one.
 FROM ${PYTHON_IMAGE} AS task
+RUN groupadd --system --gid 10001 mlcycle \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /home/mlcycle --create-home \
+       --shell /usr/sbin/nologin mlcycle
+COPY --from=builder /opt/mlcycle /opt/mlcycle
+COPY --from=project /out/ /opt/mlcycle/
+# Use cases are configuration, read at run time (the package is installed, not the repository).
+COPY include/usecases /opt/mlcycle/usecases
+# Bytecode was compiled at build time (the root filesystem is read-only in the pods).
+ENV PATH=/opt/mlcycle/bin:$PATH \
+    VIRTUAL_ENV=/opt/mlcycle \
+    MLCYCLE_USECASES_DIR=/opt/mlcycle/usecases \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER 10001:10001
+WORKDIR /home/mlcycle
+ENTRYPOINT ["mlcycle"]
+CMD ["--help"]
+# What differs with every commit comes last, and is metadata only; MLCYCLE_CODE_VERSION is the commit the MLflow
+# runs record.
 ARG VARIANT=cpu
 ARG VERSION=0.1.0
 ARG GIT_SHA=unknown
@@ -140,21 +169,4 @@ LABEL org.opencontainers.image.title="mlcycle-task" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${GIT_SHA}" \
       io.mlcycle.variant="${VARIANT}"
-RUN groupadd --system --gid 10001 mlcycle \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /home/mlcycle --create-home \
-       --shell /usr/sbin/nologin mlcycle
-COPY --from=builder /opt/mlcycle /opt/mlcycle
-# Use cases are configuration, read at run time (the package is installed, not the repository).
-COPY include/usecases /opt/mlcycle/usecases
-# Bytecode was compiled at build time (the root filesystem is read-only in the pods); MLCYCLE_CODE_VERSION
-# is the commit the MLflow runs record.
-ENV PATH=/opt/mlcycle/bin:$PATH \
-    VIRTUAL_ENV=/opt/mlcycle \
-    MLCYCLE_USECASES_DIR=/opt/mlcycle/usecases \
-    MLCYCLE_CODE_VERSION=${GIT_SHA} \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
-USER 10001:10001
-WORKDIR /home/mlcycle
-ENTRYPOINT ["mlcycle"]
-CMD ["--help"]
+ENV MLCYCLE_CODE_VERSION=${GIT_SHA}

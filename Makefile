@@ -67,7 +67,7 @@ test: install venv-airflow  ## the whole test suite (lint, unit, DAG integrity, 
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
-test-fast: install  ## everything but the integration tests
+test-fast: install venv-airflow  ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"
 
 demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through real Airflow
@@ -94,7 +94,8 @@ bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=); GX vs pandas
 	$(BIN)/python -m mlcycle_dev.benchmarks.score --sizes $(or $(SCORE_SIZES),100k) --threads 1
 
 # docker when a daemon answers, else podman (with this machine's quirks handled: mlcycle_dev.containers.runtime).
-# Bases: the Dockerfile's digest-pinned defaults, or PYTHON_IMAGE= / AIRFLOW_IMAGE=; without a registry, podman
+# Two images, two locks (ADR 0009): the task image (requirements-task.lock) and Airflow's (requirements-airflow.lock),
+# both on the Dockerfile's digest-pinned PYTHON_IMAGE or PYTHON_IMAGE=; without a registry, podman
 # builds on the local base of `make base-image`. RELEASE=1 refuses a base that is not pinned by digest.
 image: install  ## build the task image (CPU) and the Airflow image with docker or podman: IMAGE_REPO, IMAGE_TAG, RELEASE=1
 	$(BIN)/python -m mlcycle_dev.containers.build --variant cpu
