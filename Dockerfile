@@ -122,12 +122,12 @@ ENV PATH=/opt/airflow-env/bin:$PATH \
     AIRFLOW_HOME=/opt/airflow \
     AIRFLOW_USER_HOME_DIR=/home/airflow \
     PYTHONUNBUFFERED=1
-USER 50000:0
-WORKDIR /opt/airflow
-CMD ["airflow", "version"]
-# What differs with every commit comes last, and is metadata only (no layer to rebuild or push).
+# What differs with every commit comes last: a few bytes (the revision file) and metadata. The RUN is keyed on
+# the build arguments in every engine; without it, buildah reuses an earlier commit's LABEL and ENV (it keys
+# those on their parent layer and text only, not on the arguments' values).
 ARG VERSION=0.1.0
 ARG GIT_SHA=unknown
+RUN printf '%s\n' "${GIT_SHA}" > /opt/airflow-env/REVISION
 LABEL org.opencontainers.image.title="mlcycle-airflow" \
       org.opencontainers.image.description="Airflow for mlcycle: launches each lifecycle step as a pod of mlcycle-task" \
       org.opencontainers.image.source="https://github.com/mlcycle/mlcycle" \
@@ -135,6 +135,9 @@ LABEL org.opencontainers.image.title="mlcycle-airflow" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${GIT_SHA}"
 ENV MLCYCLE_CODE_VERSION=${GIT_SHA}
+USER 50000:0
+WORKDIR /opt/airflow
+CMD ["airflow", "version"]
 
 # ---------------------------------------------------------------------------------------------------------
 # The task image (the default target). Non-root, numeric user: kubelet can only enforce runAsNonRoot for a
@@ -153,15 +156,12 @@ ENV PATH=/opt/mlcycle/bin:$PATH \
     MLCYCLE_USECASES_DIR=/opt/mlcycle/usecases \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-USER 10001:10001
-WORKDIR /home/mlcycle
-ENTRYPOINT ["mlcycle"]
-CMD ["--help"]
-# What differs with every commit comes last, and is metadata only; MLCYCLE_CODE_VERSION is the commit the MLflow
-# runs record.
+# What differs with every commit comes last: a few bytes and metadata (see the Airflow stage for the RUN);
+# MLCYCLE_CODE_VERSION is the commit the MLflow runs record.
 ARG VARIANT=cpu
 ARG VERSION=0.1.0
 ARG GIT_SHA=unknown
+RUN printf '%s\n' "${GIT_SHA}" > /opt/mlcycle/REVISION
 LABEL org.opencontainers.image.title="mlcycle-task" \
       org.opencontainers.image.description="mlcycle lifecycle steps: mlcycle <step> --usecase U --partition D" \
       org.opencontainers.image.source="https://github.com/mlcycle/mlcycle" \
@@ -170,3 +170,7 @@ LABEL org.opencontainers.image.title="mlcycle-task" \
       org.opencontainers.image.revision="${GIT_SHA}" \
       io.mlcycle.variant="${VARIANT}"
 ENV MLCYCLE_CODE_VERSION=${GIT_SHA}
+USER 10001:10001
+WORKDIR /home/mlcycle
+ENTRYPOINT ["mlcycle"]
+CMD ["--help"]

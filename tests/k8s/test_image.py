@@ -111,16 +111,19 @@ def test_each_image_installs_its_own_lock_with_hashes(dockerfile: tuple) -> None
 def test_the_layer_order_keeps_the_stack_cached_across_commits(dockerfile: tuple) -> None:
     """The stack (gigabytes) is a layer of its own that only a lock change rebuilds: the project's files are copied
     in stages built on it and shipped as a second, small layer; what changes with every commit (the git sha in
-    labels and MLCYCLE_CODE_VERSION) comes after every filesystem layer. torch's layer reads only torch's lines of
+    labels, MLCYCLE_CODE_VERSION and a revision file) comes after them. torch's layer reads only torch's lines of
     the lock (a bump of another package keeps it)."""
     _, by_name, _ = dockerfile
     for name in ("builder", "airflow-builder"):
         assert not any("include/mlcycle" in arg or "pyproject" in arg for arg in by_name[name].all("COPY")), name
-    for name in ("task", "airflow"):
+    for name, venv in (("task", "/opt/mlcycle"), ("airflow", "/opt/airflow-env")):
         steps = [(kw, arg) for kw, arg in by_name[name].instructions]
-        last_layer = max(i for i, (kw, _) in enumerate(steps) if kw in ("RUN", "COPY"))
         per_commit = steps.index(("ARG", "GIT_SHA=unknown"))
-        assert per_commit > last_layer, f"{name}: ARG GIT_SHA before a layer invalidates it on every commit"
+        assert not [s for s in steps[:per_commit] if s[0] == "LABEL" or "GIT_SHA" in s[1]], name
+        # After it, one RUN of a few bytes that every engine keys on the argument (buildah keys LABEL and ENV
+        # on their parent and text alone: without a RUN first, it keeps an earlier commit's labels), then metadata.
+        layers_after = [s for s in steps[per_commit:] if s[0] in ("RUN", "COPY", "ADD")]
+        assert layers_after == [("RUN", f"printf '%s\\n' \"${{GIT_SHA}}\" > {venv}/REVISION")], layers_after
         assert ("ENV", "MLCYCLE_CODE_VERSION=${GIT_SHA}") in steps[per_commit:]
     builder = [f"{kw} {arg}" for kw, arg in by_name["builder"].instructions]
     torch_copy = builder.index("COPY --from=task-lock /lock/torch-version /lock/torch.txt /tmp/")
