@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ class LocksOutOfDate(RuntimeError):
     """A lock no longer follows pyproject.toml (the message names the file and shows the difference)."""
 
 
+@functools.cache  # asks pip (a subprocess each); the answer does not change within a run
 def pip_find_links() -> str | None:
     """pip's configured find-links folder (here, the one with the torch +cpu wheel); uv does not read pip's config."""
     for key in ("global.find-links", ":env:.find-links"):
