@@ -7,33 +7,27 @@
 #   docker build --build-arg VARIANT=cuda -t ghcr.io/mlcycle/mlcycle-task:<tag>-cuda .  # CUDA (torch on GPUs)
 #   docker build --target airflow -t ghcr.io/mlcycle/mlcycle-airflow:<tag> .          # Airflow's own image
 #
-# `make image` / `make image-cuda` run these. Versions come from requirements.lock (the project's only lock):
-# the image installs the project's runtime dependencies at exactly the locked versions, without the dev tools.
-# Tags, and how the DAGs pick an image per environment: docs/deploy.md, "Images".
+# `make image` / `make image-cuda` run these. Two environments (docs/adr/0009-two-environments.md), each from
+# its own lock, hashes included: the task image from requirements-task.lock (the steps' stack, no Airflow), the
+# Airflow image from requirements-airflow.lock (Airflow and its providers, no ML library). Both install the
+# mlcycle package itself without resolving anything. Tags, and how the DAGs pick an image: docs/deploy.md, "Images".
+#
+# Layer order, for warm rebuilds: uv, then the locked stack (it changes with a lock), then the project (it changes
+# with every commit). torch's install reads only torch's lines of the lock: bumping another package keeps it.
 
-# Base images by digest: a tag moves under a rebuild, a digest does not (L7). PYTHON_IMAGE is the official
+# The base image by digest: a tag moves under a rebuild, a digest does not (L7). PYTHON_IMAGE is the official
 # multi-platform index of python:3.11-slim-bookworm, as published on Docker Hub (resolved 2026-10-01; refresh
 # with `docker buildx imagetools inspect python:3.11-slim-bookworm` and paste the index digest after the @).
-# AIRFLOW_IMAGE cannot be resolved from the machines that build this project, so it is a tag here: a release
-# build passes the digest (`make image RELEASE=1 AIRFLOW_IMAGE=apache/airflow:<v>-python3.11@sha256:...`) and
-# `make image` refuses a RELEASE=1 build from a base without one. Where no registry is reachable, `make image`
-# builds on a local Debian bookworm + Python 3.11 base (`make base-image`), passed by its own digest.
+# Both images build on it. Where no registry is reachable, `make image` builds on a local Debian bookworm +
+# Python 3.11 base (`make base-image`), passed by its own digest.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
-ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
 
 # ---------------------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS builder
-# cpu: torch's CPU build (the locked +cpu wheel, from PyTorch's CPU index).
-# cuda: PyPI's Linux build of the same torch version (CUDA 13), with its NVIDIA runtime wheels. Those wheels
-#       are resolved at build time (the lock is resolved for CPU); the image digest pins them.
-ARG VARIANT=cpu
-ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
-# A folder of wheels mounted into the build (`podman build -v DIR:/wheels:ro`) that holds the locked torch +cpu
-# wheel: where the CPU index is out of reach, torch comes from there (the lock's hash is checked either way).
-ARG TORCH_FIND_LINKS=
+# uv, for both builders (neither builder stage is shipped).
+FROM ${PYTHON_IMAGE} AS uv
 ARG UV_VERSION=0.13.9
 # pip and uv trust the system's CA bundle (not their own copies): a machine behind a TLS-inspecting proxy
-# mounts its bundle there for the build (mlcycle_dev.containers.build does); nothing of it reaches the image.
+# mounts its bundle there for the build (mlcycle_dev.containers.build does); nothing of it reaches the images.
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
@@ -41,66 +35,133 @@ ENV UV_COMPILE_BYTECODE=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 # uv from its own venv: `python3 -m venv` works on the official image and on a Debian one (whose system
-# Python is "externally managed"); the builder stage is not shipped.
+# Python is "externally managed").
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}" \
-    && ln -s /opt/uv/bin/uv /usr/local/bin/uv && uv venv /opt/mlcycle
-ENV VIRTUAL_ENV=/opt/mlcycle
+    && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 WORKDIR /src
 
-# Constraints = the lock, hashes included (uv verifies every hash it is given). The torch line carries the
-# local version of the CPU build (torch==X+cpu \ and its hash); for CUDA its stanza is dropped from the
-# constraints and torch X comes from PyPI.
-COPY requirements.lock ./
+# ---------------------------------------------------------------------------------------------------------
+# The task lock cut in two: torch's stanza (its `torch==X+cpu \` line and hashes) and everything else. Copied
+# from here file by file, each cut is its own cache key: a lock bump that leaves torch alone keeps its layer.
+FROM uv AS task-lock
+COPY requirements-task.lock ./
 RUN set -eu; \
-    torch="$(sed -n 's/^torch==\([0-9][0-9.]*\)+cpu\( .*\)\{0,1\}$/\1/p' requirements.lock)"; \
-    test -n "$torch" || { echo "requirements.lock: no torch==X+cpu line" >&2; exit 1; }; \
-    awk '/^torch==/ {stanza = 1} stanza {print} stanza && !/\\$/ {exit}' requirements.lock > /tmp/torch.txt; \
-    awk '/^torch==/ {skip = 1} !skip {print} skip && !/\\$/ {skip = 0}' requirements.lock \
-      > /tmp/constraints-without-torch.txt; \
+    torch="$(sed -n 's/^torch==\([0-9][0-9.]*\)+cpu\( .*\)\{0,1\}$/\1/p' requirements-task.lock)"; \
+    test -n "$torch" || { echo "requirements-task.lock: no torch==X+cpu line" >&2; exit 1; }; \
+    mkdir /lock; echo "$torch" > /lock/torch-version; \
+    awk '/^torch==/ {stanza = 1} stanza {print} stanza && !/\\$/ {exit}' requirements-task.lock > /lock/torch.txt; \
+    awk '/^torch==/ {skip = 1} !skip {print} skip && !/\\$/ {skip = 0}' requirements-task.lock > /lock/rest.txt
+
+# ---------------------------------------------------------------------------------------------------------
+FROM uv AS builder
+RUN uv venv /opt/mlcycle
+ENV VIRTUAL_ENV=/opt/mlcycle
+# cpu: torch's CPU build (the locked +cpu wheel, from PyTorch's CPU index).
+# cuda: PyPI's Linux build of the same torch version (CUDA 13), with its NVIDIA runtime wheels. Those wheels
+#       are resolved at build time (the lock is resolved for CPU); the image digest pins them. torch's other
+#       dependencies are then set to the lock's versions and hashes by the next layer.
+ARG VARIANT=cpu
+ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+# A folder of wheels mounted into the build (`podman build -v DIR:/wheels:ro`) that holds the locked torch +cpu
+# wheel: where the CPU index is out of reach, torch comes from there (the lock's hash is checked either way).
+ARG TORCH_FIND_LINKS=
+COPY --from=task-lock /lock/torch-version /lock/torch.txt /tmp/
+RUN set -eu; \
     if [ -n "$TORCH_FIND_LINKS" ]; then torch_source="--no-index --find-links $TORCH_FIND_LINKS"; \
     else torch_source="--index-url $TORCH_CPU_INDEX"; fi; \
     case "$VARIANT" in \
-      cpu)  cp requirements.lock /tmp/constraints.txt; \
-            uv pip install --no-deps --require-hashes $torch_source -r /tmp/torch.txt ;; \
-      cuda) cp /tmp/constraints-without-torch.txt /tmp/constraints.txt; \
-            uv pip install --constraint /tmp/constraints.txt "torch==${torch}" ;; \
+      cpu)  uv pip install --no-deps --require-hashes $torch_source -r /tmp/torch.txt ;; \
+      cuda) uv pip install "torch==$(cat /tmp/torch-version)" ;; \
       *)    echo "VARIANT must be cpu or cuda, not $VARIANT" >&2; exit 1 ;; \
     esac
-
-# The runtime dependencies at the locked versions (torch is already satisfied), then the project itself: a
-# change to the code reinstalls only the project, not the stack (cached rebuilds). Only what the package build
-# needs is copied, so a change to tests or docs invalidates nothing.
+# The rest of the step stack at exactly the locked versions and hashes (nothing is resolved here).
 # mlflow[auth] (in the lock) brings the basic-auth app the chart's tracking server runs from this image.
-COPY pyproject.toml ./
-RUN uv pip install --constraint /tmp/constraints.txt -r pyproject.toml
-COPY README.md ./
-COPY include/mlcycle ./include/mlcycle
-RUN uv pip install --no-deps --constraint /tmp/constraints.txt . \
-    && uv pip check
+COPY --from=task-lock /lock/rest.txt /tmp/
+RUN uv pip install --no-deps --require-hashes -r /tmp/rest.txt
 
 # ---------------------------------------------------------------------------------------------------------
-# Airflow's components (scheduler, dag-processor, api-server, triggerer, workers) for the official chart:
-# the official image with the locked provider versions. The DAG files and mlcycle.orchestration come from the
-# DAG bundle (git-sync), so the code that builds the pods always matches the DAG files.
-FROM ${AIRFLOW_IMAGE} AS airflow
-COPY --chown=airflow:0 requirements.lock /tmp/requirements.lock
-# pip reads hashes in a constraints file as "require hashes for everything", which the official image's own
-# packages cannot meet: its constraints are the lock's versions without the hashes (uv checks those in the task
-# image).
-RUN awk '/^torch==/ {skip = 1} !skip {print} skip && !/\\$/ {skip = 0}' /tmp/requirements.lock \
-      | sed -e '/^ *--hash=/d' -e 's/ \\$//' > /tmp/constraints.txt \
-    && pip install --no-cache-dir --constraint /tmp/constraints.txt \
-       "apache-airflow==$(sed -n 's/^apache-airflow==//p' /tmp/constraints.txt)" \
-       apache-airflow-providers-cncf-kubernetes pydantic pyyaml \
-    && rm /tmp/requirements.lock /tmp/constraints.txt
+# The project on top of a stack, as its own few files: installed with the stack's venv layout under /out (its
+# package, dist-info and `mlcycle` script, whose shebang names the venv's python), then checked merged into the
+# stack. The shipped images copy the stack (gigabytes, cached while the lock stands) and /out (under a megabyte,
+# every commit) as separate layers. Only what the package build needs is copied, so a change to tests or docs
+# invalidates nothing.
+FROM builder AS project
+COPY pyproject.toml README.md ./
+COPY include/mlcycle ./include/mlcycle
+RUN uv pip install --no-deps --prefix /out . && rm /out/.lock && cp -a /out/. "$VIRTUAL_ENV"/ && uv pip check
+
+# ---------------------------------------------------------------------------------------------------------
+FROM uv AS airflow-builder
+RUN uv venv /opt/airflow-env
+ENV VIRTUAL_ENV=/opt/airflow-env
+COPY requirements-airflow.lock ./
+RUN uv pip install --no-deps --require-hashes -r requirements-airflow.lock
+
+FROM airflow-builder AS airflow-project
+COPY pyproject.toml README.md ./
+COPY include/mlcycle ./include/mlcycle
+RUN uv pip install --no-deps --prefix /out . && rm /out/.lock && cp -a /out/. "$VIRTUAL_ENV"/ && uv pip check
+
+# ---------------------------------------------------------------------------------------------------------
+# Airflow's components (scheduler, dag-processor, api-server, triggerer, Celery workers) for the official chart
+# (helm/airflow-values.yaml). Airflow, the cncf-kubernetes, standard, postgres, celery and amazon providers and
+# the mlcycle package at the versions and hashes of requirements-airflow.lock; no ML library (the DAG files
+# never need one: tests/dags/test_airflow_environment.py parses them in this lock's environment). The chart's
+# defaults hold: uid 50000, gid 0, AIRFLOW_HOME=/opt/airflow, and its containers' `args` (`bash -c "exec
+# airflow scheduler"`) run as the command, as there is no entrypoint. The DAG files, the plugins and the
+# mlcycle package of the same commit come from the DAG bundle (git-sync, PYTHONPATH first): the installed
+# package is the fallback that makes the image usable alone (`airflow dags list` on a baked-in folder).
+FROM ${PYTHON_IMAGE} AS airflow
+RUN useradd --system --uid 50000 --gid 0 --home-dir /home/airflow --create-home --shell /bin/bash airflow \
+    && mkdir -p /opt/airflow/dags /opt/airflow/logs /opt/airflow/plugins \
+    && chown -R 50000:0 /opt/airflow && chmod -R g+rwX /opt/airflow
+COPY --from=airflow-builder /opt/airflow-env /opt/airflow-env
+COPY --from=airflow-project /out/ /opt/airflow-env/
+ENV PATH=/opt/airflow-env/bin:$PATH \
+    VIRTUAL_ENV=/opt/airflow-env \
+    AIRFLOW_HOME=/opt/airflow \
+    AIRFLOW_USER_HOME_DIR=/home/airflow \
+    PYTHONUNBUFFERED=1
+# What differs with every commit comes last: a few bytes (the revision file) and metadata. The RUN is keyed on
+# the build arguments in every engine; without it, buildah reuses an earlier commit's LABEL and ENV (it keys
+# those on their parent layer and text only, not on the arguments' values).
+ARG VERSION=0.1.0
+ARG GIT_SHA=unknown
+RUN printf '%s\n' "${GIT_SHA}" > /opt/airflow-env/REVISION
+LABEL org.opencontainers.image.title="mlcycle-airflow" \
+      org.opencontainers.image.description="Airflow for mlcycle: launches each lifecycle step as a pod of mlcycle-task" \
+      org.opencontainers.image.source="https://github.com/mlcycle/mlcycle" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_SHA}"
+ENV MLCYCLE_CODE_VERSION=${GIT_SHA}
+USER 50000:0
+WORKDIR /opt/airflow
+CMD ["airflow", "version"]
 
 # ---------------------------------------------------------------------------------------------------------
 # The task image (the default target). Non-root, numeric user: kubelet can only enforce runAsNonRoot for a
 # numeric USER, and the pods' securityContext (runAsUser 10001) names the same one.
 FROM ${PYTHON_IMAGE} AS task
+RUN groupadd --system --gid 10001 mlcycle \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /home/mlcycle --create-home \
+       --shell /usr/sbin/nologin mlcycle
+COPY --from=builder /opt/mlcycle /opt/mlcycle
+COPY --from=project /out/ /opt/mlcycle/
+# Use cases are configuration, read at run time (the package is installed, not the repository).
+COPY include/usecases /opt/mlcycle/usecases
+# Bytecode was compiled at build time (the root filesystem is read-only in the pods).
+ENV PATH=/opt/mlcycle/bin:$PATH \
+    VIRTUAL_ENV=/opt/mlcycle \
+    MLCYCLE_USECASES_DIR=/opt/mlcycle/usecases \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+# What differs with every commit comes last: a few bytes and metadata (see the Airflow stage for the RUN);
+# MLCYCLE_CODE_VERSION is the commit the MLflow runs record.
 ARG VARIANT=cpu
 ARG VERSION=0.1.0
 ARG GIT_SHA=unknown
+RUN printf '%s\n' "${GIT_SHA}" > /opt/mlcycle/REVISION
 LABEL org.opencontainers.image.title="mlcycle-task" \
       org.opencontainers.image.description="mlcycle lifecycle steps: mlcycle <step> --usecase U --partition D" \
       org.opencontainers.image.source="https://github.com/mlcycle/mlcycle" \
@@ -108,20 +169,7 @@ LABEL org.opencontainers.image.title="mlcycle-task" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${GIT_SHA}" \
       io.mlcycle.variant="${VARIANT}"
-RUN groupadd --system --gid 10001 mlcycle \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /home/mlcycle --create-home \
-       --shell /usr/sbin/nologin mlcycle
-COPY --from=builder /opt/mlcycle /opt/mlcycle
-# Use cases are configuration, read at run time (the package is installed, not the repository).
-COPY include/usecases /opt/mlcycle/usecases
-# Bytecode was compiled at build time (the root filesystem is read-only in the pods); MLCYCLE_CODE_VERSION
-# is the commit the MLflow runs record.
-ENV PATH=/opt/mlcycle/bin:$PATH \
-    VIRTUAL_ENV=/opt/mlcycle \
-    MLCYCLE_USECASES_DIR=/opt/mlcycle/usecases \
-    MLCYCLE_CODE_VERSION=${GIT_SHA} \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+ENV MLCYCLE_CODE_VERSION=${GIT_SHA}
 USER 10001:10001
 WORKDIR /home/mlcycle
 ENTRYPOINT ["mlcycle"]

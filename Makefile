@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock lint test test-fast demo ui up down backfill bench image image-cuda base-image test-containers clean
+.PHONY: help install lock check-locks venv-airflow lint test test-fast demo ui up down backfill bench image image-cuda base-image test-containers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv
 
-install: $(VENV)/.installed  ## create .venv and install the locked stack + mlcycle and mlcycle-dev (editable)
+install: $(VENV)/.installed  ## create .venv and install the locked stack (Airflow + ML + dev) + mlcycle and mlcycle-dev (editable)
 # The dev tooling (dev/, distribution mlcycle-dev) goes in after mlcycle, without resolving: its tools are
 # the `dev` extra of pyproject.toml, already in requirements.lock.
 $(VENV)/.installed: requirements.lock pyproject.toml dev/pyproject.toml | $(BIN)/uv
@@ -33,12 +33,27 @@ $(VENV)/.installed: requirements.lock pyproject.toml dev/pyproject.toml | $(BIN)
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e dev
 	@touch $@
 
-# Every package carries its sha256 (uv verifies them on install, in .venv and in the image). The torch +cpu
-# line's hash is that of the wheel the lock was resolved with (here the local find-links copy): where the CPU
-# index serves other bytes, uv names torch and both hashes; `make lock` there records that index's hash.
-lock:  ## re-resolve requirements.lock from pyproject.toml (with hashes)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 --generate-hashes $(UV_FIND_LINKS) -o requirements.lock
+# Airflow's environment as its image has it (requirements-airflow.lock: no ML library), for the DAG-parse test
+# (tests/dags/test_airflow_environment.py; `make test` makes it). pytest is not in it: the test drives it from .venv.
+AIRFLOW_VENV ?= .venv-airflow
+venv-airflow: $(AIRFLOW_VENV)/.installed  ## create .venv-airflow from requirements-airflow.lock alone (+ mlcycle, editable)
+$(AIRFLOW_VENV)/.installed: requirements-airflow.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(AIRFLOW_VENV)
+	$(BIN)/uv pip sync --python $(AIRFLOW_VENV)/bin/python requirements-airflow.lock
+	$(BIN)/uv pip install --python $(AIRFLOW_VENV)/bin/python --no-deps -e .
+	@touch $@
+
+# Three locked sets, one resolver (mlcycle_dev.locks; docs/adr/0009-two-environments.md): requirements.lock
+# (everything: .venv), requirements-airflow.lock (Airflow's image) and requirements-task.lock (the task image),
+# the split ones at the all-in-one lock's versions. Every package carries its sha256 (uv verifies them on
+# install, in .venv and in both images). The torch +cpu line's hash is that of the wheel the lock was resolved
+# with (here the local find-links copy): where the CPU index serves other bytes, uv names torch and both
+# hashes; `make lock` there records that index's hash.
+lock: install  ## re-resolve the three locks from pyproject.toml (with hashes; existing pins are kept where they fit)
+	$(BIN)/python -m mlcycle_dev.locks write
+
+check-locks: install  ## the three locks still follow pyproject.toml (re-resolved offline from uv's cache)
+	$(BIN)/python -m mlcycle_dev.locks check --offline
 
 lint: install  ## ruff + mypy + the layer contracts (import-linter, pyproject.toml)
 	$(BIN)/ruff check .
@@ -46,13 +61,13 @@ lint: install  ## ruff + mypy + the layer contracts (import-linter, pyproject.to
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: install  ## the whole test suite (lint, unit, DAG integrity, data, integration)
+test: install venv-airflow  ## the whole test suite (lint, unit, DAG integrity, data, integration)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
-test-fast: install  ## everything but the integration tests
+test-fast: install venv-airflow  ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"
 
 demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through real Airflow
@@ -79,7 +94,8 @@ bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=); GX vs pandas
 	$(BIN)/python -m mlcycle_dev.benchmarks.score --sizes $(or $(SCORE_SIZES),100k) --threads 1
 
 # docker when a daemon answers, else podman (with this machine's quirks handled: mlcycle_dev.containers.runtime).
-# Bases: the Dockerfile's digest-pinned defaults, or PYTHON_IMAGE= / AIRFLOW_IMAGE=; without a registry, podman
+# Two images, two locks (ADR 0009): the task image (requirements-task.lock) and Airflow's (requirements-airflow.lock),
+# both on the Dockerfile's digest-pinned PYTHON_IMAGE or PYTHON_IMAGE=; without a registry, podman
 # builds on the local base of `make base-image`. RELEASE=1 refuses a base that is not pinned by digest.
 image: install  ## build the task image (CPU) and the Airflow image with docker or podman: IMAGE_REPO, IMAGE_TAG, RELEASE=1
 	$(BIN)/python -m mlcycle_dev.containers.build --variant cpu

@@ -3,6 +3,7 @@ capabilities and no privilege escalation, and its locked environment is consiste
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -46,3 +47,34 @@ def test_uv_pip_check_passes_inside(engine: Engine, images: Images) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All installed packages are compatible" in done.stdout + done.stderr
+
+
+#: Imports every module of the mlcycle package but the DAG factories (Airflow's side) and reports what failed and
+#: whether Airflow (or the Kubernetes client that comes with its provider) is installed or was loaded.
+_IMPORT_ALL = """
+import importlib, importlib.util, json, pkgutil, sys, mlcycle
+failed = {}
+for module in pkgutil.walk_packages(mlcycle.__path__, "mlcycle."):
+    if not module.name.startswith("mlcycle.orchestration"):
+        try:
+            importlib.import_module(module.name)
+        except Exception as exc:
+            failed[module.name] = repr(exc)
+print(json.dumps({"failed": failed,
+                  "installed": [m for m in ("airflow", "kubernetes") if importlib.util.find_spec(m) is not None],
+                  "orchestration": importlib.util.find_spec("mlcycle.orchestration") is not None}))
+"""
+
+
+def test_the_image_has_no_airflow_and_every_step_module_imports_without_it(engine: Engine, images: Images) -> None:
+    """Two environments (ADR 0009): the task image holds the steps' stack only. Every module it can run imports
+    there (found by running: a step path that reached Airflow would fail here), and Airflow is not installed."""
+    flags = ("-e", "HOME=/tmp", "-e", "MPLCONFIGDIR=/tmp/matplotlib", "--tmpfs", "/tmp")
+    done = engine.run(
+        "run", "--rm", *RESTRICTED, *flags, "--entrypoint", "python", images.task, "-c", _IMPORT_ALL, check=False
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["installed"] == [], f"the task image holds {report['installed']}"
+    assert report["failed"] == {}
+    assert report["orchestration"], "the package is whole; only its Airflow side cannot be imported here"

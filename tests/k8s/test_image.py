@@ -1,5 +1,5 @@
-"""The task image, proven without building it (no Docker engine here): the Dockerfile's stages, user,
-entrypoint and lock-based install agree with the pods, the CLI and requirements.lock."""
+"""The images, proven without building them: the Dockerfile's stages, user, entrypoint and lock-based installs
+agree with the pods, the CLI and the locks (requirements-task.lock, requirements-airflow.lock)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from mlcycle.orchestration.kubernetes import RUN_AS_USER
 from mlcycle.settings import KubernetesSettings
+from mlcycle_dev.locks import AIRFLOW, LOCKED_SETS, TASK
 from support.kube_checks import REPO
 from support.step_pods import dag_side_env
 
@@ -65,17 +66,68 @@ def dockerfile() -> tuple[dict[str, str], dict[str, Stage], list[Stage]]:
 
 @pytest.fixture(scope="module")
 def lock() -> str:
-    return (REPO / "requirements.lock").read_text()
+    return (REPO / TASK.file).read_text()
+
+
+PROJECT_INSTALL = (
+    'uv pip install --no-deps --prefix /out . && rm /out/.lock && cp -a /out/. "$VIRTUAL_ENV"/ && uv pip check'
+)
 
 
 def test_multi_stage_with_the_task_image_last(dockerfile: tuple) -> None:
     _, by_name, stages = dockerfile
-    assert [s.name for s in stages] == ["builder", "airflow", "task"]
+    assert [s.name for s in stages] == [
+        "uv", "task-lock", "builder", "project", "airflow-builder", "airflow-project", "airflow", "task",
+    ]  # fmt: skip
     # `docker build .` without --target builds the last stage: the task image.
-    task = by_name["task"]
-    assert task.base == "${PYTHON_IMAGE}" == by_name["builder"].base
-    assert task.all("COPY")[0].startswith("--from=builder /opt/mlcycle")
-    assert not any("pip install" in run or "uv " in run for run in task.all("RUN")), "no build tools in the image"
+    task, airflow = by_name["task"], by_name["airflow"]
+    assert task.base == airflow.base == by_name["uv"].base == "${PYTHON_IMAGE}"
+    assert {by_name[name].base for name in ("task-lock", "builder", "airflow-builder")} == {"uv"}
+    assert (by_name["project"].base, by_name["airflow-project"].base) == ("builder", "airflow-builder")
+    assert task.all("COPY")[:2] == ["--from=builder /opt/mlcycle /opt/mlcycle", "--from=project /out/ /opt/mlcycle/"]
+    assert airflow.all("COPY") == [
+        "--from=airflow-builder /opt/airflow-env /opt/airflow-env",
+        "--from=airflow-project /out/ /opt/airflow-env/",
+    ]
+    for shipped in (task, airflow):
+        assert not any("pip install" in run or "uv " in run for run in shipped.all("RUN")), "no build tools"
+
+
+def test_each_image_installs_its_own_lock_with_hashes(dockerfile: tuple) -> None:
+    """Two environments: the task image from requirements-task.lock (no Airflow), the Airflow image from
+    requirements-airflow.lock (no ML library); every package at its locked version and sha256, nothing resolved."""
+    _, by_name, _ = dockerfile
+    assert by_name["task-lock"].all("COPY") == [f"{TASK.file} ./"]
+    assert "uv pip install --no-deps --require-hashes -r /tmp/rest.txt" in by_name["builder"].all("RUN")
+    assert by_name["airflow-builder"].all("COPY") == [f"{AIRFLOW.file} ./"]
+    assert by_name["airflow-builder"].all("RUN")[-1] == f"uv pip install --no-deps --require-hashes -r {AIRFLOW.file}"
+    copied = " ".join(arg for stage in by_name.values() for arg in stage.all("COPY"))
+    assert "requirements.lock" not in copied, "the all-in-one lock (.venv's) reaches no image"
+    # The project alone, into /out, checked against the stack it joins (`uv pip check`).
+    for name in ("project", "airflow-project"):
+        assert by_name[name].all("RUN") == [PROJECT_INSTALL], name
+
+
+def test_the_layer_order_keeps_the_stack_cached_across_commits(dockerfile: tuple) -> None:
+    """The stack (gigabytes) is a layer of its own that only a lock change rebuilds: the project's files are copied
+    in stages built on it and shipped as a second, small layer; what changes with every commit (the git sha in
+    labels, MLCYCLE_CODE_VERSION and a revision file) comes after them. torch's layer reads only torch's lines of
+    the lock (a bump of another package keeps it)."""
+    _, by_name, _ = dockerfile
+    for name in ("builder", "airflow-builder"):
+        assert not any("include/mlcycle" in arg or "pyproject" in arg for arg in by_name[name].all("COPY")), name
+    for name, venv in (("task", "/opt/mlcycle"), ("airflow", "/opt/airflow-env")):
+        steps = [(kw, arg) for kw, arg in by_name[name].instructions]
+        per_commit = steps.index(("ARG", "GIT_SHA=unknown"))
+        assert not [s for s in steps[:per_commit] if s[0] == "LABEL" or "GIT_SHA" in s[1]], name
+        # After it, one RUN of a few bytes that every engine keys on the argument (buildah keys LABEL and ENV
+        # on their parent and text alone: without a RUN first, it keeps an earlier commit's labels), then metadata.
+        layers_after = [s for s in steps[per_commit:] if s[0] in ("RUN", "COPY", "ADD")]
+        assert layers_after == [("RUN", f"printf '%s\\n' \"${{GIT_SHA}}\" > {venv}/REVISION")], layers_after
+        assert ("ENV", "MLCYCLE_CODE_VERSION=${GIT_SHA}") in steps[per_commit:]
+    builder = [f"{kw} {arg}" for kw, arg in by_name["builder"].instructions]
+    torch_copy = builder.index("COPY --from=task-lock /lock/torch-version /lock/torch.txt /tmp/")
+    assert builder.index("COPY --from=task-lock /lock/rest.txt /tmp/") > torch_copy + 1
 
 
 def test_non_root_numeric_user_matches_the_pods(dockerfile: tuple) -> None:
@@ -94,20 +146,14 @@ def test_the_entrypoint_is_the_mlcycle_cli(dockerfile: tuple) -> None:
     assert scripts["mlcycle"] == "mlcycle.cli:main"
 
 
-def test_versions_come_from_the_lock(dockerfile: tuple, lock: str) -> None:
-    global_args, by_name, _ = dockerfile
-    builder = " ".join(by_name["builder"].all("RUN"))
-    assert "requirements.lock ./" in by_name["builder"].all("COPY")
-    assert "--constraint /tmp/constraints.txt -r pyproject.toml" in builder, "dependencies at the lock's versions"
-    assert "--no-deps --constraint /tmp/constraints.txt ." in builder, "then the project, in its own layer"
-    # The builder reads torch's version from the lock with sed: run that very expression on the lock.
-    expression = re.search(r"sed -n '([^']+)' requirements.lock", builder)
-    assert expression, "the builder reads torch's version from the lock"
-    out = subprocess.run(["sed", "-n", expression[1], str(REPO / "requirements.lock")], capture_output=True, text=True)
+def test_torch_comes_from_the_lock(dockerfile: tuple, lock: str) -> None:
+    _, by_name, _ = dockerfile
+    cut = " ".join(by_name["task-lock"].all("RUN"))
+    # The build reads torch's version from the lock with sed: run that very expression on the lock.
+    expression = re.search(rf"sed -n '([^']+)' {re.escape(TASK.file)}", cut)
+    assert expression, "the build reads torch's version from the task lock"
+    out = subprocess.run(["sed", "-n", expression[1], str(REPO / TASK.file)], capture_output=True, text=True)
     assert out.stdout.split() == ["2.13.0"], out
-    airflow = re.search(r"^apache-airflow==(\S+)( \\)?$", lock, re.M)
-    assert airflow and global_args["AIRFLOW_IMAGE"] == f"apache/airflow:{airflow[1]}-python3.11"
-    assert global_args["PYTHON_IMAGE"].startswith("python:3.11-")
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert requires.startswith(">=3.11")
 
@@ -117,7 +163,8 @@ def test_cpu_and_cuda_builds_from_one_argument(dockerfile: tuple) -> None:
     builder = by_name["builder"]
     assert "VARIANT=cpu" in builder.all("ARG")
     run = " ".join(builder.all("RUN"))
-    assert re.search(r"cpu\)\s+cp requirements.lock", run) and re.search(r"cuda\)\s+cp /tmp/constraints-without", run)
+    assert re.search(r"cpu\)\s+uv pip install --no-deps --require-hashes \$torch_source -r /tmp/torch.txt", run)
+    assert re.search(r'cuda\)\s+uv pip install "torch==\$\(cat /tmp/torch-version\)"', run)
     assert 'echo "VARIANT must be cpu or cuda' in run
     assert "io.mlcycle.variant" in " ".join(by_name["task"].all("LABEL"))
 
@@ -158,20 +205,22 @@ def test_makefile_builds_both_variants() -> None:
 
 
 def test_a_release_build_refuses_a_base_without_digest() -> None:
-    """L7: AIRFLOW_IMAGE's digest cannot be resolved here, so it is a tag by default: RELEASE=1 refuses it
-    before any engine is asked (and accepts it pinned)."""
+    """L7: both images build on PYTHON_IMAGE; RELEASE=1 refuses it by tag before any engine is asked (and
+    accepts the Dockerfile's default, pinned by digest)."""
     from mlcycle_dev.containers.build import base_images, unpinned
 
-    assert unpinned(base_images({})) == ["AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11"]
-    pinned = {"AIRFLOW_IMAGE": "apache/airflow:3.3.2-python3.11@sha256:" + "0" * 64}
-    assert unpinned(base_images(pinned)) == []
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON_IMAGE", "AIRFLOW_IMAGE")}
+    assert unpinned(base_images({})) == []
+    assert unpinned(base_images({"PYTHON_IMAGE": "python:3.11-slim-bookworm"})) == [
+        "PYTHON_IMAGE=python:3.11-slim-bookworm"
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_IMAGE"}
     done = subprocess.run(
         [sys.executable, "-m", "mlcycle_dev.containers.build", "--release"],
-        cwd=REPO, env={**env, "MLCYCLE_CONTAINER_ENGINE": "none-needed"}, capture_output=True, text=True,
+        cwd=REPO, env={**env, "PYTHON_IMAGE": "python:3.11-slim-bookworm", "MLCYCLE_CONTAINER_ENGINE": "none-needed"},
+        capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 1
-    assert "RELEASE=1 builds only on bases pinned by digest; unpinned: AIRFLOW_IMAGE=" in done.stderr
+    assert "RELEASE=1 builds only on bases pinned by digest; unpinned: PYTHON_IMAGE=" in done.stderr
 
 
 def test_dags_pick_the_image_per_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,13 +240,14 @@ _LOCKED = re.compile(
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
-def test_every_locked_package_carries_its_hash(lock: str) -> None:
+@pytest.mark.parametrize("locked", LOCKED_SETS, ids=lambda s: s.file)
+def test_every_locked_package_carries_its_hash(locked) -> None:
     """L7: a package swapped on the index (same name and version, other bytes) must fail the install."""
-    locked = list(_LOCKED.finditer(lock))
-    assert len(locked) > 200, "the lock lists the whole stack"
-    unhashed = [m["name"] for m in locked if not re.search(r"--hash=sha256:[0-9a-f]{64}", m["rest"])]
-    assert unhashed == [], f"requirements.lock has no hash for {unhashed[:5]}... (make lock: --generate-hashes)"
-    assert "--generate-hashes" in (REPO / "Makefile").read_text(), "make lock keeps the hashes"
+    found = list(_LOCKED.finditer((REPO / locked.file).read_text()))
+    assert len(found) > 100, "the lock lists the whole stack"
+    unhashed = [m["name"] for m in found if not re.search(r"--hash=sha256:[0-9a-f]{64}", m["rest"])]
+    assert unhashed == [], f"{locked.file} has no hash for {unhashed[:5]}... (make lock: --generate-hashes)"
+    assert "--generate-hashes" in (REPO / "dev" / "mlcycle_dev" / "locks.py").read_text(), "make lock keeps them"
 
 
 def test_the_task_image_base_is_pinned_by_digest(dockerfile: tuple) -> None:

@@ -19,7 +19,14 @@ DEV_ONLY = (
     re.compile(r"^include/mlcycle/(demo|testing)\.py$"),
 )
 #: Everything the Dockerfile copies from the context.
-COPIED = {"requirements.lock", "pyproject.toml", "README.md", "include/mlcycle", "include/usecases"}
+COPIED = {
+    "requirements-task.lock",
+    "requirements-airflow.lock",
+    "pyproject.toml",
+    "README.md",
+    "include/mlcycle",
+    "include/usecases",
+}
 
 
 def _pattern(line: str) -> re.Pattern[str]:
@@ -76,7 +83,7 @@ def repository_files() -> list[str]:
 
 def test_the_build_context_holds_no_dev_tooling_or_tests() -> None:
     context = build_context(repository_files(), (REPO_ROOT / ".dockerignore").read_text())
-    assert "include/mlcycle/cli.py" in context and "requirements.lock" in context, "the matcher lost the runtime"
+    assert "include/mlcycle/cli.py" in context and "requirements-task.lock" in context, "the matcher lost the runtime"
     leaked = [f for f in context if any(p.search(f) for p in DEV_ONLY)]
     assert leaked == [], f"dev tooling or tests in the image's build context (.dockerignore): {leaked}"
 

@@ -79,3 +79,16 @@ def test_a_dev_tooling_import_breaks_the_runtime_only_contract(package_copy: Pat
     assert result.returncode == 1, result.stdout + result.stderr
     assert "The runtime package never imports the dev tooling or test code BROKEN" in result.stdout, result.stdout
     assert "mlcycle.steps.score -> mlcycle_dev" in result.stdout, result.stdout
+
+
+def test_an_airflow_import_from_a_step_breaks_the_steps_without_airflow_contract(package_copy: Path) -> None:
+    # Indirect on purpose: the task image has no Airflow (ADR 0009), so a step that reached it, through the
+    # storage layer here, would fail in its pod.
+    storage = package_copy / "include" / "mlcycle" / "storage" / "paths_via_airflow.py"
+    storage.write_text('"""A storage helper borrowing from Airflow."""\n\nfrom airflow.sdk import Asset\n')
+    step = package_copy / "include" / "mlcycle" / "steps" / "score.py"
+    step.write_text(step.read_text() + "\n\nfrom mlcycle.storage import paths_via_airflow  # noqa: E402\n")
+    result = lint_imports(package_copy, package_copy / "include")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "The task image's code never imports Airflow" in result.stdout, result.stdout
+    assert "mlcycle.storage.paths_via_airflow -> airflow (l.3)" in result.stdout, result.stdout

@@ -1,12 +1,14 @@
 """`make image`: build the task image (and Airflow's) with docker or podman, whichever this machine has.
 
-- Base images are the Dockerfile's default ARGs (official images, pinned by digest) or PYTHON_IMAGE /
-  AIRFLOW_IMAGE from the environment. When the Python base cannot be pulled and the engine is podman, the
-  local Debian bookworm + Python 3.11 base (`make base-image`) is built and passed by its own digest.
+- Two images from one Dockerfile (docs/adr/0009-two-environments.md): the task image (`--target task`, from
+  requirements-task.lock: the steps, no Airflow) and Airflow's (`--target airflow`, from
+  requirements-airflow.lock: Airflow and its providers, no ML library), both on the same Python base.
+- The base is the Dockerfile's default PYTHON_IMAGE (the official image, pinned by digest) or PYTHON_IMAGE from
+  the environment. When it cannot be pulled and the engine is podman, the local Debian bookworm + Python 3.11
+  base (`make base-image`) is built and passed by its own digest.
 - The locked torch +cpu wheel: when pip's `find-links` folder holds it (machines without PyTorch's index),
   podman mounts that folder into the build (`-v DIR:/wheels:ro`); the lock's hash is checked either way.
 - `--release` refuses a base that is not pinned by digest, and a local stand-in base.
-- Airflow's image needs apache/airflow: skipped, with the reason, when it cannot be pulled (not in a release).
 
 Prints each image's build time and size.
 """
@@ -25,11 +27,12 @@ from pathlib import Path
 
 from mlcycle_dev.containers.base_image import BaseImageError, make_python_base
 from mlcycle_dev.containers.runtime import Engine, EngineUnavailable, detect
+from mlcycle_dev.locks import TASK, pip_find_links
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO / "Dockerfile"
 DEFAULT_REPO = "ghcr.io/mlcycle/mlcycle"
-BASE_ARGS = ("PYTHON_IMAGE", "AIRFLOW_IMAGE")
+BASE_ARGS = ("PYTHON_IMAGE",)
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 WHEELS_IN_BUILD = "/wheels"
 INPUTS_REPO = "localhost/mlcycle-built"
@@ -64,7 +67,7 @@ def dockerfile_defaults(text: str | None = None) -> dict[str, str]:
 
 
 def base_images(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """PYTHON_IMAGE and AIRFLOW_IMAGE: the environment's, else the Dockerfile's defaults."""
+    """PYTHON_IMAGE (the base of both images): the environment's, else the Dockerfile's default."""
     environ = dict(os.environ) if environ is None else environ
     defaults = dockerfile_defaults()
     return {name: environ.get(name) or defaults[name] for name in BASE_ARGS}
@@ -84,13 +87,10 @@ def refuse_unpinned(bases: dict[str, str]) -> None:
 
 def torch_wheel_folder() -> Path | None:
     """pip's find-links folder when it holds the locked torch +cpu wheel (see the Makefile's FIND_LINKS)."""
-    lock = (REPO / "requirements.lock").read_text()
-    version = re.search(r"^torch==(\S+\+cpu)", lock, re.M)
-    for key in ("global.find-links", ":env:.find-links"):
-        done = subprocess.run([sys.executable, "-m", "pip", "config", "get", key], capture_output=True, text=True)
-        folder = Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
-        if folder and version and any(folder.glob(f"torch-{version[1]}-*.whl")):
-            return folder
+    version = re.search(r"^torch==(\S+\+cpu)", (REPO / TASK.file).read_text(), re.M)
+    folder = pip_find_links()
+    if folder and version and any(Path(folder).glob(f"torch-{version[1]}-*.whl")):
+        return Path(folder)
     return None
 
 
@@ -127,7 +127,14 @@ def build(engine: Engine, ref: str, build_args: dict[str, str], extra: list[str]
 
 #: What the build reads (the Dockerfile and the .dockerignore allowlist): a change to anything else cannot
 #: change the image.
-BUILD_INPUTS = ("Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "include")
+BUILD_INPUTS = (
+    "Dockerfile",
+    "requirements-task.lock",
+    "requirements-airflow.lock",
+    "pyproject.toml",
+    "README.md",
+    "include",
+)
 
 
 def inputs_digest() -> str:
@@ -145,14 +152,15 @@ def inputs_digest() -> str:
 
 
 def inputs_tag(ref: str) -> str:
-    """The local tag of an image built from the current inputs (`task` or `task-cuda`)."""
-    flavour = "task-cuda" if ref.endswith("-cuda") else "task"
+    """The local tag of an image built from the current inputs (`task`, `task-cuda` or `airflow`)."""
+    name, _, tag = ref.rpartition(":")
+    flavour = "airflow" if name.endswith("-airflow") else "task-cuda" if tag.endswith("-cuda") else "task"
     return f"{INPUTS_REPO}:{flavour}-inputs-{inputs_digest()}"
 
 
-def built_from_these_inputs(engine: Engine) -> str | None:
-    """The CPU task image already built from exactly the current inputs, if the engine has one."""
-    ref = f"{INPUTS_REPO}:task-inputs-{inputs_digest()}"
+def built_from_these_inputs(engine: Engine, flavour: str = "task") -> str | None:
+    """The image (`task` or `airflow`) already built from exactly the current inputs, if the engine has one."""
+    ref = f"{INPUTS_REPO}:{flavour}-inputs-{inputs_digest()}"
     return ref if engine.image_exists(ref) else None
 
 
@@ -162,7 +170,14 @@ def git_sha(short: bool = False) -> str:
 
 
 def build_images(
-    engine: Engine, *, repo: str, tag: str, variant: str = "cpu", release: bool = False, airflow: bool = True
+    engine: Engine,
+    *,
+    repo: str,
+    tag: str,
+    variant: str = "cpu",
+    release: bool = False,
+    airflow: bool = True,
+    task: bool = True,
 ) -> list[Built]:
     bases = base_images()
     if release:
@@ -175,17 +190,10 @@ def build_images(
         extra = ["--volume", f"{wheels}:{WHEELS_IN_BUILD}:ro"]
         args["TORCH_FIND_LINKS"] = WHEELS_IN_BUILD
     suffix = "" if variant == "cpu" else f"-{variant}"
-    built = [build(engine, f"{repo}-task:{tag}{suffix}", args, [*extra, "--target", "task"])]
+    built = [build(engine, f"{repo}-task:{tag}{suffix}", args, [*extra, "--target", "task"])] if task else []
     if airflow and variant == "cpu":
-        airflow_base = bases["AIRFLOW_IMAGE"]
-        if engine.image_exists(airflow_base) or engine.run("pull", airflow_base, check=False).returncode == 0:
-            built.append(
-                build(engine, f"{repo}-airflow:{tag}", {"AIRFLOW_IMAGE": airflow_base}, ["--target", "airflow"])
-            )
-        elif release:
-            raise BuildRefused(f"the Airflow base {airflow_base} cannot be pulled")
-        else:
-            print(f"skipped {repo}-airflow:{tag}: its base {airflow_base} cannot be pulled here (no registry)")
+        airflow_args = {"GIT_SHA": args["GIT_SHA"], "PYTHON_IMAGE": python_base}
+        built.append(build(engine, f"{repo}-airflow:{tag}", airflow_args, ["--target", "airflow"]))
     return built
 
 

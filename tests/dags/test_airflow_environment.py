@@ -1,0 +1,99 @@
+"""The DAGs in Airflow's own environment (docs/adr/0009-two-environments.md): `.venv-airflow`, made by
+`make venv-airflow` from requirements-airflow.lock alone, as the Airflow image has it. There the ML libraries
+are not installed at all, so a DAG file (or anything it imports) that reached one would be an import error.
+
+The DAG folder is parsed there as the dag processor does, in the embedded (local) execution mode and in the
+Kubernetes mode production runs, with the settings the Airflow chart's values give Airflow's components.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from mlcycle.config import discover_usecases
+from mlcycle.settings import REPO_ROOT, embedded_environment
+from mlcycle.specs.names import DagFamily
+from mlcycle_dev.locks import AIRFLOW
+from support.step_pods import dag_side_env
+
+AIRFLOW_PYTHON = REPO_ROOT / ".venv-airflow" / "bin" / "python"
+#: The ML stack: the libraries that ruff's TID253 bans at module level in DAG-side code (pyproject.toml).
+ML_LIBRARIES: list[str] = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"][
+    "flake8-tidy-imports"
+]["banned-module-level-imports"]
+
+# Parses the DAG folder (argv[1]) and reports the ML libraries importable in this interpreter, where mlcycle
+# comes from, and whether the provider that runs the pods is there.
+_PARSE = """
+import importlib.util, json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+import mlcycle
+print(json.dumps({
+    "dag_ids": sorted(bag.dag_ids),
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "installed_ml": [m for m in json.loads(sys.argv[2]) if importlib.util.find_spec(m) is not None],
+    "mlcycle": mlcycle.__file__,
+    "pod_operator": importlib.util.find_spec("airflow.providers.cncf.kubernetes.operators.pod") is not None,
+    "step_operators": sorted({t.task_type for d in bag.dags.values() for t in d.tasks}),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_python() -> Path:
+    assert AIRFLOW_PYTHON.is_file(), f"{AIRFLOW_PYTHON} is missing: `make venv-airflow` makes it (`make test` does)"
+    return AIRFLOW_PYTHON
+
+
+def _parse(python: Path, home: Path, extra_env: dict[str, str]) -> dict:
+    env = {**os.environ, **embedded_environment(home), **extra_env}
+    env.pop("PYTHONPATH", None)  # what the environment itself provides, not this test process's paths
+    out = subprocess.run(
+        [str(python), "-c", _PARSE, str(REPO_ROOT / "dags"), json.dumps(ML_LIBRARIES)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result: dict = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_the_environment_is_exactly_the_airflow_lock(airflow_python: Path) -> None:
+    """What `make venv-airflow` installed is requirements-airflow.lock, package for package, and nothing else
+    (plus mlcycle itself), so the parse below says what the Airflow image would say."""
+    locked = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", (REPO_ROOT / AIRFLOW.file).read_text(), re.M))
+    uv = Path(sys.executable).parent / "uv"
+    frozen = subprocess.run(
+        [str(uv), "pip", "freeze", "--python", str(airflow_python)], capture_output=True, text=True, check=True
+    ).stdout
+    installed = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$", frozen, re.M))
+    installed = {name.lower().replace("_", "-"): version for name, version in installed.items()}
+    assert installed == locked, {
+        "not installed": sorted(set(locked) - set(installed)),
+        "not locked": sorted(set(installed) - set(locked)),
+        "other version": sorted(n for n in set(locked) & set(installed) if locked[n] != installed[n]),
+    }
+    assert not {"pandas", "numpy", "scikit-learn", "torch", "mlflow", "great-expectations"} & set(locked)
+
+
+@pytest.mark.parametrize("mode", ["local", "kubernetes"])
+def test_the_dags_parse_without_the_ml_stack(airflow_python: Path, tmp_path: Path, mode: str) -> None:
+    extra = {"MLCYCLE_EXECUTION_MODE": "local"} if mode == "local" else dag_side_env()
+    assert extra["MLCYCLE_EXECUTION_MODE"] == mode
+    parsed = _parse(airflow_python, tmp_path, extra)
+    assert parsed["installed_ml"] == [], f"ML libraries in Airflow's environment: {parsed['installed_ml']}"
+    assert parsed["errors"] == {}
+    expected = sorted(family.dag_id(u.name) for u in discover_usecases() for family in DagFamily)
+    assert parsed["dag_ids"] == expected
+    assert Path(parsed["mlcycle"]).is_relative_to(REPO_ROOT / "include"), parsed["mlcycle"]
+    assert parsed["pod_operator"], "the cncf-kubernetes provider is in Airflow's environment"
+    step_operator = "StepPodOperator" if mode == "kubernetes" else "LocalStepOperator"
+    assert step_operator in parsed["step_operators"], parsed["step_operators"]
