@@ -61,11 +61,15 @@ lint: install  ## ruff + mypy + the layer contracts (import-linter, pyproject.to
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: install venv-airflow  ## the whole test suite (lint, unit, DAG integrity, data, integration)
+# Two pytest workers (PYTEST_WORKERS=1: one process): most of the long tests wait on Airflow's scheduler, MLflow or
+# a pod rather than compute, so two share these 2 cores well. Each test module runs whole on one worker
+# (tests/conftest.py groups them), so module-scoped set-ups are built once.
+PYTEST_WORKERS ?= 2
+test: install venv-airflow  ## the whole test suite (lint, unit, DAG integrity, data, integration); PYTEST_WORKERS=2
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest
+	$(BIN)/pytest $(if $(filter-out 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup,)
 
 test-fast: install venv-airflow  ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"

@@ -22,6 +22,22 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlcycle-tests-"))
 os.environ.update(embedded_environment(_SESSION_HOME))
 
 
+# Folders whose tests share one expensive package-scoped fixture (the browser tests' populated stack).
+_SHARED_FOLDERS = {"browser"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `pytest -n N --dist loadgroup` (make test), a module's tests stay on one worker, so module-scoped
+    set-ups (an Airflow stack, a trained champion) are built once; a shared folder's tests stay together too.
+    Runs before xdist reads the groups (tryfirst); without xdist the mark is inert."""
+    tests_root = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests_root)
+        group = relative.parts[0] if relative.parts[0] in _SHARED_FOLDERS else relative.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def mlcycle_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The embedded-default environment rooted in a fresh temporary folder (also for subprocesses)."""
