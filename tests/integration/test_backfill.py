@@ -1,8 +1,9 @@
 """Airflow 3 backfills through the real scheduler: running the same range twice changes nothing.
 
-Training for one day, scoring for two and monitoring for one, twice (`reprocess_behavior=completed`):
+Training for one day, then scoring and monitoring for two, twice (`reprocess_behavior=completed`):
 the second pass must commit byte-identical data partitions, register no new model version, and the
-backfilled monitoring run must never request a retrain.
+monitoring runs (started by the scheduler from the backfilled predictions, ADR 0010) must never request a
+retrain. Every run's partition key is its day.
 """
 
 from __future__ import annotations
@@ -57,18 +58,19 @@ def _pass(client: AirflowClient) -> tuple[dict[str, str], list[str]]:
     from mlcycle.registry.tracking import all_versions
 
     results = run_backfills(client, "yarnit", TRAIN_DAY, TRAIN_DAY, ["training"], timeout=900)
-    results |= run_backfills(client, "yarnit", SCORE_DAYS[0], SCORE_DAYS[-1], ["scoring"], timeout=900)
-    results |= run_backfills(client, "yarnit", SCORE_DAYS[-1], SCORE_DAYS[-1], ["monitoring"], timeout=900)
-    states = {(dag, run["logical_date"][:10]): run["state"] for dag, runs in results.items() for run in runs}
+    results |= run_backfills(client, "yarnit", SCORE_DAYS[0], SCORE_DAYS[-1], ["scoring", "monitoring"], timeout=900)
+    states = {(dag, run["partition_key"]): run["state"] for dag, runs in results.items() for run in runs}
     assert states == {
         ("yarnit_training", "2026-09-08"): "success",
         ("yarnit_scoring", "2026-09-09"): "success",
         ("yarnit_scoring", "2026-09-10"): "success",
+        ("yarnit_monitoring", "2026-09-09"): "success",
         ("yarnit_monitoring", "2026-09-10"): "success",
     }, states
-    monitoring_run = results["yarnit_monitoring"][0]["dag_run_id"]
-    tasks = client.task_states("yarnit_monitoring", monitoring_run)
-    assert tasks["request_retraining"] == "skipped", tasks  # a backfill replays history, never retrains
+    for monitoring_run in results["yarnit_monitoring"]:
+        assert monitoring_run["run_type"] == "asset_triggered", monitoring_run  # scoring's predictions started it
+        tasks = client.task_states("yarnit_monitoring", monitoring_run["dag_run_id"])
+        assert tasks["request_retraining"] == "skipped", tasks  # a backfill replays history, never retrains
     digests = committed_digests("yarnit", ["training", "scoring", "monitoring"], [TRAIN_DAY, *SCORE_DAYS])
     versions = [str(v.version) for v in all_versions(get_usecase("yarnit"))]
     return digests, versions
