@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pendulum
@@ -11,6 +15,7 @@ import pytest
 from mlcycle.orchestration.dags import replays_history
 from mlcycle.orchestration.macros import PartitionConflictError, mlcycle_partition, mlcycle_trigger
 from mlcycle.orchestration.timetables import PartitionedAssetOrCronTimetable, daily_partitions
+from mlcycle.settings import embedded_environment
 
 UTC = dt.UTC
 
@@ -101,3 +106,19 @@ def test_training_is_partition_aware_on_cron_and_on_requests() -> None:
     assert decoded.summary == timetable.summary == "Partitioned asset or 0 2 * * *"
     with pytest.raises(TypeError, match="needs a CronPartitionTimetable"):
         PartitionedAssetOrCronTimetable(timetable=decoded, assets=request)
+
+
+def test_the_scheduler_can_read_the_training_schedule_back(tmp_path: Path) -> None:
+    """Serialised by the dag-processor, read back where plugins load (scheduler, api-server): a custom timetable
+    that no plugin registers would make the training DAG unreadable there."""
+    script = """
+from mlcycle.config import get_usecase
+from mlcycle.orchestration.dags import training_dag
+from airflow.serialization.serialized_objects import DagSerialization
+timetable = DagSerialization.from_dict(DagSerialization.to_dict(training_dag(get_usecase("yarnit")))).timetable
+print(type(timetable).__name__, timetable.partitioned, timetable.asset_condition.name)
+"""
+    env = {**os.environ, **embedded_environment(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["PartitionedAssetOrCronTimetable", "True", "yarnit_retraining_request"]
