@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import yaml
 
 from mlcycle.config import USECASES_ENV
 from mlcycle.rerun import rerun
@@ -27,27 +26,21 @@ from mlcycle.settings import embedded_environment
 from mlcycle.specs.names import DagFamily, Step
 from mlcycle_dev.stack.airflow import AirflowServices
 from mlcycle_dev.stack.process import wait_until
-from support.usecases import lenient_usecases
+from support.usecases import lenient_usecases, without_cron_runs
 
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
 TRAIN_DAY = dt.date(2026, 9, 8)
 DAY = dt.date(2026, 9, 9)
-# A cron with no tick between the use case's start_date and the test: the scheduler creates no cron run (for a
-# day without data) when the DAGs are unpaused, so every run here comes from a trigger or from an Asset event.
-NO_TICK_YET = "0 0 1 1 *"
 TRAINING, SCORING, MONITORING = (family.dag_id("yarnit") for family in DagFamily if family != DagFamily.PROMOTION)
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServices]:
     home = tmp_path_factory.mktemp("partitions")
-    usecases = lenient_usecases(home)  # a champion every time, whatever the machine's load
-    config = usecases / "yarnit" / "usecase.yaml"
-    data = yaml.safe_load(config.read_text())
-    data["schedule"].update(training=NO_TICK_YET, scoring=NO_TICK_YET)
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    # A champion every time, whatever the machine's load; no cron run, only triggered and Asset-triggered ones.
+    usecases = without_cron_runs(lenient_usecases(home))
     env = {**os.environ, **embedded_environment(home), USECASES_ENV: str(usecases)}
     generate = [str(BIN / "mlcycle"), "generate", "--usecase", "yarnit", "--start", "2026-09-01", "--end", str(DAY)]
     subprocess.run([*generate, "--rows", "700"], env=env, check=True, capture_output=True)
