@@ -1,9 +1,9 @@
 """Airflow 3 backfills through the real scheduler: running the same range twice changes nothing.
 
-Training for one day, then scoring and monitoring for two, twice (`reprocess_behavior=completed`):
-the second pass must commit byte-identical data partitions, register no new model version, and the
-monitoring runs (started by the scheduler from the backfilled predictions, ADR 0010) must never request a
-retrain. Every run's partition key is its day.
+Training for one day, scoring for two, then monitoring alone for the same two, twice
+(`reprocess_behavior=completed`): the second pass must commit byte-identical data partitions, register no new
+model version, and the monitoring runs (keyed manual runs, `notify_only`: Airflow does not backfill an
+Asset-scheduled DAG, ADR 0010) must never request a retrain. Every run's partition key is its day.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowClient]:
         **os.environ,
         **embedded_environment(home),
         USECASES_ENV: str(lenient_usecases(home)),  # a champion every time, whatever the machine's load
-        # No scheduled run for "today" (no data for it) when the DAGs are unpaused: only the backfills run.
+        # No scheduled run for "today" (no data for it) when the DAGs are unpaused: only the backfills run. This
+        # also stops Asset-triggered runs (ADR 0010), so monitoring is backfilled on its own: keyed manual runs.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
     generate = [str(BIN / "mlcycle"), "generate", "--usecase", "yarnit", "--start", "2026-09-01", "--end", "2026-09-10"]
@@ -58,7 +59,8 @@ def _pass(client: AirflowClient) -> tuple[dict[str, str], list[str]]:
     from mlcycle.registry.tracking import all_versions
 
     results = run_backfills(client, "yarnit", TRAIN_DAY, TRAIN_DAY, ["training"], timeout=900)
-    results |= run_backfills(client, "yarnit", SCORE_DAYS[0], SCORE_DAYS[-1], ["scoring", "monitoring"], timeout=900)
+    results |= run_backfills(client, "yarnit", SCORE_DAYS[0], SCORE_DAYS[-1], ["scoring"], timeout=900)
+    results |= run_backfills(client, "yarnit", SCORE_DAYS[0], SCORE_DAYS[-1], ["monitoring"], timeout=900)
     states = {(dag, run["partition_key"]): run["state"] for dag, runs in results.items() for run in runs}
     assert states == {
         ("yarnit_training", "2026-09-08"): "success",
@@ -68,7 +70,7 @@ def _pass(client: AirflowClient) -> tuple[dict[str, str], list[str]]:
         ("yarnit_monitoring", "2026-09-10"): "success",
     }, states
     for monitoring_run in results["yarnit_monitoring"]:
-        assert monitoring_run["run_type"] == "asset_triggered", monitoring_run  # scoring's predictions started it
+        assert monitoring_run["run_type"] == "manual", monitoring_run  # one keyed run per day, notify_only
         tasks = client.task_states("yarnit_monitoring", monitoring_run["dag_run_id"])
         assert tasks["request_retraining"] == "skipped", tasks  # a backfill replays history, never retrains
     digests = committed_digests("yarnit", ["training", "scoring", "monitoring"], [TRAIN_DAY, *SCORE_DAYS])

@@ -105,8 +105,8 @@ def _partition_param() -> Param:
         type=["null", "string"],
         format="date",
         title="Partition",
-        description="Day to process (YYYY-MM-DD). Empty: the run's partition key. A run that has a partition "
-        "key processes that day; for such a run this field must be empty or the same day.",
+        description="Day to process (YYYY-MM-DD). A run with a partition key processes that day: leave this empty "
+        "or give the same day. Empty on a run without a key: its logical date, else the day before it was queued.",
     )
 
 
