@@ -184,10 +184,16 @@ class AirflowClient:
         logical_date: dt.datetime | str | None = None,
         run_id: str | None = None,
         note: str | None = None,
+        partition_key: str | None = None,
     ) -> dict[str, Any]:
-        """Create a manual DAG run; return it. A paused DAG's run stays queued until `unpause`."""
+        """Create a manual DAG run; return it. A paused DAG's run stays queued until `unpause`.
+
+        `partition_key`: the run's Airflow partition key (only partition-aware DAGs accept one; 400 otherwise).
+        """
         # `logical_date` has no default in TriggerDAGRunPostBody: it must be sent, null for "no logical date".
         body: dict[str, Any] = {"conf": dict(conf or {}), "logical_date": iso(logical_date)}
+        if partition_key is not None:
+            body["partition_key"] = partition_key
         if run_id is not None:
             body["dag_run_id"] = run_id
         if note:
@@ -223,11 +229,17 @@ class AirflowClient:
         events: list[dict[str, Any]] = self.request("GET", "/api/v2/assets/events", params=params)["asset_events"]
         return events
 
-    def create_asset_event(self, asset_id: int, extra: Mapping[str, Any]) -> dict[str, Any]:
-        """`POST /api/v2/assets/events`: as a task's outlet would; DAGs scheduled on the Asset are queued."""
-        event: dict[str, Any] = self.request(
-            "POST", "/api/v2/assets/events", {"asset_id": asset_id, "extra": dict(extra)}
-        )
+    def create_asset_event(
+        self, asset_id: int, extra: Mapping[str, Any], partition_key: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /api/v2/assets/events`: as a task's outlet would; DAGs scheduled on the Asset are queued.
+
+        Airflow routes an event with a `partition_key` only to partition-aware DAGs, one without only to the others.
+        """
+        body: dict[str, Any] = {"asset_id": asset_id, "extra": dict(extra)}
+        if partition_key is not None:
+            body["partition_key"] = partition_key
+        event: dict[str, Any] = self.request("POST", "/api/v2/assets/events", body)
         return event
 
     def pending_approvals(self, dag_id: str = "~", run_id: str = "~") -> list[dict[str, Any]]:
@@ -320,18 +332,31 @@ class AirflowClient:
         return found
 
     def backfill_runs(self, backfill: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The DAG runs of a backfill, by logical date (a re-processed run keeps its id, with run_type backfill)."""
-        params = {
-            "run_type": "backfill",
-            "logical_date_gte": backfill["from_date"],
-            "logical_date_lte": backfill["to_date"],
-            "order_by": "logical_date",
-            "limit": 100,
-        }
+        """The DAG runs of a backfill, by date (a re-processed run keeps its id, with run_type backfill).
+
+        A partition-aware DAG's runs (mlcycle's, ADR 0010) have a partition key and date and no logical date: they
+        are selected by partition date, in whole days as Airflow reads `partition_date_gte/lte`; other DAGs' runs
+        by logical date.
+        """
+        dag = self.request("GET", f"/api/v2/dags/{backfill['dag_id']}")
+        field = "partition_date" if dag.get("timetable_partitioned") else "logical_date"
+        first, last = backfill["from_date"], backfill["to_date"]
+        if field == "partition_date":
+            first, last = str(first)[:10], str(last)[:10]
+        params = {"run_type": "backfill", f"{field}_gte": first, f"{field}_lte": last, "order_by": field, "limit": 100}
         runs: list[dict[str, Any]] = self.request("GET", f"/api/v2/dags/{backfill['dag_id']}/dagRuns", params=params)[
             "dag_runs"
         ]
         return runs
+
+    def partition_runs(self, dag_id: str, partition_key: str, run_after_gte: str | None = None) -> list[dict[str, Any]]:
+        """The runs of `dag_id` whose partition key is `partition_key` (queued from `run_after_gte` on), oldest first."""
+        params: dict[str, Any] = {"partition_key_pattern": partition_key, "order_by": "run_after", "limit": 100}
+        if run_after_gte is not None:
+            params["run_after_gte"] = run_after_gte
+        runs = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+        # The pattern is a search (LIKE); only the exact key is this partition.
+        return [dict(run) for run in runs if run.get("partition_key") == partition_key]
 
     def wait_for_backfill(self, backfill_id: int, timeout: float = 1800.0, poll: float = 2.0) -> list[dict[str, Any]]:
         """Wait until the scheduler completes the backfill; return its runs. TimeoutError names the states seen."""

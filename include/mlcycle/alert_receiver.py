@@ -309,7 +309,8 @@ class AlertReceiver:
             "alert_id": alert_id,
             "alert": context,
         }
-        event = self.client.create_asset_event(asset_id, extra)
+        # Keyed by the partition: the training DAG is partition-aware (ADR 0010) and gets no run for a keyless event.
+        event = self.client.create_asset_event(asset_id, extra, partition_key=partition)
         self._remember_key(alert_id, alert_id)
         answer["created"].append(
             {

@@ -128,10 +128,11 @@ def _cron_item(item: str, what: str, low: int, high: int, names: tuple[str, ...]
 
 
 class Schedules(_Strict):
-    """Cron expressions (UTC). Each run processes the day *before* its run time (data-interval semantics)."""
+    """Cron expressions (UTC). Each run processes the day *before* its run time: its partition key (ADR 0010)."""
 
     training: str = "0 2 * * *"
     scoring: str = "0 4 * * *"
+    # Not read since ADR 0010: monitoring runs for day D when scoring has produced D's predictions.
     monitoring: str = "0 6 * * *"
     start_date: dt.date = dt.date(2026, 1, 1)
 

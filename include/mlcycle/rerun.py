@@ -1,7 +1,8 @@
 """`mlcycle rerun`: re-run one use case's day through Airflow's REST API, with the reason on record.
 
-The run is a manual DAG run of `<usecase>_<dag>` whose conf carries the partition (it overrides the
-`partition` Param, see orchestration/macros.py), the reason (recorded on the MLflow runs it creates, via
+The run is a manual DAG run of `<usecase>_<dag>` whose Airflow partition key is the day (the grid shows it; every
+rerunnable DAG is partition-aware, ADR 0010) and whose conf carries the same partition (orchestration/macros.py
+checks they agree), the reason (recorded on the MLflow runs it creates, via
 `mlcycle_trigger`) and, when it comes from an alert, the alert itself. Standard library and
 the parse-safe specs only (`mlcycle.specs`: DAG families, options).
 """
@@ -79,6 +80,7 @@ def rerun(
         conf=conf,
         run_id=run_id or safe_run_id("rerun", day.isoformat(), stamp),
         note=f"rerun of {day}: {reason.strip()}",
+        partition_key=day.isoformat(),
     )
     paused = bool(client.request("GET", f"/api/v2/dags/{dag_id}").get("is_paused"))
     return {"dag_id": dag_id, "run_id": run["dag_run_id"], "state": run.get("state"), "paused": paused}

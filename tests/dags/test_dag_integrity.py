@@ -12,7 +12,7 @@ import pytest
 
 from mlcycle.config import UseCase, discover_usecases
 from mlcycle.settings import REPO_ROOT, embedded_environment
-from mlcycle.specs.names import DagFamily
+from mlcycle.specs.names import DagFamily, Step
 
 HEAVY = ("pandas", "numpy", "sklearn", "torch", "mlflow", "great_expectations", "evidently", "pyarrow", "kubernetes")
 
@@ -98,17 +98,32 @@ def test_dag_is_well_formed(dagbag, usecase: UseCase, family: DagFamily) -> None
 
 
 def test_training_runs_on_cron_and_retraining_requests(dagbag) -> None:
-    from airflow.sdk import AssetOrTimeSchedule
+    from mlcycle.orchestration.timetables import PartitionedAssetOrCronTimetable
 
     for usecase in discover_usecases():
         dag = dagbag.dags.get(DagFamily.TRAINING.dag_id(usecase.name))
-        assert isinstance(dag.timetable, AssetOrTimeSchedule)
+        assert isinstance(dag.timetable, PartitionedAssetOrCronTimetable)
+        assert dag.timetable.partitioned  # a request from a (partitioned) monitoring run reaches it
         monitoring = dagbag.dags.get(DagFamily.MONITORING.dag_id(usecase.name))
         outlets = monitoring.get_task("request_retraining").outlets
         assert [a.name for a in outlets] == [f"{usecase.name}_retraining_request"]
         assert (
             type(dagbag.dags.get(DagFamily.PROMOTION.dag_id(usecase.name)).timetable).__name__ == "NullTimetable"
         )  # manual only
+
+
+def test_monitoring_runs_on_the_partitions_scoring_produces(dagbag) -> None:
+    from airflow.sdk import PartitionedAssetTimetable
+    from airflow.timetables.trigger import CronPartitionTimetable
+
+    for usecase in discover_usecases():
+        scoring = dagbag.dags.get(DagFamily.SCORING.dag_id(usecase.name))
+        monitoring = dagbag.dags.get(DagFamily.MONITORING.dag_id(usecase.name))
+        assert isinstance(scoring.timetable, CronPartitionTimetable)
+        assert isinstance(monitoring.timetable, PartitionedAssetTimetable)
+        produced = [a.name for a in scoring.get_task(Step.SCORE.value).outlets]
+        assert produced == [f"{usecase.name}_predictions"]
+        assert monitoring.timetable.asset_condition.name == produced[0]
 
 
 def test_promotion_dag_has_a_params_form(dagbag) -> None:

@@ -102,6 +102,7 @@ def test_rerun_cli_triggers_a_run_through_the_rest_api(airflow: AirflowServices)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     run = airflow.request("GET", f"/api/v2/dags/yarnit_scoring/dagRuns/{result['outputs']['run_id']}")
     assert run["conf"] == {"partition": "2026-09-16", "reason": "upstream export fixed"}
+    assert run["partition_key"] == "2026-09-16"  # the grid shows the day (ADR 0010)
     assert run["run_type"] == "manual" and result["metrics"]["paused"] is True
     assert "unpause yarnit_scoring" in result["reason"]
 
@@ -139,8 +140,12 @@ def test_a_training_alert_is_one_retraining_request_and_repeats_are_deduplicated
     assert first[1]["created"][0]["partition"] == "2026-09-16"  # the day before the alert started
     (event, *_) = _retraining_requests(airflow)  # newest first
     assert event["extra"]["partition"] == "2026-09-16" and event["extra"]["reason"].startswith("alert model-stale")
-    queued = airflow.request("GET", "/api/v2/dags/yarnit_training/assets/queuedEvents")["queued_events"]
-    assert [q["asset_id"] for q in queued] == [event["asset_id"]], "the training DAG runs on the request"
+    assert event["partition_key"] == "2026-09-16"
+    # The training DAG is partition-aware (ADR 0010): the request is a pending partitioned run for its day.
+    pending = airflow.request(
+        "GET", "/ui/partitioned_dag_runs", params={"dag_id": "yarnit_training", "has_created_dag_run_id": False}
+    )["partitioned_dag_runs"]
+    assert [p["partition_key"] for p in pending] == ["2026-09-16"], "the training DAG runs on the request"
     repeat = _post(receiver_url, payload)
     assert repeat[0] == 200 and repeat[1]["created"] == [] and len(repeat[1]["duplicates"]) == 1
     # A second receiver (a restart, or another replica) has no memory: the request's event still dedups.

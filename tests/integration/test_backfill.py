@@ -1,8 +1,9 @@
 """Airflow 3 backfills through the real scheduler: running the same range twice changes nothing.
 
-Training for one day, scoring for two and monitoring for one, twice (`reprocess_behavior=completed`):
-the second pass must commit byte-identical data partitions, register no new model version, and the
-backfilled monitoring run must never request a retrain.
+Training for one day, scoring for two, then monitoring alone for the same two, twice
+(`reprocess_behavior=completed`): the second pass must commit byte-identical data partitions, register no new
+model version, and the monitoring runs (keyed manual runs, `notify_only`: Airflow does not backfill an
+Asset-scheduled DAG, ADR 0010) must never request a retrain. Every run's partition key is its day.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowClient]:
         **os.environ,
         **embedded_environment(home),
         USECASES_ENV: str(lenient_usecases(home)),  # a champion every time, whatever the machine's load
-        # No scheduled run for "today" (no data for it) when the DAGs are unpaused: only the backfills run.
+        # No scheduled run for "today" (no data for it) when the DAGs are unpaused: only the backfills run. This
+        # also stops Asset-triggered runs (ADR 0010), so monitoring is backfilled on its own: keyed manual runs.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
     generate = [str(BIN / "mlcycle"), "generate", "--usecase", "yarnit", "--start", "2026-09-01", "--end", "2026-09-10"]
@@ -58,17 +60,19 @@ def _pass(client: AirflowClient) -> tuple[dict[str, str], list[str]]:
 
     results = run_backfills(client, "yarnit", TRAIN_DAY, TRAIN_DAY, ["training"], timeout=900)
     results |= run_backfills(client, "yarnit", SCORE_DAYS[0], SCORE_DAYS[-1], ["scoring"], timeout=900)
-    results |= run_backfills(client, "yarnit", SCORE_DAYS[-1], SCORE_DAYS[-1], ["monitoring"], timeout=900)
-    states = {(dag, run["logical_date"][:10]): run["state"] for dag, runs in results.items() for run in runs}
+    results |= run_backfills(client, "yarnit", SCORE_DAYS[0], SCORE_DAYS[-1], ["monitoring"], timeout=900)
+    states = {(dag, run["partition_key"]): run["state"] for dag, runs in results.items() for run in runs}
     assert states == {
         ("yarnit_training", "2026-09-08"): "success",
         ("yarnit_scoring", "2026-09-09"): "success",
         ("yarnit_scoring", "2026-09-10"): "success",
+        ("yarnit_monitoring", "2026-09-09"): "success",
         ("yarnit_monitoring", "2026-09-10"): "success",
     }, states
-    monitoring_run = results["yarnit_monitoring"][0]["dag_run_id"]
-    tasks = client.task_states("yarnit_monitoring", monitoring_run)
-    assert tasks["request_retraining"] == "skipped", tasks  # a backfill replays history, never retrains
+    for monitoring_run in results["yarnit_monitoring"]:
+        assert monitoring_run["run_type"] == "manual", monitoring_run  # one keyed run per day, notify_only
+        tasks = client.task_states("yarnit_monitoring", monitoring_run["dag_run_id"])
+        assert tasks["request_retraining"] == "skipped", tasks  # a backfill replays history, never retrains
     digests = committed_digests("yarnit", ["training", "scoring", "monitoring"], [TRAIN_DAY, *SCORE_DAYS])
     versions = [str(v.version) for v in all_versions(get_usecase("yarnit"))]
     return digests, versions

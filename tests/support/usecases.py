@@ -30,3 +30,18 @@ def lenient_usecases(folder: Path, usecase: str = "yarnit") -> Path:
     gate["latency_p95_ms"] = LENIENT_LATENCY_P95_MS
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     return target
+
+
+#: A cron with no tick between a use case's start_date and the tests: unpaused DAGs get no cron run (for a day
+#: without data), while the scheduler still creates Asset-triggered runs (`use_job_schedule` must stay on for
+#: those: monitoring runs on scoring's predictions, ADR 0010).
+NO_TICK_YET = "0 0 1 1 *"
+
+
+def without_cron_runs(usecases: Path, usecase: str = "yarnit") -> Path:
+    """Edit the copy made by `lenient_usecases` so that training and scoring have no cron tick yet; returns it."""
+    config = usecases / usecase / "usecase.yaml"
+    data: dict[str, Any] = yaml.safe_load(config.read_text())
+    data["schedule"].update(training=NO_TICK_YET, scoring=NO_TICK_YET)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return usecases

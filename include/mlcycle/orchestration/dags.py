@@ -1,8 +1,10 @@
 """The DAG factory: the four DAGs of every use case, built from its `usecase.yaml`.
 
-`<usecase>_training`   nightly cron, and on every retraining request (Asset event)
-`<usecase>_scoring`    daily: ingest -> validate -> score with @champion (+ shadow @challenger)
-`<usecase>_monitoring` daily: Evidently drift/performance + freshness -> policy branch: retrain | notify | nothing
+`<usecase>_training`   nightly cron, and on every retraining request (Asset event); partition key = the day
+`<usecase>_scoring`    daily cron, partition key D: ingest -> validate -> score with @champion (+ shadow @challenger)
+                       -> the `predictions` Asset's partition D
+`<usecase>_monitoring` when predictions D exist (partition key D): Evidently drift/performance + freshness ->
+                       policy branch: retrain | notify | nothing
 `<usecase>_promotion`  manual, Params form: promote a reviewed version or roll back
 
 Only Airflow, the standard library, pydantic and yaml are imported here: this runs at every parse.
@@ -20,17 +22,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import (
-    DAG,
-    Asset,
-    AssetOrTimeSchedule,
-    BaseOperator,
-    CronDataIntervalTimetable,
-    Param,
-    TriggerRule,
-    chain,
-    task,
-)
+from airflow.sdk import DAG, Asset, BaseOperator, Param, PartitionedAssetTimetable, TriggerRule, chain, task
+from airflow.sdk.api.datamodels._generated import DagRunType
 
 from mlcycle.config import UseCase, UseCaseConfigError, discover
 from mlcycle.orchestration.alerts import FailureAlert, build_message, send
@@ -39,6 +32,7 @@ from mlcycle.orchestration.deadlines import dag_deadline
 from mlcycle.orchestration.factory import step_operator
 from mlcycle.orchestration.macros import MACROS, upstream
 from mlcycle.orchestration.spec import StepSpec
+from mlcycle.orchestration.timetables import PartitionedAssetOrCronTimetable, daily_partitions
 from mlcycle.orchestration.waiting import wait_for_landing
 from mlcycle.retraining import request_asset_name, request_asset_uri, request_partitions, retraining_decision
 from mlcycle.specs.catalog import (
@@ -79,6 +73,11 @@ def retraining_asset(usecase: UseCase) -> Asset:
     return Asset(name=request_asset_name(usecase.name), uri=request_asset_uri(usecase.name))
 
 
+def predictions_asset(usecase: UseCase) -> Asset:
+    """The Asset whose partition D the scoring DAG's score task produces; the monitoring DAG runs on it."""
+    return Asset(name=f"{usecase.name}_predictions", uri=f"mlcycle://{usecase.name}/predictions")
+
+
 def _dag(usecase: UseCase, family: DagFamily, schedule: Any, doc: str, **kwargs: Any) -> DAG:
     start = usecase.schedule.start_date
     return DAG(
@@ -105,18 +104,14 @@ def _dag(usecase: UseCase, family: DagFamily, schedule: Any, doc: str, **kwargs:
     )
 
 
-def _cron(expression: str) -> CronDataIntervalTimetable:
-    # Data-interval semantics: the run for day D starts after D ends and processes partition D.
-    return CronDataIntervalTimetable(expression, timezone="UTC")
-
-
 def _partition_param() -> Param:
     return Param(
         None,
         type=["null", "string"],
         format="date",
         title="Partition",
-        description="Day to process (YYYY-MM-DD). Empty: the run's logical date.",
+        description="Day to process (YYYY-MM-DD). A run with a partition key processes that day: leave this empty "
+        "or give the same day. Empty on a run without a key: its logical date, else the day before it was queued.",
     )
 
 
@@ -125,7 +120,9 @@ def training_dag(usecase: UseCase) -> DAG:
     with _dag(
         usecase,
         DagFamily.TRAINING,
-        AssetOrTimeSchedule(timetable=_cron(usecase.schedule.training), assets=retraining_asset(usecase)),
+        PartitionedAssetOrCronTimetable(
+            timetable=daily_partitions(usecase.schedule.training), assets=retraining_asset(usecase)
+        ),
         "Train a candidate on the window ending at the partition, gate it against @champion, promote if better.\n\n"
         "Runs nightly and whenever the monitoring DAG requests a retrain; the reason is recorded on the MLflow run.",
         params={
@@ -179,7 +176,7 @@ def scoring_dag(usecase: UseCase) -> DAG:
     with _dag(
         usecase,
         DagFamily.SCORING,
-        _cron(usecase.schedule.scoring),
+        daily_partitions(usecase.schedule.scoring),
         "Ingest and validate the day's data, then score it with the @champion version (resolved once); "
         "the @challenger shadow-scores the same rows into its own, never-served folder.",
         params={"partition": _partition_param()},
@@ -188,7 +185,8 @@ def scoring_dag(usecase: UseCase) -> DAG:
             wait_for_landing(usecase),
             step_operator(StepSpec(Step.INGEST, usecase)),
             step_operator(StepSpec(Step.VALIDATE, usecase, ValidateOptions.for_task(serving=True))),
-            step_operator(StepSpec(Step.SCORE, usecase)),
+            # Its success produces predictions D: the scheduler then starts the monitoring run for D.
+            step_operator(StepSpec(Step.SCORE, usecase), outlets=[predictions_asset(usecase)]),
         )
     return dag
 
@@ -200,6 +198,20 @@ def _previous_requests(inlet_events: Any, asset: Asset, limit: int = 20) -> list
     return request_partitions(e.extra for e in inlet_events[asset][-limit:])
 
 
+def replays_history(dag_run: Any) -> bool:
+    """A backfill run, or a run started by what a backfill produced: history is replayed, not acted on.
+
+    A backfilled scoring run's predictions start monitoring runs of run type `asset_triggered`; the Asset
+    events they consumed name the backfill run that produced them.
+    """
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)).lower()
+    backfill = DagRunType.BACKFILL.value  # also the prefix of a backfill run's id: `backfill__<run after>...`
+    if run_type == backfill:
+        return True
+    events = getattr(dag_run, "consumed_asset_events", None) or []
+    return any(str(getattr(event, "source_run_id", "") or "").startswith(f"{backfill}__") for event in events)
+
+
 def monitoring_dag(usecase: UseCase) -> DAG:
     asset = retraining_asset(usecase)
     policy = usecase.retraining
@@ -207,7 +219,7 @@ def monitoring_dag(usecase: UseCase) -> DAG:
     with _dag(
         usecase,
         DagFamily.MONITORING,
-        _cron(usecase.schedule.monitoring),
+        PartitionedAssetTimetable(assets=predictions_asset(usecase)),
         "Evidently data drift, prediction drift and (after the label delay) performance of the day against the "
         f"champion; a freshness check; then the retraining policy (`{policy.mode}`): request a retrain "
         "(Asset event), notify, or nothing — the decision record is this run's `decide_retraining` XCom.",
@@ -227,14 +239,13 @@ def monitoring_dag(usecase: UseCase) -> DAG:
 
         @task.branch(task_id="decide_retraining", inlets=[asset])
         def decide(ti: Any = None, params: Any = None, dag_run: Any = None, inlet_events: Any = None) -> str:
-            run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)).lower()
             override = (params or {}).get("retraining_mode")
             decision = retraining_decision(
                 ti.xcom_pull(task_ids=Step.MONITOR.value),
                 policy,
                 previous_requests=_previous_requests(inlet_events, asset),
                 mode=None if override in (None, "policy") else override,
-                backfill=run_type == "backfill",
+                backfill=replays_history(dag_run),
             )
             ti.xcom_push(key="decision", value=decision)
             print(f"retraining decision: {decision['decision']}: {decision['reason']}")
@@ -243,6 +254,9 @@ def monitoring_dag(usecase: UseCase) -> DAG:
         @task(task_id="request_retraining", outlets=[asset])
         def request(ti: Any = None, dag_run: Any = None, outlet_events: Any = None) -> dict[str, Any]:
             decision = dict(ti.xcom_pull(task_ids="decide_retraining", key="decision"))
+            # The event's partition key is the decided day, also for a monitoring run started without a key:
+            # training is partition-aware and Airflow drops an event without a key for it.
+            outlet_events[asset].add_partitions(decision["partition"])
             outlet_events[asset].extra = {
                 "partition": decision["partition"],
                 "reason": decision["reason"],
