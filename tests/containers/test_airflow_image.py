@@ -13,6 +13,7 @@ from mlcycle.settings import REPO_ROOT
 from mlcycle.specs.names import DagFamily
 from mlcycle_dev.containers.build import BuildRefused, build_images, built_from_these_inputs
 from mlcycle_dev.containers.runtime import Engine
+from support.airflow_env import ML_LIBRARIES, PARSE_DAGS
 from support.step_pods import airflow_env
 
 from .conftest import TEST_REPO
@@ -21,21 +22,6 @@ from .conftest import TEST_REPO
 CHART_USER = ("--user", "50000:0", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
 #: Where the chart's git-sync puts the repository (helm/airflow-values.yaml: PYTHONPATH, plugins folder).
 BUNDLE = "/opt/airflow/dags/repo"
-
-_PARSE = """
-import importlib.util, json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-import mlcycle
-print(json.dumps({
-    "dag_ids": sorted(bag.dag_ids),
-    "errors": {k: str(v) for k, v in bag.import_errors.items()},
-    "installed_ml": [m for m in json.loads(sys.argv[2]) if importlib.util.find_spec(m) is not None],
-    "mlcycle": mlcycle.__file__,
-    "step_operators": sorted({t.task_type for d in bag.dags.values() for t in d.tasks}),
-}))
-"""
-ML_LIBRARIES = ["pandas", "numpy", "sklearn", "torch", "mlflow", "great_expectations", "evidently", "pyarrow"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +51,7 @@ def test_the_dag_bundle_parses_inside_without_the_ml_stack(engine: Engine, airfl
     done = engine.run(
         "run", "--rm", *CHART_USER, "--volume", f"{REPO_ROOT}:{BUNDLE}:ro", *env,
         "-e", "AIRFLOW__CORE__LOAD_EXAMPLES=False", airflow_image,
-        "python", "-c", _PARSE, f"{BUNDLE}/dags", json.dumps(ML_LIBRARIES), check=False,
+        "python", "-c", PARSE_DAGS, f"{BUNDLE}/dags", json.dumps(ML_LIBRARIES), check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     parsed = json.loads(done.stdout.strip().splitlines()[-1])

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,30 +21,10 @@ from mlcycle.config import discover_usecases
 from mlcycle.settings import REPO_ROOT, embedded_environment
 from mlcycle.specs.names import DagFamily
 from mlcycle_dev.locks import AIRFLOW
+from support.airflow_env import ML_LIBRARIES, PARSE_DAGS
 from support.step_pods import dag_side_env
 
 AIRFLOW_PYTHON = REPO_ROOT / ".venv-airflow" / "bin" / "python"
-#: The ML stack: the libraries that ruff's TID253 bans at module level in DAG-side code (pyproject.toml).
-ML_LIBRARIES: list[str] = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"][
-    "flake8-tidy-imports"
-]["banned-module-level-imports"]
-
-# Parses the DAG folder (argv[1]) and reports the ML libraries importable in this interpreter, where mlcycle
-# comes from, and whether the provider that runs the pods is there.
-_PARSE = """
-import importlib.util, json, sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-import mlcycle
-print(json.dumps({
-    "dag_ids": sorted(bag.dag_ids),
-    "errors": {k: str(v) for k, v in bag.import_errors.items()},
-    "installed_ml": [m for m in json.loads(sys.argv[2]) if importlib.util.find_spec(m) is not None],
-    "mlcycle": mlcycle.__file__,
-    "pod_operator": importlib.util.find_spec("airflow.providers.cncf.kubernetes.operators.pod") is not None,
-    "step_operators": sorted({t.task_type for d in bag.dags.values() for t in d.tasks}),
-}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +37,7 @@ def _parse(python: Path, home: Path, extra_env: dict[str, str]) -> dict:
     env = {**os.environ, **embedded_environment(home), **extra_env}
     env.pop("PYTHONPATH", None)  # what the environment itself provides, not this test process's paths
     out = subprocess.run(
-        [str(python), "-c", _PARSE, str(REPO_ROOT / "dags"), json.dumps(ML_LIBRARIES)],
+        [str(python), "-c", PARSE_DAGS, str(REPO_ROOT / "dags"), json.dumps(ML_LIBRARIES)],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
