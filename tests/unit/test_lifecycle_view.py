@@ -112,9 +112,12 @@ VERSIONS = {
                     "mlcycle.run_id": "run2",
                     "mlcycle.gate.decision": "needs_manual_review",
                     "mlcycle.gate.reasons": f"possible leakage: roc_auc 0.99; {HOSTILE}",
-                    "mlcycle.promoted_by": "manual",
+                    "mlcycle.promoted_by": "review",
                     "mlcycle.approver": "ada",
                     "mlcycle.reason": "reviewed the slices",
+                    "mlcycle.review": "approved",
+                    "mlcycle.reviewed_by": "ada",
+                    "mlcycle.review_reason": "reviewed the slices",
                     "mlcycle.previous_champion": "1",
                     "mlcycle.champion_periods": json.dumps([["2026-09-18T06:00:00+00:00", None]]),
                     "airflow.dag_id": "yarnit_training",
@@ -234,6 +237,8 @@ def test_the_view_reads_the_timeline_the_days_the_quarantine_and_links(store: Js
     assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # registry text is escaped
     assert 'data-testid="chart"' in page and 'data-testid="timeline"' in page
     assert "approver <b>ada</b>" in page and 'class="error"' not in page
+    assert (v2.review, v2.reviewed_by, v2.promoted_by) == ("approved", "ada", "review")
+    assert '<span class="badge approved">approved</span> by <b>ada</b>: reviewed the slices' in page
 
 
 def test_mlflow_unreachable_is_an_error_on_the_page_never_no_champion(store: JsonStore) -> None:

@@ -232,6 +232,10 @@ def _versions_table(versions: Sequence[VersionRow]) -> str:
             promoted.append(f"approver <b>{e(v.approver)}</b>")
         if v.reason:
             promoted.append(f"reason: {e(v.reason)}")
+        if v.review:
+            who = f" by <b>{e(v.reviewed_by)}</b>" if v.reviewed_by else ""
+            why = f": {e(v.review_reason)}" if v.review_reason else ""
+            promoted.append(f'review <span class="badge {e(v.review)}">{e(v.review)}</span>{who}{why}')
         if v.promoted_at:
             promoted.append(f"at {e(v.promoted_at)}")
         periods = "<br>".join(f"{e(p.start)} &rarr; {e(p.end or 'now')}" for p in v.periods) or "never champion"

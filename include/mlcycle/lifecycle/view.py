@@ -85,9 +85,12 @@ class VersionRow:
     registered_at: str
     gate: str  # promote | reject | needs_manual_review | "" (not evaluated yet)
     gate_reasons: list[str]
-    promoted_by: str  # gate | manual | "" (never promoted)
+    promoted_by: str  # gate | review | manual | "" (never promoted)
     approver: str
     reason: str
+    review: str  # the person's answer to a needs_manual_review decision: approved | rejected | timed_out | ""
+    reviewed_by: str
+    review_reason: str
     promoted_at: str
     rolled_back_from: str
     previous_champion: str
@@ -238,6 +241,9 @@ def _versions(
                 promoted_by=tags.get(Tag.PROMOTED_BY, ""),
                 approver=tags.get(Tag.APPROVER, ""),
                 reason=tags.get(Tag.REASON, ""),
+                review=tags.get(Tag.REVIEW, ""),
+                reviewed_by=tags.get(Tag.REVIEWED_BY, ""),
+                review_reason=tags.get(Tag.REVIEW_REASON, ""),
                 promoted_at=tags.get(Tag.PROMOTED_AT, ""),
                 rolled_back_from=tags.get(Tag.ROLLED_BACK_FROM, ""),
                 previous_champion=tags.get(PREVIOUS_TAG, ""),
