@@ -125,7 +125,13 @@ class _TI(SimpleNamespace):
         return {**envelope, **self.upstream[task_ids]}
 
 
-def _context(dag: Any, task_id: str, upstream: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+def _context(
+    dag: Any,
+    task_id: str,
+    upstream: Mapping[str, dict[str, Any]],
+    run_overrides: Mapping[str, Any] | None = None,
+    param_overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     run = SimpleNamespace(
         dag_id=dag.dag_id,
         run_id=RUN_ID,
@@ -135,7 +141,9 @@ def _context(dag: Any, task_id: str, upstream: Mapping[str, dict[str, Any]]) -> 
         conf={},
         consumed_asset_events=[],
     )
+    vars(run).update(run_overrides or {})
     params = {"partition": None, "action": "promote", "version": 7, "approver": "ana", "reason": "reviewed"}
+    params |= param_overrides or {}
     ti = _TI(dag_id=dag.dag_id, task_id=task_id, map_index=-1, try_number=1, upstream=upstream)
     return {"dag_run": run, "params": {**params, "no_cache": False}, "ti": ti, "dag": dag, "run_id": RUN_ID}
 
@@ -176,10 +184,17 @@ def build_step_pods() -> tuple[StepPod, ...]:
 
 
 def render_step_pods(
-    upstream: Mapping[str, dict[str, Any]] = _UPSTREAM, *, only: str | None = None
+    upstream: Mapping[str, dict[str, Any]] = _UPSTREAM,
+    *,
+    only: str | None = None,
+    run: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> tuple[StepPod, ...]:
     """Every step pod of every DAG (or of use case `only`), with templates rendered from `upstream`: the
-    results of the tasks other tasks read (train, evaluate), as the DAG's earlier tasks returned them."""
+    results of the tasks other tasks read (train, evaluate), as the DAG's earlier tasks returned them.
+
+    `run` replaces attributes of the DAG run (e.g. `logical_date=None` and `consumed_asset_events` for a run
+    an Asset event started), `params` the run's Params (e.g. `partition`)."""
     from mlcycle.config import discover_usecases, load_usecase
     from mlcycle.orchestration.dags import build_dags
     from mlcycle.orchestration.operators import LocalStepOperator
@@ -201,7 +216,7 @@ def render_step_pods(
                     if not isinstance(task, LocalStepOperator):
                         continue
                     pod_task: Any = dag.get_task(task.task_id)
-                    context: Any = _context(dag, task.task_id, upstream)
+                    context: Any = _context(dag, task.task_id, upstream, run, params)
                     task.render_template_fields(context)
                     pod_task.render_template_fields(context)
                     pod = serialize(pod_task.build_pod_request_obj(context, dry_run=True))

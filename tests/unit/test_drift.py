@@ -20,6 +20,7 @@ from mlcycle.monitoring.reference_profile import (
     build_reference_profile,
     load_reference_profile,
 )
+from mlcycle.monitoring.report_text import stable_ids
 
 NUMERIC = ["num_a", "num_b", "num_c"]
 CATEGORICAL = ["cat_a", "cat_b", "cat_c"]
@@ -422,3 +423,24 @@ def test_yarnit_config_carries_the_sample_size() -> None:
     assert (drift.methods, drift.column_thresholds) == ({}, {})
     with pytest.raises(ValueError, match="must not be negative"):
         DriftThresholds(column_thresholds={"price": -0.1})
+
+
+def test_the_same_data_and_day_save_the_same_bytes(
+    reference: pd.DataFrame, shifted_current: pd.DataFrame, tmp_path: pathlib.Path
+) -> None:
+    """A partition's manifest records each file's sha256: two runs of one day (a retry, a pod and the local
+    launcher) must write identical reports. Evidently alone would not: its HTML has random widget ids."""
+    for run in ("first", "second"):
+        summary, snapshot = run_drift_report(reference, shifted_current, numeric=NUMERIC, categorical=CATEGORICAL)
+        save_report(snapshot, summary, tmp_path / run)
+    names = sorted(p.name for p in (tmp_path / "first").iterdir())
+    assert names == ["report.html", "report.json", "summary.json"]
+    for name in names:
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
+
+
+def test_stable_ids_renumber_uuids_in_order_and_keep_references() -> None:
+    a, b = "0190a2b4-1c2d-7e3f-8a9b-0c1d2e3f4a5b", "0190a2b4-1c2d-7e3f-8a9b-0c1d2e3f4a5c"
+    text = f'{{"id": "{b}", "parent": "{a}", "child_of": "{b}"}}'
+    first, second = "00000000-0000-7000-8000-000000000001", "00000000-0000-7000-8000-000000000002"
+    assert stable_ids(text) == f'{{"id": "{first}", "parent": "{second}", "child_of": "{first}"}}'

@@ -169,13 +169,16 @@ class LocalStack:
             # MLflow and Airflow start side by side: each spends most of its start-up importing and migrating.
             self.mlflow.launch({**os.environ, **self.s3.client_env(), **self.extra_env})
             self.save_state()
-            launched_at = self._launch_airflow()
-            self.save_state()
-            assert self.airflow is not None
-            self.airflow.wait_healthy(self.startup_timeout, since=launched_at)
-            self.startup_seconds |= {
-                ("airflow-db-migrate" if k == "db-migrate" else k): v for k, v in self.airflow.startup_seconds.items()
-            }
+            # No components: the services a step pod talks to, without Airflow (tests run the steps themselves).
+            if self.components:
+                launched_at = self._launch_airflow()
+                self.save_state()
+                assert self.airflow is not None
+                self.airflow.wait_healthy(self.startup_timeout, since=launched_at)
+                self.startup_seconds |= {
+                    ("airflow-db-migrate" if k == "db-migrate" else k): v
+                    for k, v in self.airflow.startup_seconds.items()
+                }
             self.mlflow.wait_healthy(self.startup_timeout)
             self.startup_seconds |= self.mlflow.startup_seconds
             self.mlflow.create_user(PIPELINE_USER, self.credentials["mlflow_pipeline_password"])

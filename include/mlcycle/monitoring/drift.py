@@ -34,6 +34,7 @@ from mlcycle.monitoring.reference_profile import (
     ReferenceProfile,
     build_reference_profile,
 )
+from mlcycle.monitoring.report_text import html_and_json
 from mlcycle.storage.layout import REPORT_FILE, REPORT_JSON_FILE, SUMMARY_FILE
 
 if TYPE_CHECKING:
@@ -508,7 +509,8 @@ def save_report(snapshot: Any, summary: DriftSummary, directory: pathlib.Path) -
     }
     # Snapshot.save_html silently writes nothing when given a Path (it only handles str and file
     # objects), so write the string ourselves.
-    paths["html"].write_text(snapshot.get_html_str(as_iframe=False), encoding="utf-8")
-    paths["json"].write_text(snapshot.json(), encoding="utf-8")
+    html, json_text = html_and_json(snapshot)
+    paths["html"].write_text(html, encoding="utf-8")
+    paths["json"].write_text(json_text, encoding="utf-8")
     paths["summary"].write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
     return paths

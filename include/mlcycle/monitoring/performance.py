@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlcycle.monitoring.report_text import html_and_json
 from mlcycle.storage.layout import PERFORMANCE_FILE, PERFORMANCE_REPORT_FILE, PERFORMANCE_REPORT_JSON_FILE
 from mlcycle.training.metrics import classification_metrics
 
@@ -99,5 +100,6 @@ def save_performance(snapshot: Any | None, performance: Performance, directory: 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / PERFORMANCE_FILE).write_text(json.dumps(performance.to_dict(), indent=2) + "\n")
     if snapshot is not None:
-        (directory / PERFORMANCE_REPORT_FILE).write_text(snapshot.get_html_str(as_iframe=False), encoding="utf-8")
-        (directory / PERFORMANCE_REPORT_JSON_FILE).write_text(snapshot.json(), encoding="utf-8")
+        html, json_text = html_and_json(snapshot)
+        (directory / PERFORMANCE_REPORT_FILE).write_text(html, encoding="utf-8")
+        (directory / PERFORMANCE_REPORT_JSON_FILE).write_text(json_text, encoding="utf-8")
