@@ -560,3 +560,12 @@ def test_summary_limit(contract: DataContract, frame: pd.DataFrame) -> None:
     summary = result.summary(limit=3)
     assert len(summary["failed"]) == 3 and summary["more"] == len(result.failures) - 3
     assert "more" not in result.summary()
+
+
+def test_the_same_data_give_the_same_stored_result(frame: pd.DataFrame, contract: DataContract) -> None:
+    """validation.json is stored with the partition and digested in its manifest: two validations of the same data
+    (a retry, a pod and the local launcher) must write the same bytes (GX's batch load time differed)."""
+    first = validate_frame(frame, contract, partition=DAY).raw
+    time.sleep(0.01)  # a later wall clock: the batch load time GX records would differ
+    second = validate_frame(frame, contract, partition=DAY).raw
+    assert json.dumps(first, default=str) == json.dumps(second, default=str)
