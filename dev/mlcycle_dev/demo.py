@@ -183,7 +183,9 @@ def demo() -> int:
         story = StoryClient(airflow, answer_approval)
         held = story.hold_back_todays_runs(dag_ids)
         if held:
-            print(f"    held back the cron runs due today (no data for them): {held}", flush=True)
+            print(
+                f"    held back the cron runs Airflow would start on unpausing (no data for them): {held}", flush=True
+            )
         for dag_id in dag_ids:
             airflow.unpause(dag_id)
         tell_story(story)
