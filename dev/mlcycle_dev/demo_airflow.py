@@ -76,6 +76,8 @@ class StoryClient:
         self.answer_approval = answer_approval
         self.run_timeout = run_timeout
         self.runs: list[RunRecord] = []
+        # Runs triggered per (DAG, day), shown apart or not: each gets its own logical date.
+        self._triggered: dict[tuple[str, dt.date], int] = {}
 
     # --- start-up ------------------------------------------------------------------------------------------
 
@@ -120,7 +122,8 @@ class StoryClient:
         """Trigger a run of `dag_id` for partition `day` (as a user would) and wait for it to finish."""
         # A few minutes past midnight: distinct from the cron runs' logical dates, and one minute apart for a
         # second run of the same day (the notify_only monitoring run).
-        same_day = sum(1 for r in self.runs if r.dag_id == dag_id and r.partition == str(day))
+        same_day = self._triggered.get((dag_id, day), 0)
+        self._triggered[(dag_id, day)] = same_day + 1
         logical_date = dt.datetime(day.year, day.month, day.day, 0, 5 + same_day, tzinfo=dt.UTC)
         started = time.monotonic()
         run = self.airflow.trigger(
