@@ -231,8 +231,21 @@ class StoryClient:
         return details
 
     def asset_events(self, asset_name: str) -> list[dict[str, Any]]:
-        """Every event of the Asset called `asset_name`, oldest first."""
-        return list(reversed(self.airflow.asset_events(self.airflow.asset_id(asset_name), limit=100)))
+        """Every event of the Asset called `asset_name`, oldest first.
+
+        Airflow 3.3.2 answers HTTP 500 while a run an event created is still queued (its `start_date` is null
+        and the response model requires one); the scheduler starts it within a loop or two, so the read is
+        retried (wait_until takes an exception as "not yet") for a bounded time and then fails with the error.
+        """
+        asset_id = self.airflow.asset_id(asset_name)
+        events: list[dict[str, Any]] = wait_until(
+            lambda: [self.airflow.asset_events(asset_id, limit=100)],
+            60,
+            f"the events of Asset {asset_name}",
+            processes=self._scheduling(),
+            interval=POLL_SECONDS,
+        )[0]
+        return list(reversed(events))
 
     def _scheduling(self) -> list[Any]:
         return [p for n, p in self.airflow.processes.items() if n in ("api-server", "scheduler")]
