@@ -1,4 +1,4 @@
-"""`make demo`: three weeks of YarnIt through real Airflow, on the embedded default (SQLite, local files).
+"""`make demo`: three weeks of YarnIt through a real Airflow scheduler, on the embedded default (SQLite, local files).
 
 Timeline (fixed dates, so every run of the demo tells the same story):
 - 2026-09-01 .. 2026-09-21 synthetic landing data; a heatwave (`covariate_shift`) from 2026-09-17, and a
@@ -9,16 +9,20 @@ Timeline (fixed dates, so every run of the demo tells the same story):
 - `yarnit_scoring` scores with @champion and shadow-scores with @challenger (once there is one);
   `yarnit_monitoring` reports data drift, prediction drift and, after the 1-day label delay, the
   champion's performance, checks freshness, and applies the retraining policy (`auto_retrain`).
-- When the policy requests a retrain it emits an Airflow Asset event; the training DAG is scheduled on
-  that Asset. Here the demo plays the scheduler's part and starts the training run for the Asset event
-  (`airflow dags test` has no scheduler), passing the event along. Later drifted days fall in the
-  cooldown: they only alert. One more monitoring run of the first drifted day with the Param
-  `retraining_mode=notify_only` shows that mode: an alert, no retraining request.
+- When the policy requests a retrain, the monitoring run emits an Airflow Asset event; the training DAG is
+  scheduled on that Asset, so the *scheduler* starts the retraining run, which reads its partition and reason
+  from the event. Later drifted days fall in the cooldown: they only alert. One more monitoring run of the
+  first drifted day with the Param `retraining_mode=notify_only` shows that mode: an alert, no request.
+- A training run that stops for a human approval (a `needs_manual_review` gate decision) is answered through
+  the REST API, as a reviewer's client would (`answer_approval`).
 - Alerts (task failures and policy notifications) go to a webhook the demo serves itself and are listed
   at the end, each with its runbook and rerun command.
 
-DAG runs execute in-process through Airflow's own `dags test` code path, once per run, so the ~10 s
-CLI start-up is paid once instead of per run. `python -m mlcycle_dev.demo ui` starts the UIs.
+How: the demo starts Airflow's own services for its duration (api-server, scheduler, dag-processor, triggerer;
+LocalExecutor; settings for a 2-core machine in `demo_airflow.DEMO_AIRFLOW_SETTINGS`) and drives the story
+through the REST API only: it triggers the first training and each day's scoring and monitoring, and waits
+for the runs the scheduler creates itself. Service logs: `$MLCYCLE_HOME/airflow/logs/services/`. Everything it
+starts is stopped at the end, on failure and on Ctrl-C. `python -m mlcycle_dev.demo ui` starts the UIs.
 """
 
 from __future__ import annotations
@@ -26,19 +30,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from mlcycle.retraining import request_asset_name
 from mlcycle.settings import REPO_ROOT, embedded_environment, home
-from mlcycle.specs.names import DagFamily, ModelRole
-from mlcycle.storage.layout import PERFORMANCE_FILE, REASON_FILE, SUMMARY_FILE, Dataset, role_sub
+from mlcycle.specs.names import DagFamily
+from mlcycle_dev.demo_airflow import DEMO_AIRFLOW_SETTINGS, RunRecord, StoryClient
+from mlcycle_dev.demo_summary import AlertSink, champion_version, summary
+from mlcycle_dev.stack.airflow import AirflowServices
 
 USECASE = "yarnit"
 START, END = dt.date(2026, 9, 1), dt.date(2026, 9, 21)
@@ -46,8 +52,47 @@ FIRST_TRAINING = dt.date(2026, 9, 14)
 DRIFT_FROM = dt.date(2026, 9, 17)
 BROKEN_DAY = dt.date(2026, 9, 16)
 SCENARIOS = [f"covariate_shift:{DRIFT_FROM}:{END}", f"schema_break:{BROKEN_DAY}"]
+TRAINING, SCORING, MONITORING = (
+    f.dag_id(USECASE) for f in (DagFamily.TRAINING, DagFamily.SCORING, DagFamily.MONITORING)
+)
 # The schema break must be stopped by the scoring DAG's contract gate: that run is meant to fail.
-EXPECTED_FAILURES = {(DagFamily.SCORING.dag_id(USECASE), str(BROKEN_DAY))}
+EXPECTED_FAILURES = {(SCORING, str(BROKEN_DAY))}
+# The API port of the demo's Airflow (default: a free one); `make ui` afterwards uses its own.
+PORT_ENV = "MLCYCLE_DEMO_AIRFLOW_PORT"
+
+# ---- THE ONE PLACE where the demo starts `<uc>_monitoring` itself -------------------------------------------
+# Until scoring's partition D makes the scheduler run monitoring for D (issue 14 item 1), the demo triggers
+# each day's monitoring run. Once it does, set this to False: the demo then waits for the scheduler's run.
+DEMO_TRIGGERS_MONITORING = True
+
+
+def monitoring_of(story: StoryClient, day: dt.date) -> RunRecord:
+    if DEMO_TRIGGERS_MONITORING:
+        return story.run(MONITORING, day)
+    return story.scheduled_run(
+        MONITORING,
+        lambda run: run["run_type"] != "manual" and run.get("partition_key") == str(day),
+        f"{MONITORING} for partition {day}",
+    )
+
+
+# ---- THE ONE PLACE where the demo answers a pending approval, as a reviewer's client would ------------------
+REVIEWER_ANSWER = "Approve"  # ApprovalOperator.APPROVE (airflow.providers.standard.operators.hitl)
+
+
+def answer_approval(airflow: AirflowServices, pending: dict[str, Any]) -> dict[str, Any]:
+    """Approve a pending human-in-the-loop request through the REST API (`PATCH .../hitlDetails`)."""
+    ti = pending["task_instance"]
+    path = (
+        f"/api/v2/dags/{ti['dag_id']}/dagRuns/{urllib.parse.quote(ti['dag_run_id'])}/taskInstances/"
+        f"{ti['task_id']}/{ti['map_index']}/hitlDetails"
+    )
+    _say(f"Approval requested in {ti['dag_id']}/{ti['task_id']}: {pending.get('subject')} -> {REVIEWER_ANSWER}")
+    answer: dict[str, Any] = airflow.request("PATCH", path, {"chosen_options": [REVIEWER_ANSWER], "params_input": {}})
+    return answer
+
+
+# ---- the story ----------------------------------------------------------------------------------------------
 
 
 def _say(message: str) -> None:
@@ -58,208 +103,58 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _run(argv: list[str]) -> None:
-    subprocess.run(argv, check=True)
-
-
-class AirflowRunner:
-    """Runs DAG runs in this process through Airflow's `dags test` command code."""
-
-    def __init__(self) -> None:
-        from airflow.cli.commands import dag_command
-
-        self._dag_command = dag_command
-        self.runs: list[dict[str, Any]] = []
-
-    def run(self, dag_id: str, day: dt.date, conf: dict[str, Any] | None = None) -> dict[str, Any]:
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
-        # A few minutes past midnight: distinct from the scheduled runs' logical dates of the same day.
-        logical_date = dt.datetime(day.year, day.month, day.day, 0, 5, tzinfo=dt.UTC)
-        if conf:
-            logical_date += dt.timedelta(minutes=1 + len(self.runs))
-        args = argparse.Namespace(
-            dag_id=dag_id,
-            logical_date=logical_date,
-            conf=json.dumps(conf) if conf else None,
-            use_executor=False,
-            mark_success_pattern=None,
-            bundle_name=None,
-            dagfile_path=None,
-            show_dagrun=False,
-            imgcat_dagrun=False,
-            save_dagrun=None,
-        )
-        started = time.perf_counter()
-        failed = False
-        try:
-            self._dag_command.dag_test(args)
-        except SystemExit:
-            failed = True
-        seconds = time.perf_counter() - started
-        with create_session() as session:
-            tis = session.scalars(
-                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.logical_date == logical_date)
-            ).all()
-            ordered = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date or 0, ti.task_id))
-            states = {ti.task_id: str(ti.state) for ti in ordered}
-            run_ids = {ti.run_id for ti in tis}
-            decision = session.scalars(
-                select(XComModel.value).where(
-                    XComModel.dag_id == dag_id,
-                    XComModel.run_id.in_(run_ids),
-                    XComModel.task_id == "decide_retraining",
-                    XComModel.key == "decision",
-                )
-            ).first()
-        record = {
-            "dag_id": dag_id,
-            "partition": str(day),
-            "seconds": round(seconds, 1),
-            "failed": failed,
-            "tasks": states,
-            "retraining": XComModel.deserialize_value(SimpleNamespace(value=decision)) if decision else None,
-        }
-        self.runs.append(record)
-        print(f"    {dag_id} {day}: {'FAILED' if failed else 'ok'} in {seconds:.0f}s  {states}", flush=True)
-        return record
-
-
-class AlertSink:
-    """A local webhook (MLCYCLE_ALERT_WEBHOOK_URL) that keeps the alerts the DAG runs send."""
-
-    def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        received: list[dict[str, Any]] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.alerts = received
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def champion_version() -> str | None:
-    from mlcycle.config import get_usecase
-    from mlcycle.registry.champion import current_champion
-
-    return current_champion(get_usecase(USECASE))
-
-
-def latest_retraining_event(after_id: int) -> dict[str, Any] | None:
-    """The newest retraining-request Asset event emitted by the monitoring DAG (from Airflow's DB)."""
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        event = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.name == f"{USECASE}_retraining_request", AssetEvent.id > after_id)
-            .order_by(AssetEvent.id.desc())
-        ).first()
-        if event is None:
-            return None
-        return {
-            "id": event.id,
-            "extra": dict(event.extra or {}),
-            "source": f"{event.source_dag_id}/{event.source_run_id}",
-        }
-
-
-def summary(storage_root: Path, runner: AirflowRunner, alerts: list[dict[str, Any]]) -> None:
-    from mlcycle.config import get_usecase
-    from mlcycle.registry.tracking import all_versions
-
-    usecase = get_usecase(USECASE)
-    _say("Summary")
-    print(f"Registered model {usecase.registered_model_name!r}:")
-    for version in all_versions(usecase):
-        tags = version.tags
-        print(
-            f"  v{version.version}: aliases={version.aliases or '-'} partition={tags.get('mlcycle.partition')} "
-            f"gate={tags.get('mlcycle.gate.decision', '-')}"
-        )
-        print(f"      gate: {tags.get('mlcycle.gate.reasons', '-')}")
-        print(f"      trigger: {tags.get('mlcycle.trigger', '-')}")
-    print("Drift verdicts (yarnit_monitoring) and retraining decisions:")
-    decisions = {r["partition"]: r["retraining"] for r in runner.runs if r.get("retraining")}
-    for folder in sorted((storage_root / USECASE / Dataset.MONITORING).glob("ds=*")):
-        drift = json.loads((folder / SUMMARY_FILE).read_text())
-        drifted = [c["column"] for c in drift["columns"] if c["drifted"]]
-        verdict = "DATASET DRIFT" if drift["dataset_drift"] else "no drift"
-        print(f"  {folder.name[3:]}: {verdict:13s} share={drift['drift_share']:.2f} drifted={drifted}")
-        performance = json.loads((folder / PERFORMANCE_FILE).read_text())
-        if performance["status"] == "computed":
-            print(
-                f"      performance of v{performance['model_version']} on {performance['partition']} (labels "
-                f"arrived): {performance['metric']} {performance['value']:.4f} vs {performance['reference']:.4f} "
-                f"at training time"
+def tell_story(story: StoryClient) -> None:
+    """The three weeks: the first training, then each day's scoring and monitoring, and what they cause."""
+    _say(f"Training the first model: {TRAINING} for {FIRST_TRAINING}")
+    story.run(TRAINING, FIRST_TRAINING, note="The demo's first model")
+    requests = request_asset_name(USECASE)
+    answered = len(story.asset_events(requests))
+    day = FIRST_TRAINING + dt.timedelta(days=1)
+    while day <= END:
+        _say(f"Day {day}: scoring and monitoring")
+        before = champion_version()
+        scoring = story.run(SCORING, day)
+        if scoring.failed:
+            scoring.champion_before, scoring.champion_after = before, champion_version()
+        if day == DRIFT_FROM:
+            show_notify_only(story, day, answered)
+        monitoring_of(story, day)
+        events = story.asset_events(requests)
+        if len(events) > answered:
+            event = events[-1]
+            answered = len(events)
+            _say(
+                f"Retraining requested: Asset event #{event['id']} for {event['extra'].get('partition')} -> "
+                f"waiting for the scheduler's {TRAINING} run"
             )
-        else:
-            print(f"      performance: pending ({performance['reason']})")
-        decision = decisions.get(folder.name[3:])
-        if decision:
-            action = {"retrain": "RETRAIN REQUESTED", "notify": "NOTIFY ONLY"}.get(decision["decision"], "nothing")
-            print(f"      -> {action}: {decision['reason']}")
-    print(f"Reports: {storage_root / USECASE / 'monitoring'}/ds=*/{{report,performance}}.html")
-    shadow = sorted((storage_root / USECASE / Dataset.PREDICTIONS).glob(f"ds=*/{role_sub(ModelRole.CHALLENGER)}"))
-    if shadow:
-        days = ", ".join(p.parent.name[3:] for p in shadow)
-        print(f"Shadow predictions of @challenger (kept apart, never served): {days}")
-    print("Quarantined partitions (data contract):")
-    for reason_file in sorted((storage_root / USECASE / Dataset.QUARANTINE).glob(f"ds=*/{REASON_FILE}")):
-        reason = json.loads(reason_file.read_text())
-        print(f"  {reason_file.parent.name[3:]}: {len(reason['failed'])} hard failures -> {reason_file}")
-        for line in reason["failed"][:4]:
-            print(f"      {line}")
-    for run in runner.runs:
-        if run.get("champion_before") is not None:
-            print(
-                f"Champion across the rejected {run['dag_id']} {run['partition']}: "
-                f"v{run['champion_before']} before, v{run['champion_after']} after"
+            story.scheduled_run(
+                TRAINING,
+                lambda run: run["run_type"] == "asset_triggered",
+                f"the Asset-triggered {TRAINING} run for event #{event['id']}",
             )
-    retrains = [
-        r
-        for r in runner.runs
-        if r["dag_id"] == DagFamily.TRAINING.dag_id(USECASE) and r["partition"] != str(FIRST_TRAINING)
-    ]
-    for run in retrains:
-        print(
-            f"Retraining run caused by drift: {DagFamily.TRAINING.dag_id(USECASE)} for {run['partition']} -> {run['tasks']}"
-        )
-    if alerts:
-        print(f"Alerts sent to the webhook ({len(alerts)}):")
-        for alert in alerts:
-            print(f"  {alert['text'][:220]}")
-        print(f"  e.g. rerun: {alerts[0]['rerun']}")
-    total = sum(r["seconds"] for r in runner.runs)
-    print(f"{len(runner.runs)} DAG runs, {total:.0f}s of DAG time. Open the UIs with:  make ui")
+        day += dt.timedelta(days=1)
+
+
+def show_notify_only(story: StoryClient, day: dt.date, answered: int) -> None:
+    """Monitor the first drifted day with the Param `retraining_mode=notify_only`: an alert, no Asset event."""
+    _say(f"First, {day} under `notify_only` (monitoring DAG Param retraining_mode): alert only")
+    run = story.run(MONITORING, day, conf={"retraining_mode": "notify_only"})
+    story.runs.remove(run)  # the summary tells the policy's story; this run is shown here
+    decision = run.retraining or {}
+    print(f"    decision: {decision.get('decision')}: {decision.get('reason')}")
+    if len(story.asset_events(request_asset_name(USECASE))) != answered or decision.get("decision") != "notify":
+        raise DemoError(f"the notify_only run {run.run_id} did not just notify: {decision}")
+    _say(f"Then {day} under the use case's policy (auto_retrain)")
+
+
+class DemoError(RuntimeError):
+    """The story did not go as it must (a run that should pass failed, a mode did not hold)."""
 
 
 def demo() -> int:
     env = _environment()
-    os.environ.update({**env, **_quiet()})
+    os.environ.update(env)  # the summary reads the same stores (registry, storage) as the tasks
     root = home()
-    storage_root = Path(env["MLCYCLE_STORAGE_ROOT"])
     if root.exists() and any(root.iterdir()):
         _say(f"Starting from a clean slate: removing {root}")
         import shutil
@@ -270,75 +165,49 @@ def demo() -> int:
 
     _say(f"Generating YarnIt landing data {START}..{END} with {', '.join(SCENARIOS)}")
     scenario_args = [arg for spec in SCENARIOS for arg in ("--scenario", spec)]
-    _run([_bin("mlcycle"), "generate", "--usecase", USECASE, "--start", str(START), "--end", str(END), *scenario_args])
-    _say("Initialising Airflow's metadata database (SQLite)")
-    _run([_bin("airflow"), "db", "migrate"])
+    generate = [_bin("mlcycle"), "generate", "--usecase", USECASE, "--start", str(START), "--end", str(END)]
+    subprocess.run([*generate, *scenario_args], check=True)
 
     sink = AlertSink()
-    os.environ["MLCYCLE_ALERT_WEBHOOK_URL"] = sink.url
-    runner = AirflowRunner()
-    _say(f"Training the first model: {DagFamily.TRAINING.dag_id(USECASE)} for {FIRST_TRAINING}")
-    runner.run(DagFamily.TRAINING.dag_id(USECASE), FIRST_TRAINING)
-
-    last_event = 0
-    day = FIRST_TRAINING + dt.timedelta(days=1)
-    while day <= END:
-        _say(f"Day {day}: scoring and monitoring")
-        before = champion_version()
-        scoring = runner.run(DagFamily.SCORING.dag_id(USECASE), day)
-        if scoring["failed"]:
-            scoring.update(champion_before=before, champion_after=champion_version())
-        if day == DRIFT_FROM and not notify_only_shown(runner, day, last_event):
-            return 1
-        runner.run(DagFamily.MONITORING.dag_id(USECASE), day)
-        event = latest_retraining_event(last_event)
-        if event is not None:
-            last_event = event["id"]
-            reason = f"Asset event #{event['id']} from {event['source']}: {event['extra'].get('reason')}"
-            _say(f"Retraining requested -> {DagFamily.TRAINING.dag_id(USECASE)} for {event['extra']['partition']}")
-            runner.run(
-                DagFamily.TRAINING.dag_id(USECASE),
-                dt.date.fromisoformat(event["extra"]["partition"]),
-                conf={"partition": event["extra"]["partition"], "reason": reason},
+    services_env = {**DEMO_AIRFLOW_SETTINGS, **os.environ, "MLCYCLE_ALERT_WEBHOOK_URL": sink.url}
+    port = int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV) else None
+    airflow = AirflowServices(services_env, port=port)
+    # SIGTERM (CI, `kill`) ends the demo like Ctrl-C: through the `finally` below, which stops every service.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _say("Starting Airflow: api-server, scheduler, dag-processor, triggerer (LocalExecutor, SQLite)")
+        airflow.start()
+        print(f"    healthy after {airflow.startup_seconds}s; Airflow UI {airflow.base_url}", flush=True)
+        dag_ids = [TRAINING, SCORING, MONITORING]
+        airflow.wait_for_dags(dag_ids, timeout=240)
+        story = StoryClient(airflow, answer_approval)
+        held = story.hold_back_todays_runs(dag_ids)
+        if held:
+            print(
+                f"    held back the cron runs Airflow would start on unpausing (no data for them): {held}", flush=True
             )
-        day += dt.timedelta(days=1)
-
-    summary(storage_root, runner, sink.alerts)
-    sink.close()
+        for dag_id in dag_ids:
+            airflow.unpause(dag_id)
+        tell_story(story)
+        summary(Path(os.environ["MLCYCLE_STORAGE_ROOT"]), story, sink.alerts)
+    finally:
+        _say("Stopping Airflow")
+        left = airflow.stop()
+        sink.close()
+        if left:
+            print(f"WARNING: processes still alive after SIGKILL: {left}")
     print(f"Demo wall time: {time.perf_counter() - started:.0f}s")
-    outcomes = {(r["dag_id"], r["partition"]): r["failed"] for r in runner.runs}
+    outcomes = {(r.dag_id, r.partition): r.failed for r in story.runs}
     unexpected = [key for key, failed in outcomes.items() if failed != (key in EXPECTED_FAILURES)]
     if unexpected:
         print(f"UNEXPECTED outcomes (failed when it should pass, or the reverse): {unexpected}")
     return 1 if unexpected else 0
 
 
-def notify_only_shown(runner: AirflowRunner, day: dt.date, last_event: int) -> bool:
-    """Monitor the first drifted day with the Param `retraining_mode=notify_only`: an alert, no Asset event."""
-    _say(f"First, {day} under `notify_only` (monitoring DAG Param retraining_mode): alert only")
-    run = runner.run(DagFamily.MONITORING.dag_id(USECASE), day, conf={"retraining_mode": "notify_only"})
-    runner.runs.remove(run)  # the summary tells the scheduled story; this run is shown here
-    decision = run["retraining"] or {}
-    print(f"    decision: {decision.get('decision')}: {decision.get('reason')}")
-    if latest_retraining_event(last_event) is not None or decision.get("decision") != "notify":
-        print("UNEXPECTED: the notify_only run did not just notify")
-        return False
-    _say(f"Then {day} under the use case's policy (auto_retrain)")
-    return True
-
-
 def _environment() -> dict[str, str]:
     """The embedded default, with this venv's bin/ first on PATH (`airflow standalone` spawns `airflow`)."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {**embedded_environment(), "PATH": path}
-
-
-def _quiet() -> dict[str, str]:
-    # `dags test` streams every task log line; the demo shows one line per DAG run instead.
-    # MLCYCLE_DEMO_VERBOSE=1 brings the full Airflow and step logs back.
-    if os.environ.get("MLCYCLE_DEMO_VERBOSE"):
-        return {}
-    return {"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -400,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=["run", "ui"], default="run")
     args = parser.parse_args(argv)
     os.chdir(REPO_ROOT)
-    return demo() if args.command == "run" else ui()
+    if args.command == "ui":
+        return ui()
+    try:
+        return demo()
+    except DemoError as error:
+        print(f"DEMO FAILED: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
