@@ -138,7 +138,7 @@ def _scheduler_runs(runs: list[RunRecord]) -> None:
     for run in scheduled:
         events = ", ".join(
             f"Asset event #{e['id']} of {e.get('name') or e.get('uri')} from {e.get('source_dag_id')}/"
-            f"{e.get('source_run_id')} (partition {(e.get('extra') or {}).get('partition')})"
+            f"{e.get('source_run_id')} (partition key {e.get('partition_key') or (e.get('extra') or {}).get('partition')})"
             for e in run.consumed_events
         )
         print(
