@@ -8,10 +8,12 @@ argument). Alerts go to a local recording endpoint through mlcycle's alert path.
 - `waitlate`: a data deadline two days after the end of the day: a missing landing partition defers (no
   worker slot held) and the run goes on once `_SUCCESS` appears; a malformed marker fails at once.
 - `waitnever`: data and run deadlines placed a minute or two after the services are up, and a partition-keyed
-  run like the real scoring DAG's (`daily_partitions`, a run with a partition key and no logical date): the
+  run (a run with a partition key and no logical date), on a `PartitionedAssetTimetable` like the real
+  monitoring DAG's (an Asset nothing produces: no scheduled run joins the drill): the
   partition never lands, so the run misses its deadline (`deadline-missed`: the `PartitionDayEnd` reference,
   registered by plugins/mlcycle_deadlines.py, evaluated by the api-server and the scheduler, the callback run by
   the triggerer) and then its data deadline (`data-late`, the wait fails without retry).
+  A run triggered with a key that is not a day is refused (400, naming the run), never created without deadline.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlcycle.airflow_api import AirflowAPIError
 from mlcycle.config import DEFAULT_USECASES_DIR
 from mlcycle.orchestration.waiting import WAIT_TASK_ID
 from mlcycle.settings import embedded_environment
@@ -44,13 +47,12 @@ DRILL_DAG = '''
 """airflow dag: the landing-wait drill of use case {name} (tests/integration/test_waiting_scheduler.py)."""
 import datetime as dt
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Asset, PartitionedAssetTimetable, task
 
 from mlcycle.config import get_usecase
 from mlcycle.orchestration.alerts import FailureAlert
 from mlcycle.orchestration.deadlines import dag_deadline
 from mlcycle.orchestration.macros import MACROS
-from mlcycle.orchestration.timetables import daily_partitions
 from mlcycle.orchestration.waiting import wait_for_landing
 from mlcycle.specs.names import DagFamily
 
@@ -137,9 +139,9 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
                 {"deadline": _duration(now + DATA_DEADLINE_MARGIN - yesterday_end), "poll_interval": "1s"},
                 {"scoring": _duration(now + RUN_DEADLINE_MARGIN - yesterday_end)},
             )
-            # Partition-keyed like the real scoring DAG; a yearly cron, so no scheduled run joins the drill.
+            # Partition-keyed on an Asset nothing produces: only the runs triggered here.
             (root / "dags" / f"{NEVER}.py").write_text(
-                DRILL_DAG.format(name=NEVER, schedule='daily_partitions("0 0 1 1 *")')
+                DRILL_DAG.format(name=NEVER, schedule='PartitionedAssetTimetable(assets=Asset("waitnever_input"))')
             )
             services.wait_for_dags([f"{LATE}_scoring", f"{NEVER}_scoring"], timeout=180)
             for usecase in (LATE, NEVER):
@@ -224,3 +226,15 @@ def test_a_partition_that_never_lands_misses_the_run_deadline_then_alerts_data_l
     assert f"no {drill.landing(NEVER, drill.today - dt.timedelta(days=1))}/{SUCCESS}" in late[0]["reason"]
     assert late[0]["rerun"].startswith(f"mlcycle rerun --usecase {NEVER} --dag scoring --partition {yesterday}")
     assert len(drill.alerts("deadline-missed", run_id)) == 1  # one alert per missed deadline
+
+
+def test_a_run_whose_partition_key_is_not_a_day_is_refused_not_left_without_deadline(drill: Drill) -> None:
+    dag_id = f"{NEVER}_scoring"
+    with pytest.raises(AirflowAPIError) as refused:
+        drill.af.trigger(dag_id, partition_key="2026-13-45", run_id="bad_key")
+    assert refused.value.status == 400
+    assert (
+        f"deadline of run {dag_id}/bad_key" in refused.value.body and "'2026-13-45' is not a day" in refused.value.body
+    )
+    runs = drill.af.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"run_id_pattern": "bad_key"})
+    assert runs["total_entries"] == 0  # the creation was rolled back: no run without its deadline
