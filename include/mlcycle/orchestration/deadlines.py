@@ -30,7 +30,7 @@ from typing import Any
 
 # From their modules: `airflow.sdk` exports them lazily, where mypy does not see them.
 from airflow.sdk.definitions.callback import AsyncCallback
-from airflow.sdk.definitions.deadline import BaseDeadlineReference, DeadlineAlert, DeadlineReference
+from airflow.sdk.definitions.deadline import BaseDeadlineReference, DeadlineAlert
 
 from mlcycle.config import UseCase
 from mlcycle.orchestration.alerts import build_message, send
@@ -63,6 +63,8 @@ class PartitionDayEnd(BaseDeadlineReference):
 
     Airflow calls `_evaluate_with` in the scheduler or the api-server when it creates a run, on the serialized
     DAG's copy that `plugins/mlcycle_deadlines.py` registers; `DAGRUN_LOGICAL_DATE` is None for keyed runs.
+    Not `DeadlineReference.register_custom_reference`: it only names the class on the SDK's `DeadlineReference`
+    (and logs to the DAG file's output); the scheduler finds the class through the plugin, by class path.
     """
 
     #: What Airflow passes `_evaluate_with` (it filters its keyword arguments by this set).
@@ -77,9 +79,6 @@ class PartitionDayEnd(BaseDeadlineReference):
         if dag_run is None:
             raise PartitionDayEndError(f"deadline of run {dag_id}/{run_id}: no such DAG run in the database")
         return day_end(dag_run)
-
-
-DeadlineReference.register_custom_reference(PartitionDayEnd)
 
 
 def dag_deadline(usecase: UseCase, family: DagFamily) -> DeadlineAlert | None:
