@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from mlcycle.schema import ColumnType, ContractError, DataContract, format_validation_error, load_contract
-from mlcycle.specs.names import Step
+from mlcycle.specs.names import DagFamily, Step
 from mlcycle.specs.options import MAX_LOOKBACK_DAYS, USECASE_NAME
 
 USECASES_ENV = "MLCYCLE_USECASES_DIR"
@@ -336,11 +336,16 @@ class DataArrival(_Strict):
     poll_interval: PollInterval = Field(default=dt.timedelta(minutes=1), description="between looks, 1s-1h")
 
 
+#: The DAG families whose runs start on their `schedule:` cron (monitoring's start on scoring's predictions).
+_CRON_SCHEDULED = frozenset({DagFamily.TRAINING.value, DagFamily.SCORING.value})
+
+
 class Deadlines(_Strict):
     """By when each DAG's run for day D must have finished, after the end of D (UTC); unset: no deadline.
 
     A run not finished by then (still running, or failed) raises the `deadline-missed` alert
-    (docs/runbooks/deadline-missed.md). The DAG's schedule must fire once a day at a fixed time before it.
+    (docs/runbooks/deadline-missed.md). The deadline follows the run's day (its partition), not its schedule;
+    it must fall after the end of D, and after a daily cron's run time (D+1 at `schedule.<family>`).
     """
 
     training: AfterDayEnd | None = None
@@ -526,18 +531,20 @@ class UseCase(_Strict):
 
     @model_validator(mode="after")
     def _deadlines_after_their_runs(self) -> UseCase:
+        # A deadline is placed from the day a run processes (its partition), whatever the schedule. A cron run
+        # of day D starts on D+1 at the cron's time: a deadline before that would be missed by every run. The
+        # monitoring runs start on an Asset event (ADR 0010): no schedule to compare with.
         for family in Deadlines.model_fields:
             after = getattr(self.deadlines, family)
             if after is None:
                 continue
+            if after <= dt.timedelta(0):
+                raise ValueError(f"deadlines.{family}: +{after} is not after the end of the day D")
+            if family not in _CRON_SCHEDULED:
+                continue
             cron = getattr(self.schedule, family)
             fires = daily_time(cron)
-            if fires is None:
-                raise ValueError(
-                    f"deadlines.{family}: schedule.{family} {cron!r} does not fire once a day at a fixed time, "
-                    "so the deadline of a day cannot be placed (use 'M H * * *')"
-                )
-            if after <= fires:
+            if fires is not None and after <= fires:
                 raise ValueError(
                     f"deadlines.{family}: D+1 +{after} is not after the run starts (schedule.{family} {cron!r}, "
                     f"D+1 +{fires}): every run would miss it"

@@ -7,9 +7,13 @@ argument). Alerts go to a local recording endpoint through mlcycle's alert path.
 
 - `waitlate`: a data deadline two days after the end of the day: a missing landing partition defers (no
   worker slot held) and the run goes on once `_SUCCESS` appears; a malformed marker fails at once.
-- `waitnever`: data and run deadlines placed a minute or two after the services are up: the partition never
-  lands, so the run misses its deadline (`deadline-missed`, raised by the scheduler through the triggerer) and
-  then its data deadline (`data-late`, the wait fails without retry).
+- `waitnever`: data and run deadlines placed a minute or two after the services are up, and a partition-keyed
+  run (a run with a partition key and no logical date), on a `PartitionedAssetTimetable` like the real
+  monitoring DAG's (an Asset nothing produces: no scheduled run joins the drill): the
+  partition never lands, so the run misses its deadline (`deadline-missed`: the `PartitionDayEnd` reference,
+  registered by plugins/mlcycle_deadlines.py, evaluated by the api-server and the scheduler, the callback run by
+  the triggerer) and then its data deadline (`data-late`, the wait fails without retry).
+  A run triggered with a key that is not a day is refused (400, naming the run), never created without deadline.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlcycle.airflow_api import AirflowAPIError
 from mlcycle.config import DEFAULT_USECASES_DIR
 from mlcycle.orchestration.waiting import WAIT_TASK_ID
 from mlcycle.settings import embedded_environment
@@ -42,7 +47,7 @@ DRILL_DAG = '''
 """airflow dag: the landing-wait drill of use case {name} (tests/integration/test_waiting_scheduler.py)."""
 import datetime as dt
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Asset, PartitionedAssetTimetable, task
 
 from mlcycle.config import get_usecase
 from mlcycle.orchestration.alerts import FailureAlert
@@ -55,7 +60,7 @@ USECASE = get_usecase("{name}")
 
 with DAG(
     dag_id=DagFamily.SCORING.dag_id(USECASE.name),
-    schedule=None,
+    schedule={schedule},
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     user_defined_macros=dict(MACROS),
@@ -77,7 +82,7 @@ def _usecase(usecases: Path, name: str, data: dict[str, str], deadlines: dict[st
     config: dict[str, Any] = yaml.safe_load((folder / "usecase.yaml").read_text())
     config["name"] = name
     config["data"] = data
-    # Midnight runs: the logical date of day D's run is D 00:00, so a deadline is the end of D + its duration.
+    # A run's deadline is the end of its partition day + its duration, whatever the cron (it only must be daily).
     config["schedule"] = {**config["schedule"], "scoring": "0 0 * * *"}
     config["deadlines"] = deadlines or {}
     (folder / "usecase.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -112,7 +117,7 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
     (root / "dags").mkdir()
     usecases = root / "usecases"
     _usecase(usecases, LATE, {"deadline": "2d", "poll_interval": "1s"})
-    (root / "dags" / f"{LATE}.py").write_text(DRILL_DAG.format(name=LATE))
+    (root / "dags" / f"{LATE}.py").write_text(DRILL_DAG.format(name=LATE, schedule="None"))
     home = embedded_environment(root / "home")
     with recording_endpoint() as sink:
         env = {
@@ -134,18 +139,17 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
                 {"deadline": _duration(now + DATA_DEADLINE_MARGIN - yesterday_end), "poll_interval": "1s"},
                 {"scoring": _duration(now + RUN_DEADLINE_MARGIN - yesterday_end)},
             )
-            (root / "dags" / f"{NEVER}.py").write_text(DRILL_DAG.format(name=NEVER))
+            # Partition-keyed on an Asset nothing produces: only the runs triggered here.
+            (root / "dags" / f"{NEVER}.py").write_text(
+                DRILL_DAG.format(name=NEVER, schedule='PartitionedAssetTimetable(assets=Asset("waitnever_input"))')
+            )
             services.wait_for_dags([f"{LATE}_scoring", f"{NEVER}_scoring"], timeout=180)
             for usecase in (LATE, NEVER):
                 services.unpause(f"{usecase}_scoring")
             yesterday = drill.today - dt.timedelta(days=1)
-            # The run of yesterday, started now: its logical date places its run deadline (yesterday 00:00 + 1 day
-            # + deadlines.scoring); its partition is yesterday's, which never lands.
-            drill.never_run_id = services.trigger(
-                f"{NEVER}_scoring",
-                conf={"partition": yesterday.isoformat()},
-                logical_date=dt.datetime.combine(yesterday, dt.time(), tzinfo=dt.UTC),
-            )["dag_run_id"]
+            # The run of yesterday's partition key, started now, with no logical date: the key places its run
+            # deadline (the end of yesterday + deadlines.scoring); the partition never lands.
+            drill.never_run_id = services.trigger(f"{NEVER}_scoring", partition_key=yesterday.isoformat())["dag_run_id"]
             yield drill
 
 
@@ -206,6 +210,8 @@ def test_a_malformed_marker_fails_at_once_without_retry(drill: Drill) -> None:
 def test_a_partition_that_never_lands_misses_the_run_deadline_then_alerts_data_late(drill: Drill) -> None:
     dag_id, run_id = f"{NEVER}_scoring", drill.never_run_id
     yesterday = (drill.today - dt.timedelta(days=1)).isoformat()
+    run = drill.af.dag_run(dag_id, run_id)
+    assert (run["partition_key"], run["logical_date"]) == (yesterday, None)  # what made logical-date deadlines vanish
 
     missed = wait_until(lambda: drill.alerts("deadline-missed", run_id), 300, "the deadline-missed alert")
     assert len(missed) == 1 and missed[0]["task_id"] == "dag_run" and missed[0]["partition"] == yesterday
@@ -220,3 +226,15 @@ def test_a_partition_that_never_lands_misses_the_run_deadline_then_alerts_data_l
     assert f"no {drill.landing(NEVER, drill.today - dt.timedelta(days=1))}/{SUCCESS}" in late[0]["reason"]
     assert late[0]["rerun"].startswith(f"mlcycle rerun --usecase {NEVER} --dag scoring --partition {yesterday}")
     assert len(drill.alerts("deadline-missed", run_id)) == 1  # one alert per missed deadline
+
+
+def test_a_run_whose_partition_key_is_not_a_day_is_refused_not_left_without_deadline(drill: Drill) -> None:
+    dag_id = f"{NEVER}_scoring"
+    with pytest.raises(AirflowAPIError) as refused:
+        drill.af.trigger(dag_id, partition_key="2026-13-45", run_id="bad_key")
+    assert refused.value.status == 400
+    assert (
+        f"deadline of run {dag_id}/bad_key" in refused.value.body and "'2026-13-45' is not a day" in refused.value.body
+    )
+    runs = drill.af.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"run_id_pattern": "bad_key"})
+    assert runs["total_entries"] == 0  # the creation was rolled back: no run without its deadline

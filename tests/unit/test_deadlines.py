@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib.util
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,11 +21,14 @@ from mlcycle.config import DEFAULT_USECASES_DIR, UseCaseConfigError, get_usecase
 from mlcycle.orchestration.dags import build_dags
 from mlcycle.orchestration.deadlines import (
     RUN_TASK_ID,
+    PartitionDayEnd,
+    PartitionDayEndError,
     dag_deadline,
-    deadline_interval,
+    day_end,
     deadline_message,
     deadline_missed,
 )
+from mlcycle.settings import REPO_ROOT
 from mlcycle.specs.names import DagFamily, Runbook
 from support.alerting import recording_endpoint
 
@@ -66,7 +71,7 @@ def _usecase_with(tmp_path: Path, **changes: Any) -> Path:
         ({"data": {"deadline": "8d"}}, "more than 7 days"),
         ({"data": {"poll_interval": "2h"}}, "data.poll_interval"),
         ({"deadlines": {"scoring": "4h"}}, "deadlines.scoring: D+1 +4:00:00 is not after the run starts"),
-        ({"deadlines": {"training": "3h"}, "schedule": {"training": "0 */6 * * *"}}, "does not fire once a day"),
+        ({"deadlines": {"training": "0s"}}, r"deadlines.training: +0:00:00 is not after the end of the day D"),
         ({"deadlines": {"promotion": "3h"}}, "deadlines.promotion"),
     ],
 )
@@ -81,13 +86,66 @@ def test_yarnit_declares_its_data_deadline_and_run_deadlines() -> None:
     assert (usecase.deadlines.training, usecase.deadlines.scoring) == (dt.timedelta(hours=6), dt.timedelta(hours=8))
 
 
-def test_the_interval_runs_from_the_logical_date_to_the_deadline_of_the_day() -> None:
-    # Scoring of D runs with logical date D 04:00; done by D+1 08:00 is 28 h later.
-    assert deadline_interval("0 4 * * *", dt.timedelta(hours=8)) == dt.timedelta(hours=28)
-    assert deadline_interval("30 2 * * *", dt.timedelta(hours=6)) == dt.timedelta(hours=27, minutes=30)
-    assert deadline_interval("@daily", dt.timedelta(0)) == dt.timedelta(days=1)
-    with pytest.raises(ValueError, match="once a day"):
-        deadline_interval("*/5 * * * *", dt.timedelta(hours=1))
+def test_monitoring_deadlines_ignore_the_unread_monitoring_cron(tmp_path: Path) -> None:
+    """Monitoring starts on scoring's predictions (ADR 0010): its old cron no longer places its deadline."""
+    path = _usecase_with(tmp_path, deadlines={"monitoring": "1h"}, schedule={"monitoring": "0 6 * * *"})
+    assert load_usecase(path).deadlines.monitoring == dt.timedelta(hours=1)
+
+
+def _run(**fields: Any) -> SimpleNamespace:
+    """A new DAG run as Airflow creates it: no consumed Asset events yet."""
+    return SimpleNamespace(
+        **{
+            "dag_id": "yarnit_scoring",
+            "run_id": "manual__x",
+            "conf": {},
+            "partition_key": None,
+            "logical_date": None,
+            "consumed_asset_events": [],
+            "run_after": dt.datetime(2026, 9, 15, 4, tzinfo=dt.UTC),
+            **fields,
+        }
+    )
+
+
+def test_the_deadline_of_a_keyed_run_follows_its_partition_key_not_its_schedule() -> None:
+    # A scoring run at D+1 04:00 or a rerun triggered a month later with partition_key D: both end at D+1 00:00.
+    for run_after in (dt.datetime(2026, 9, 15, 4, tzinfo=dt.UTC), dt.datetime(2026, 10, 15, tzinfo=dt.UTC)):
+        assert day_end(_run(partition_key="2026-09-14", run_after=run_after)) == dt.datetime(2026, 9, 15, tzinfo=dt.UTC)
+
+
+def test_the_deadline_of_a_keyless_run_follows_its_partition_by_the_tasks_rule() -> None:
+    logical = dt.datetime(2026, 9, 14, 23, 30, tzinfo=dt.UTC)
+    assert day_end(_run(logical_date=logical)) == dt.datetime(2026, 9, 15, tzinfo=dt.UTC)
+    assert day_end(_run(logical_date=logical, conf={"partition": "2026-09-01"})) == dt.datetime(
+        2026, 9, 2, tzinfo=dt.UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [
+        (_run(partition_key="2026-09-14T00:00:00"), "the run's partition key '2026-09-14T00:00:00' is not a day"),
+        (_run(conf={"partition": "yesterday"}), "conf's partition 'yesterday' is not a day"),
+        (_run(partition_key="2026-09-14", conf={"partition": "2026-09-13"}), "has the partition key 2026-09-14"),
+    ],
+)
+def test_a_run_whose_day_is_unknown_is_an_error_not_a_missing_deadline(run: SimpleNamespace, message: str) -> None:
+    with pytest.raises(PartitionDayEndError, match=f"deadline of run yarnit_scoring/manual__x: .*{message}"):
+        day_end(run)
+
+
+def test_the_reference_is_registered_by_the_plugin_and_serialized_with_its_class_path() -> None:
+    """The scheduler reads the reference back by its class path, among the classes that plugins register."""
+    from airflow.serialization.encoders import encode_deadline_reference
+
+    spec = importlib.util.spec_from_file_location("mlcycle_deadlines", REPO_ROOT / "plugins" / "mlcycle_deadlines.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = "mlcycle.orchestration.deadlines.PartitionDayEnd"
+    assert encode_deadline_reference(PartitionDayEnd())["__class_path"] == path
+    assert module.MlcycleDeadlinesPlugin.deadline_references == [PartitionDayEnd]
 
 
 def test_each_dag_gets_the_deadline_of_its_family() -> None:
@@ -100,7 +158,7 @@ def test_each_dag_gets_the_deadline_of_its_family() -> None:
             assert alert is None and not dags[family.dag_id("yarnit")].deadline, family
             continue
         assert alert is not None and alert.name == f"yarnit_{family.value}_done"
-        assert alert.interval == deadline_interval(getattr(usecase.schedule, family.value), after)
+        assert isinstance(alert.reference, PartitionDayEnd) and alert.interval == after
         assert alert.callback.path == "mlcycle.orchestration.deadlines.deadline_missed"
         assert dags[family.dag_id("yarnit")].deadline == [alert]
 

@@ -5,13 +5,19 @@ the scheduler finds those past due whose run has not succeeded (still running, o
 callback; an `AsyncCallback` runs in the triggerer, called with its kwargs and `context` = {"dag_run": the run as
 the REST API shows it, "deadline": {"id", "deadline_time"}}. A run that succeeds in time drops its deadline.
 
-The reference is the run's logical date: for the daily cron schedules of usecase.yaml
-(`CronDataIntervalTimetable`), the run for day D has logical date D + the cron's time of day, so the interval
-is (1 day + the time after the end of D) - the cron's time of day. `deadline_missed` then sends the
-`deadline-missed` alert through the project's alert path (`alerts.build_message` / `send`: same format and
-routing as every other alert). It does not alert for a backfill's runs, nor for a run that was due after its
-deadline had already passed (a rerun of an old day): such a run cannot finish in time, and an alert per old day
-is noise.
+The reference is `PartitionDayEnd`, the end (UTC) of the day the run processes, whatever the schedule: since
+ADR 0010 the scoring, monitoring and training runs carry a partition key and no logical date, so Airflow's
+`DAGRUN_LOGICAL_DATE` reference evaluates to None there and Airflow silently creates no deadline. The day is the
+run's partition by the rule its tasks use (`mlcycle_partition`: the partition key, else the `partition` conf,
+else the logical date's day, ...), and the interval is the `after` of usecase.yaml. Airflow evaluates the
+reference when it creates a run (scheduler, api-server), from the serialized DAG: the class must be registered
+by a plugin there (`plugins/mlcycle_deadlines.py`). A run whose partition is not a day fails to be created,
+with an error naming the run: a silent None would drop its deadline.
+
+`deadline_missed` then sends the `deadline-missed` alert through the project's alert path
+(`alerts.build_message` / `send`: same format and routing as every other alert). It does not alert for a
+backfill's runs, nor for a run that was due after its deadline had already passed (a rerun of an old day): such
+a run cannot finish in time, and an alert per old day is noise.
 """
 
 from __future__ import annotations
@@ -24,9 +30,9 @@ from typing import Any
 
 # From their modules: `airflow.sdk` exports them lazily, where mypy does not see them.
 from airflow.sdk.definitions.callback import AsyncCallback
-from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+from airflow.sdk.definitions.deadline import BaseDeadlineReference, DeadlineAlert
 
-from mlcycle.config import UseCase, daily_time
+from mlcycle.config import UseCase
 from mlcycle.orchestration.alerts import build_message, send
 from mlcycle.orchestration.macros import mlcycle_partition
 from mlcycle.specs.names import DagFamily, Runbook
@@ -37,12 +43,42 @@ log = logging.getLogger(__name__)
 RUN_TASK_ID = "dag_run"
 
 
-def deadline_interval(cron: str, after: dt.timedelta) -> dt.timedelta:
-    """From a run's logical date (day D at the cron's time) to D+1 + `after`; ValueError for a non-daily cron."""
-    fires = daily_time(cron)
-    if fires is None:
-        raise ValueError(f"schedule {cron!r} does not fire once a day at a fixed time: a day's deadline needs it")
-    return dt.timedelta(days=1) + after - fires
+class PartitionDayEndError(ValueError):
+    """A new run's deadline cannot be placed: the day it processes is unknown."""
+
+
+def day_end(dag_run: Any) -> dt.datetime:
+    """The end (UTC) of the day `dag_run` processes, by its tasks' rule (`mlcycle_partition`); an error otherwise."""
+    try:
+        day = dt.date.fromisoformat(mlcycle_partition(dag_run, None))
+    except ValueError as error:
+        raise PartitionDayEndError(
+            f"deadline of run {getattr(dag_run, 'dag_id', '?')}/{getattr(dag_run, 'run_id', '?')}: {error}"
+        ) from error
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+class PartitionDayEnd(BaseDeadlineReference):
+    """Deadline reference: the end (UTC) of the day a new run processes (its partition key, else its logical day).
+
+    Airflow calls `_evaluate_with` in the scheduler or the api-server when it creates a run, on the serialized
+    DAG's copy that `plugins/mlcycle_deadlines.py` registers; `DAGRUN_LOGICAL_DATE` is None for keyed runs.
+    Not `DeadlineReference.register_custom_reference`: it only names the class on the SDK's `DeadlineReference`
+    (and logs to the DAG file's output); the scheduler finds the class through the plugin, by class path.
+    """
+
+    #: What Airflow passes `_evaluate_with` (it filters its keyword arguments by this set).
+    required_kwargs = frozenset({"dag_id", "run_id"})
+
+    def _evaluate_with(self, *, session: Any, dag_id: str, run_id: str, **kwargs: Any) -> dt.datetime:
+        # Airflow core, imported here: only the scheduler and the api-server evaluate a reference.
+        from airflow.models.dagrun import DagRun
+        from sqlalchemy import select
+
+        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if dag_run is None:
+            raise PartitionDayEndError(f"deadline of run {dag_id}/{run_id}: no such DAG run in the database")
+        return day_end(dag_run)
 
 
 def dag_deadline(usecase: UseCase, family: DagFamily) -> DeadlineAlert | None:
@@ -50,10 +86,9 @@ def dag_deadline(usecase: UseCase, family: DagFamily) -> DeadlineAlert | None:
     after: dt.timedelta | None = getattr(usecase.deadlines, family.value, None)
     if after is None:
         return None
-    cron: str = getattr(usecase.schedule, family.value)
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=deadline_interval(cron, after),
+        reference=PartitionDayEnd(),
+        interval=after,
         callback=AsyncCallback(
             deadline_missed,
             kwargs={
@@ -75,6 +110,7 @@ def _time(value: Any) -> dt.datetime | None:
 def _partition(run: dict[str, Any]) -> str:
     """The run's partition by the same rule as its tasks (`mlcycle_partition`), from the run as the API shows it."""
     dag_run = SimpleNamespace(
+        partition_key=run.get("partition_key"),
         conf=run.get("conf") or {},
         logical_date=_time(run.get("logical_date")),
         run_after=_time(run.get("run_after")),
