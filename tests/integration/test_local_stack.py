@@ -62,6 +62,7 @@ from mlcycle_dev.stack.local import (
 )
 from mlcycle_dev.stack.mlflow_server import mlflow_request
 from mlcycle_dev.stack.process import free_port, wait_until
+from support.s3 import s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -95,16 +96,7 @@ class Stack:
         self.state = loaded
 
     def s3(self) -> Any:
-        import boto3
-
-        env = self.env
-        return boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
+        return s3_client(self.env)
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)

@@ -27,6 +27,7 @@ from mlcycle.storage.layout import DATA_PREFIX
 from mlcycle_dev.stack.local import DATA_BUCKET, PIPELINE_USER, LocalStack
 from mlcycle_dev.stack.s3 import REGION
 from support.helm_release import render_values
+from support.s3 import s3_client
 
 #: The chart's default `tasks.pipeline.storageRoot` (both environments use it: one bucket each).
 STORAGE_PREFIX = "mlcycle"
@@ -101,16 +102,7 @@ class Services:
             raise RuntimeError(f"mlcycle generate into {self.stack.s3.url}: {done.stderr[-2000:]}")
 
     def _s3(self) -> Any:
-        import boto3
-
-        env = self.stack.s3.client_env()
-        return boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
+        return s3_client(self.stack.s3.client_env())
 
     def read(self, partition: str, manifest: Mapping[str, Any], name: str) -> bytes:
         """File `name` of the committed `partition` (in the version folder its manifest points at)."""
