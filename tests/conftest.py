@@ -22,20 +22,27 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlcycle-tests-"))
 os.environ.update(embedded_environment(_SESSION_HOME))
 
 
-# Folders whose tests share one expensive package-scoped fixture (the browser tests' populated stack).
-_SHARED_FOLDERS = {"browser"}
+# Tests that must not run beside each other's kind on two workers: the browser folder shares one expensive
+# package-scoped stack; the container tests (and the container fault drills) drive the machine-wide podman (pods,
+# volumes, secrets, the OOM killer's view of memory), so they run one after another on one worker.
+_GROUPS = {"browser": "browser", "containers": "containers", "test_faults_containers.py": "containers"}
+
+
+def _group(relative: Path) -> str:
+    for part in relative.parts:
+        if part in _GROUPS:
+            return _GROUPS[part]
+    return relative.as_posix()
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under `pytest -n N --dist loadgroup` (make test), a module's tests stay on one worker, so module-scoped
-    set-ups (an Airflow stack, a trained champion) are built once; a shared folder's tests stay together too.
+    set-ups (an Airflow stack, a trained champion) are built once; the groups above stay together too.
     Runs before xdist reads the groups (tryfirst); without xdist the mark is inert."""
     tests_root = Path(__file__).parent
     for item in items:
-        relative = item.path.relative_to(tests_root)
-        group = relative.parts[0] if relative.parts[0] in _SHARED_FOLDERS else relative.as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(_group(item.path.relative_to(tests_root))))
 
 
 @pytest.fixture

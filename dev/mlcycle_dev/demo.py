@@ -96,14 +96,14 @@ def _bin(name: str) -> str:
 def tell_story(story: StoryClient) -> None:
     """The three weeks: the first training, then each day's scoring and monitoring, and what they cause."""
     _say(f"Training the first model: {TRAINING} for {FIRST_TRAINING}")
-    story.run(TRAINING, FIRST_TRAINING, note="The demo's first model")
+    story.run(TRAINING, FIRST_TRAINING, note="The demo's first model", partition_key=True)
     requests = request_asset_name(USECASE)
     answered = len(story.asset_events(requests))
     day = FIRST_TRAINING + dt.timedelta(days=1)
     while day <= END:
         _say(f"Day {day}: scoring and monitoring")
         before = champion_version()
-        scoring = story.run(SCORING, day)
+        scoring = story.run(SCORING, day, partition_key=True)
         if scoring.failed:
             scoring.champion_before, scoring.champion_after = before, champion_version()
         if scoring.failed:
@@ -132,7 +132,7 @@ def tell_story(story: StoryClient) -> None:
 def show_notify_only(story: StoryClient, day: dt.date, answered: int) -> None:
     """Monitor the first drifted day with the Param `retraining_mode=notify_only`: an alert, no Asset event."""
     _say(f"Again {day}, now under `notify_only` (monitoring DAG Param retraining_mode): alert only")
-    run = story.run(MONITORING, day, conf={"retraining_mode": "notify_only"})
+    run = story.run(MONITORING, day, conf={"retraining_mode": "notify_only"}, partition_key=True)
     story.runs.remove(run)  # the summary tells the policy's story; this run is shown here
     decision = run.retraining or {}
     print(f"    decision: {decision.get('decision')}: {decision.get('reason')}")

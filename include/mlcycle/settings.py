@@ -129,6 +129,17 @@ def _bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name}={raw!r}: expected true or false")
 
 
+#: "false" leaves the DAGs without their usecase.yaml deadlines. Only for `airflow dags test`: in Airflow 3.3.2 a run
+#: of a DAG with a DeadlineAlert fails at its end there (`DagRun.update_state` looks the DAG's deadlines up as alert
+#: ids, and `dag.test()` holds them serialized: "'dict' object has no attribute 'hex'"). The scheduler is unaffected.
+DAG_DEADLINES_ENV = "MLCYCLE_DAG_DEADLINES"
+
+
+def dag_deadlines_enabled() -> bool:
+    """Whether the DAG factory gives the DAGs their usecase.yaml deadlines (default true; see DAG_DEADLINES_ENV)."""
+    return _bool(DAG_DEADLINES_ENV, True)
+
+
 def _seconds(name: str, default: int) -> int:
     raw = os.environ.get(name, str(default))
     if not raw.strip().isdigit() or int(raw) <= 0:

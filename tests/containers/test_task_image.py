@@ -49,13 +49,14 @@ def test_uv_pip_check_passes_inside(engine: Engine, images: Images) -> None:
     assert "All installed packages are compatible" in done.stdout + done.stderr
 
 
-#: Imports every module of the mlcycle package but the DAG factories (Airflow's side) and reports what failed and
+#: Imports every module of the mlcycle package but Airflow's side (the DAG factories, and the lifecycle page the
+#: api-server mounts: the `steps-without-airflow` contract of pyproject.toml) and reports what failed and
 #: whether Airflow (or the Kubernetes client that comes with its provider) is installed or was loaded.
 _IMPORT_ALL = """
 import importlib, importlib.util, json, pkgutil, sys, mlcycle
 failed = {}
 for module in pkgutil.walk_packages(mlcycle.__path__, "mlcycle."):
-    if not module.name.startswith("mlcycle.orchestration"):
+    if not module.name.startswith(("mlcycle.orchestration", "mlcycle.lifecycle")):
         try:
             importlib.import_module(module.name)
         except Exception as exc:

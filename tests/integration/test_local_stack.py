@@ -204,6 +204,11 @@ def _interrupt(signum: int, frame: object) -> None:
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 
+def _day(run: dict[str, Any]) -> str:
+    """The day a run processes: its partition key (partition-aware schedules, ADR 0010), else its logical date's."""
+    return str(run.get("partition_key") or run["logical_date"][:10])
+
+
 def _generate(stack: Stack) -> None:
     argv = [str(Path(PYTHON).parent / "mlcycle"), "generate", "--usecase", USECASE, "--rows", "700"]
     argv += ["--start", FIRST_DAY.isoformat(), "--end", LAST_DAY.isoformat()]
@@ -393,7 +398,7 @@ def nightly(stack: Stack) -> dict[str, Any]:
     took = stack.facts["scheduler_restart_seconds"] = _restart(stack, "scheduler")
     print(f"scheduler restarted, healthy after {took} s")
     state = _wait_run(stack, dag_id, run_id, timeout=900)
-    return {"dag_id": dag_id, "run": run, "run_id": run_id, "partition": run["logical_date"][:10], "state": state}
+    return {"dag_id": dag_id, "run": run, "run_id": run_id, "partition": _day(run), "state": state}
 
 
 def test_the_scheduler_runs_the_nightly_training_and_survives_its_own_restart(
@@ -465,7 +470,7 @@ def test_a_rest_triggered_run_with_params_completes_after_its_step_is_killed(
 def test_a_seven_day_backfill_created_through_the_api_completes(stack: Stack, nightly: dict[str, Any]) -> None:
     first, last = BACKFILL
     results = run_backfills(stack.airflow, USECASE, first, last, ["scoring"], timeout=900)
-    days = {run["logical_date"][:10]: run["state"] for run in results[f"{USECASE}_scoring"]}
+    days = {_day(run): run["state"] for run in results[f"{USECASE}_scoring"]}
     expected = {(first + dt.timedelta(days=i)).isoformat(): "success" for i in range(7)}
     assert days == expected
     assert all(run["run_type"] == "backfill" for run in results[f"{USECASE}_scoring"])

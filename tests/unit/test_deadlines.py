@@ -6,7 +6,6 @@ tests/integration/test_waiting_scheduler.py.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import importlib.util
 import json
@@ -31,6 +30,7 @@ from mlcycle.orchestration.deadlines import (
 from mlcycle.settings import REPO_ROOT
 from mlcycle.specs.names import DagFamily, Runbook
 from support.alerting import recording_endpoint
+from support.asyncio_run import run_coroutine
 
 
 @pytest.mark.parametrize(
@@ -209,7 +209,7 @@ def test_the_callback_sends_through_the_alert_path(monkeypatch: pytest.MonkeyPat
     with recording_endpoint() as sink:
         monkeypatch.setenv("MLCYCLE_ALERT_WEBHOOK_URL", f"{sink.url}/hook")
         context = _context("2026-09-15T04:00:00Z", "2026-09-15T08:00:00Z")
-        record = asyncio.run(deadline_missed("rule", context))
+        record = run_coroutine(deadline_missed("rule", context))
     message = deadline_message("rule", context)
     assert message is not None and sink.on("/hook") == [json.loads(json.dumps(message, default=str))]
     # Airflow stores the callback's return value in a text column: a dict there stops the triggerer.

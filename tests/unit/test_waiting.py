@@ -33,6 +33,7 @@ from mlcycle.orchestration.waiting import (
 from mlcycle.specs.names import Runbook, Step
 from mlcycle.storage.layout import SUCCESS, Dataset, partition_uri
 from mlcycle.storage.partitions import Storage
+from support.asyncio_run import run_coroutine
 from support.s3 import use_s3_endpoint
 
 DAY = dt.date(2026, 9, 14)
@@ -60,7 +61,7 @@ async def _first_event(trigger: LandingTrigger, meanwhile: Any = None) -> dict[s
 
 
 def event(trigger: LandingTrigger, meanwhile: Any = None) -> dict[str, Any]:
-    return asyncio.run(_first_event(trigger, meanwhile))
+    return run_coroutine(_first_event(trigger, meanwhile))
 
 
 # ---- the trigger, on a local folder ----

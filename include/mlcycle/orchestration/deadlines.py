@@ -35,6 +35,7 @@ from airflow.sdk.definitions.deadline import BaseDeadlineReference, DeadlineAler
 from mlcycle.config import UseCase
 from mlcycle.orchestration.alerts import build_message, send
 from mlcycle.orchestration.macros import mlcycle_partition
+from mlcycle.settings import dag_deadlines_enabled
 from mlcycle.specs.names import DagFamily, Runbook
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class PartitionDayEnd(BaseDeadlineReference):
 def dag_deadline(usecase: UseCase, family: DagFamily) -> DeadlineAlert | None:
     """The DeadlineAlert of `family`'s DAG from `usecase.deadlines`, or None when it has no deadline."""
     after: dt.timedelta | None = getattr(usecase.deadlines, family.value, None)
-    if after is None:
+    if after is None or not dag_deadlines_enabled():
         return None
     return DeadlineAlert(
         reference=PartitionDayEnd(),
