@@ -1,9 +1,8 @@
 """Run a coroutine to completion from a test, whatever event loop this thread may hold.
 
-Playwright's sync API (tests/browser, whose package-scoped context can share a worker with other tests under
-`make test`'s two workers) leaves this thread marked as running an event loop, and `asyncio.run` refuses to start
-in such a thread. A fresh thread has no loop: the coroutine runs there, as the triggerer runs a trigger in its own
-loop.
+Under `make test`'s two workers, a worker's main thread was found still marked as running an event loop after an
+earlier test of that worker (which one was not pinned down), and `asyncio.run` refuses to start in such a thread.
+A fresh thread has no loop: the coroutine runs there, as the triggerer runs a trigger in its own loop.
 """
 
 from __future__ import annotations
