@@ -44,6 +44,7 @@ STEPS = tuple(step.value for step in Step)
 
 _CPU = re.compile(r"^(\d+(\.\d+)?|\d+m)$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_JVM_MEMORY = re.compile(r"^\d+[kmgt]?$", re.IGNORECASE)
 
 
 class UseCaseConfigError(ValueError):
@@ -424,6 +425,28 @@ class Resources(_Strict):
         return value
 
 
+class Spark(_Strict):
+    """Spark resources of a use case whose heavy steps run on Spark (`engine: spark`).
+
+    In Kubernetes mode they size the `SparkApplication` each Spark step submits (driver and executors); in
+    local mode the step runs Spark in local mode with `local_master` and the driver memory given here.
+    """
+
+    driver_cores: int = Field(default=1, ge=1)
+    driver_memory: str = Field(default="2g", description="JVM size, Spark syntax: '512m', '2g'")
+    executor_cores: int = Field(default=1, ge=1)
+    executor_memory: str = Field(default="2g", description="JVM size per executor, Spark syntax: '512m', '2g'")
+    executor_instances: int = Field(default=2, ge=1)
+    local_master: str = Field(default="local[*]", description="master URL of a local-mode run (laptop, CI)")
+
+    @field_validator("driver_memory", "executor_memory")
+    @classmethod
+    def _jvm_memory(cls, value: str) -> str:
+        if not _JVM_MEMORY.match(value):
+            raise ValueError(f"{value!r} is not a Spark memory size (e.g. '512m', '2g')")
+        return value
+
+
 class UseCase(_Strict):
     """A dataset + a prediction target + a model family, and how the lifecycle runs for it.
 
@@ -450,6 +473,10 @@ class UseCase(_Strict):
     data: DataArrival = DataArrival()
     deadlines: Deadlines = Deadlines()
     resources: dict[str, Resources] = Field(default_factory=dict)
+    engine: Literal["local", "spark"] = Field(
+        default="local", description="where validate, score and the drift statistics run: in-process or on Spark"
+    )
+    spark: Spark = Spark()
     # Set by the loader, not by the YAML: where the use case folder lives, and its parsed contract.
     folder: Path = Field(default=Path("."), exclude=True)
     data_contract: DataContract = Field(exclude=True, repr=False)
