@@ -15,8 +15,11 @@ Timeline (fixed dates, so every run of the demo tells the same story):
   scheduled on that Asset, so the *scheduler* starts the retraining run, with the event's partition key and
   reason. Later drifted days fall in the cooldown: they only alert. One more monitoring run of the first
   drifted day with the Param `retraining_mode=notify_only` shows that mode: an alert, no request.
-- A training run that stops for a human approval (a `needs_manual_review` gate decision) is answered through
-  the REST API, as a reviewer's client would (`answer_approval`).
+- From 2026-09-15 an upstream change to the customer-history export counts each session's own order
+  (`label_leak`: `days_since_last_purchase` is 0 on every purchase). Monitoring shows that one column drifting;
+  the nightly `yarnit_training` of 2026-09-21, trained on those days, scores implausibly well, so the gate asks a
+  person: the run stops at an Airflow approval, which the demo's reviewer answers through the REST API, as a
+  reviewer's client would (`answer_approval`): reject, with a reason, and the champion stays.
 - Alerts (task failures and policy notifications) go to a webhook the demo serves itself and are listed
   at the end, each with its runbook and rerun command.
 
@@ -52,7 +55,8 @@ START, END = dt.date(2026, 9, 1), dt.date(2026, 9, 21)
 FIRST_TRAINING = dt.date(2026, 9, 14)
 DRIFT_FROM = dt.date(2026, 9, 17)
 BROKEN_DAY = dt.date(2026, 9, 16)
-SCENARIOS = [f"covariate_shift:{DRIFT_FROM}:{END}", f"schema_break:{BROKEN_DAY}"]
+LEAK_FROM = dt.date(2026, 9, 15)
+SCENARIOS = [f"covariate_shift:{DRIFT_FROM}:{END}", f"schema_break:{BROKEN_DAY}", f"label_leak:{LEAK_FROM}:{END}"]
 TRAINING, SCORING, MONITORING = (
     f.dag_id(USECASE) for f in (DagFamily.TRAINING, DagFamily.SCORING, DagFamily.MONITORING)
 )
@@ -72,14 +76,30 @@ def monitoring_of(story: StoryClient, day: dt.date) -> RunRecord:
 
 
 # ---- THE ONE PLACE where the demo answers a pending approval, as a reviewer's client would ------------------
-REVIEWER_ANSWER = "Approve"  # ApprovalOperator.APPROVE (airflow.providers.standard.operators.hitl)
+# ApprovalOperator.APPROVE / REJECT (airflow.providers.standard.operators.hitl); the form's reason field.
+REVIEWER_ANSWER, REVIEWER_REJECTS = "Approve", "Reject"
+REASON_FIELD = "comment"  # mlcycle.orchestration.approval.COMMENT (not imported: Airflow's side of the project)
+LEAKAGE_FLAG = "possible leakage"
 
 
 def answer_approval(airflow: AirflowServices, pending: dict[str, Any]) -> dict[str, Any]:
-    """Approve a pending human-in-the-loop request through the REST API (`AirflowClient.respond`)."""
+    """Answer a pending human-in-the-loop request through the REST API (`AirflowClient.respond`), as a reviewer
+    who read its body would: a candidate flagged for possible leakage is rejected with the reason, any other
+    review is approved."""
     ti = pending["task_instance"]
-    _say(f"Approval requested in {ti['dag_id']}/{ti['task_id']}: {pending.get('subject')} -> {REVIEWER_ANSWER}")
-    return airflow.respond(ti["dag_id"], ti["dag_run_id"], ti["task_id"], [REVIEWER_ANSWER], map_index=ti["map_index"])
+    leakage = LEAKAGE_FLAG in str(pending.get("body") or "")
+    answer = REVIEWER_REJECTS if leakage else REVIEWER_ANSWER
+    reason = (
+        "days_since_last_purchase is 0 on every purchase since 2026-09-15 (the export counts the session's own "
+        "order): the label leaks into a feature; keep the champion until the export is fixed"
+        if leakage
+        else "large but explained change: the data moved and the candidate holds on every slice"
+    )
+    _say(f"Approval requested in {ti['dag_id']}/{ti['task_id']}: {pending.get('subject')}")
+    print(f"    the reviewer reads the decision record and answers {answer!r}: {reason}", flush=True)
+    return airflow.respond(
+        ti["dag_id"], ti["dag_run_id"], ti["task_id"], [answer], {REASON_FIELD: reason}, map_index=ti["map_index"]
+    )
 
 
 # ---- the story ----------------------------------------------------------------------------------------------
@@ -127,6 +147,18 @@ def tell_story(story: StoryClient) -> None:
         if day == DRIFT_FROM:
             show_notify_only(story, day, answered)
         day += dt.timedelta(days=1)
+    show_review(story)
+
+
+def show_review(story: StoryClient) -> None:
+    """The nightly training of the last day learns the leak; the gate asks a person, who rejects it."""
+    _say(f"Nightly training {TRAINING} for {END}: trained on days whose export leaks the label")
+    before = champion_version()
+    run = story.run(TRAINING, END, note="Nightly training on the leaky export", partition_key=True)
+    if not run.approvals:
+        raise DemoError(f"{TRAINING} {END} ({run.run_id}) asked for no review: the gate did not flag the leak")
+    if champion_version() != before:
+        raise DemoError(f"the rejected candidate of {run.run_id} replaced @champion v{before}")
 
 
 def show_notify_only(story: StoryClient, day: dt.date, answered: int) -> None:

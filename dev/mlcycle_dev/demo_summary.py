@@ -15,6 +15,7 @@ from typing import Any
 from mlcycle.retraining import request_asset_name
 from mlcycle.specs.names import DagFamily, ModelRole, Step
 from mlcycle.storage.layout import PERFORMANCE_FILE, REASON_FILE, SUMMARY_FILE, Dataset, role_sub
+from mlcycle.tags import Tag
 from mlcycle_dev.demo_airflow import RunRecord, StoryClient
 
 USECASE = "yarnit"
@@ -71,9 +72,9 @@ def summary(storage_root: Path, story: StoryClient, alerts: list[dict[str, Any]]
         )
         print(f"      gate: {tags.get('mlcycle.gate.reasons', '-')}")
         print(f"      trigger: {tags.get('mlcycle.trigger', '-')}")
-        approvals = {k: v for k, v in tags.items() if "approv" in k}
-        if approvals:
-            print(f"      approval: {approvals}")
+        review = {k: tags[k] for k in (Tag.REVIEW, Tag.REVIEWED_BY, Tag.REVIEW_REASON, Tag.APPROVER) if k in tags}
+        if review:
+            print(f"      review: {review}")
     _drift_verdicts(storage_root, story.runs)
     shadow = sorted((storage_root / USECASE / Dataset.PREDICTIONS).glob(f"ds=*/{role_sub(ModelRole.CHALLENGER)}"))
     if shadow:
@@ -154,7 +155,7 @@ def _approvals(runs: list[RunRecord]) -> None:
     if not answered:
         print("Approvals: none requested (no gate decision asked for a human review)")
         return
-    print(f"Approvals given through the REST API ({len(answered)}):")
+    print(f"Approvals answered through the REST API ({len(answered)}):")
     for run, approval in answered:
         request, answer = approval["request"], approval["answer"]
         print(
@@ -162,6 +163,12 @@ def _approvals(runs: list[RunRecord]) -> None:
             f"{answer.get('chosen_options')} by {(answer.get('responded_by') or {}).get('name')} "
             f"at {answer.get('responded_at')}"
         )
+        reason = (answer.get("params_input") or {}).get("comment")
+        if reason:
+            print(f"      reason: {reason}")
+        flagged = [line[2:] for line in str(request.get("body") or "").splitlines() if line.startswith("- ")]
+        if flagged:
+            print(f"      the gate asked because: {'; '.join(flagged)}")
 
 
 def _retraining_evidence(storage_root: Path, story: StoryClient) -> None:

@@ -373,6 +373,22 @@ def test_label_outage_sets_every_label_to_zero() -> None:
     pd.testing.assert_frame_equal(outage.drop(columns="purchased"), normal.drop(columns="purchased"))
 
 
+def test_label_leak_zeroes_days_since_last_purchase_on_every_purchase_and_nothing_else() -> None:
+    normal, leaky = day_frame(), day_frame(DAY, "label_leak")
+    bought = normal["purchased"] == 1
+    assert bought.sum() > 0 and (~bought).sum() > 0
+    assert (leaky.loc[bought, "days_since_last_purchase"] == 0).all()
+    pd.testing.assert_series_equal(
+        leaky.loc[~bought, "days_since_last_purchase"], normal.loc[~bought, "days_since_last_purchase"]
+    )
+    # Before the leak few buyers had bought that day; after it, "0 days" all but names the label.
+    assert (normal.loc[bought, "days_since_last_purchase"] == 0).mean() < 0.1
+    assert leaky.loc[leaky["days_since_last_purchase"] == 0, "purchased"].mean() > 0.9
+    pd.testing.assert_frame_equal(
+        leaky.drop(columns="days_since_last_purchase"), normal.drop(columns="days_since_last_purchase")
+    )
+
+
 def test_volume_drop_keeps_a_small_fraction_of_rows() -> None:
     normal, dropped = day_frame(), day_frame(DAY, "volume_drop")
     assert 0.05 * len(normal) < len(dropped) < 0.25 * len(normal)

@@ -26,6 +26,10 @@ Scenarios (see ``SCENARIOS``; several may be on for the same day):
     ``purchased`` is 0 on every row, as from a label feed that defaults to negative.
 ``volume_drop``
     Only about 15 % of the day's sessions arrive.
+``label_leak``
+    An upstream change to the customer-history export starts counting the session's own order:
+    ``days_since_last_purchase`` is 0 on every session that ends in a purchase. The label leaks into a
+    feature; a model trained on such days looks far better than it can be when it serves.
 
 Everything is a pure function of ``(seed, day, scenarios, base_rows)``.
 """
@@ -55,6 +59,7 @@ SCENARIOS: tuple[str, ...] = (
     "null_spike",
     "label_outage",
     "volume_drop",
+    "label_leak",
 )
 
 
@@ -346,6 +351,9 @@ def _apply_data_faults(
     null_u = nulls_rng.random((3, n))
     keep_u = drop_rng.random(n)
 
+    if "label_leak" in active:
+        # Applied before label_outage: the export joined the real orders, whatever the label feed says later.
+        frame["days_since_last_purchase"] = frame["days_since_last_purchase"].mask(frame["purchased"] == 1, 0.0)
     if "label_outage" in active:
         # A label feed that defaults to negative when the order system's join is missing.
         frame["purchased"] = np.zeros(n, dtype=np.int64)
