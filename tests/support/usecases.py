@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
+from croniter import croniter
 
 from mlcycle.config import DEFAULT_USECASES_DIR
 
@@ -32,16 +34,21 @@ def lenient_usecases(folder: Path, usecase: str = "yarnit") -> Path:
     return target
 
 
-#: A cron with no tick between a use case's start_date and the tests: unpaused DAGs get no cron run (for a day
-#: without data), while the scheduler still creates Asset-triggered runs (`use_job_schedule` must stay on for
-#: those: monitoring runs on scoring's predictions, ADR 0010).
-NO_TICK_YET = "0 0 1 1 *"
+#: A cron with no tick between a use case's start_date (2026-09-01) and the tests: unpaused DAGs get no cron run
+#: (for a day without data), while the scheduler still creates Asset-triggered runs (`use_job_schedule` must stay
+#: on for those: monitoring runs on scoring's predictions, ADR 0010). 29 February: the next tick is 2028-02-29
+#: (a plain "1 January" ticked on 2027-01-01 and would have broken these tests from that day on).
+NO_TICK_YET = "0 0 29 2 *"
 
 
 def without_cron_runs(usecases: Path, usecase: str = "yarnit") -> Path:
     """Edit the copy made by `lenient_usecases` so that training and scoring have no cron tick yet; returns it."""
     config = usecases / usecase / "usecase.yaml"
     data: dict[str, Any] = yaml.safe_load(config.read_text())
+    start = dt.datetime.combine(data["schedule"]["start_date"], dt.time(), dt.UTC)
+    tick = croniter(NO_TICK_YET, start).get_next(dt.datetime)
+    if tick <= dt.datetime.now(dt.UTC):
+        raise RuntimeError(f"NO_TICK_YET {NO_TICK_YET!r} ticked on {tick} (after {start}): pick a later day")
     data["schedule"].update(training=NO_TICK_YET, scoring=NO_TICK_YET)
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     return usecases
