@@ -69,7 +69,7 @@ test: install venv-airflow  ## the whole test suite (lint, unit, DAG integrity, 
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest $(if $(filter-out 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup,)
+	$(BIN)/pytest --durations=25 $(if $(filter-out 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadgroup,)
 
 test-fast: install venv-airflow  ## everything but the integration tests
 	$(BIN)/pytest -m "not integration"
