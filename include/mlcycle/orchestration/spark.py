@@ -70,6 +70,9 @@ SPARK_CONF = {
     # The JVM's temporary files go to the scratch emptyDir (the root filesystem is read-only).
     "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={SCRATCH}",
     "spark.executor.extraJavaOptions": f"-Djava.io.tmpdir={SCRATCH}",
+    # Executors get their settings from the driver: no ConfigMap per application, and no right to make one
+    # for the driver's ServiceAccount (helm/mlcycle/templates/spark/rbac.yaml).
+    "spark.kubernetes.executor.disableConfigMap": "true",
 }
 
 
