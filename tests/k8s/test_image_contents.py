@@ -26,6 +26,7 @@ COPIED = {
     "README.md",
     "include/mlcycle",
     "include/usecases",
+    "docker/spark-entrypoint.sh",  # the Spark build's entrypoint (target task-spark)
 }
 
 
