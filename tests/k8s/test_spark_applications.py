@@ -5,8 +5,10 @@ exit code mapped to the same Airflow outcome as the local launcher's."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -232,3 +234,128 @@ def test_the_drivers_exit_code_is_the_steps_outcome(
             assert "the contract failed on 3 rules" in str(exc)
     assert seen == outcome
     assert deleted == ["yarnit-spark-score-abc-driver"]
+
+
+class _FakeCluster:
+    """The Kubernetes API as the operator's execute path sees it (CoreV1Api, CustomObjectsApi) and its PodManager:
+    a submitted SparkApplication runs at once, its driver container ends with `exit_code`, and the xcom sidecar
+    holds what the CLI wrote to /airflow/xcom/return.json (`result`)."""
+
+    def __init__(self, exit_code: int, result: dict[str, Any]) -> None:
+        self.exit_code, self.result = exit_code, result
+        self.created: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.xcom_read_from: list[str] = []
+
+    # -- CustomObjectsApi --
+    def create_namespaced_custom_object(self, group: str, version: str, namespace: str, plural: str, body: Any) -> Any:
+        assert (group, version, plural) == ("sparkoperator.k8s.io", "v1beta2", "sparkapplications")
+        self.created.append(json.loads(json.dumps(body)))
+        return body
+
+    def get_namespaced_custom_object_status(self, **kwargs: Any) -> dict[str, Any]:
+        return {"status": {"applicationState": {"state": "RUNNING"}}}
+
+    def delete_namespaced_custom_object(self, *, name: str, **kwargs: Any) -> None:
+        self.deleted.append(name)
+
+    # -- CoreV1Api --
+    def driver(self) -> k8s.V1Pod:
+        app = self.created[-1]
+        pod = _driver_pod(self.exit_code)
+        pod.metadata = k8s.V1ObjectMeta(
+            name=f"{app['metadata']['name']}-driver",
+            namespace=app["metadata"]["namespace"],
+            labels=dict(app["spec"]["driver"]["labels"]),
+        )
+        pod.spec = k8s.V1PodSpec(containers=[k8s.V1Container(name=DRIVER), k8s.V1Container(name=SIDECAR)])
+        return pod
+
+    def list_namespaced_pod(self, namespace: str, **kwargs: Any) -> Any:
+        return k8s.V1PodList(items=[self.driver()] if self.created else [])
+
+    def patch_namespaced_pod(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    # -- PodManager --
+    async def await_pod_start(self, **kwargs: Any) -> None:
+        return None
+
+    async def watch_pod_events(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def fetch_requested_container_logs(self, **kwargs: Any) -> None:
+        return None
+
+    def await_xcom_sidecar_container_start(self, pod: k8s.V1Pod) -> None:
+        # A driver without the sidecar never gets one: the real wait never ends (apache/airflow#39184).
+        driver = self.created[-1]["spec"]["driver"]
+        if SIDECAR not in [c["name"] for c in driver.get("sidecars") or []]:
+            raise TimeoutError(f"{pod.metadata.name}: no {SIDECAR} container, the task would wait forever")
+
+    def extract_xcom(self, pod: k8s.V1Pod, **kwargs: Any) -> str:
+        self.xcom_read_from.append(pod.metadata.name)
+        return json.dumps(self.result)
+
+    def await_pod_completion(self, *args: Any, **kwargs: Any) -> k8s.V1Pod:
+        return self.driver()
+
+    def read_pod(self, pod: k8s.V1Pod) -> k8s.V1Pod:
+        return self.driver()
+
+    def read_pod_events(self, pod: k8s.V1Pod) -> Any:
+        return k8s.CoreV1EventList(items=[])
+
+
+DRIVER, SIDECAR = "spark-kubernetes-driver", "airflow-xcom-sidecar"
+
+
+class _Recorder(SimpleNamespace):
+    pushed: dict[str, Any]
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(ExitCode.OK, None), (ExitCode.REJECTED, "AirflowFailException")])
+def test_the_operator_submits_the_application_and_returns_the_steps_result(
+    spark_steps: tuple[SparkStep, ...], code: int, outcome: str | None
+) -> None:
+    """SparkKubernetesOperator's own execute path (provider 10.25) against a fake API: it submits the rendered
+    application, follows its driver, reads the step's JSON result from the driver's xcom sidecar and returns
+    it as the XCom; a rejected step fails without retry, its result (the reason) pushed first; the application is
+    deleted either way."""
+    (step,) = [s for s in spark_steps if s.step == "score"]
+    task = copy.deepcopy(step.task)
+    task.deferrable = False  # the worker's path; deferred, the provider's KPO trigger waits on the same driver pod
+    result = {"status": "rejected" if code else "success", "step": "score", "reason": "3 rules failed" if code else ""}
+    cluster = _FakeCluster(int(code), result)
+    for name in ("client", "custom_obj_api", "pod_manager"):
+        task.__dict__[name] = cluster  # the operator's cached_property clients
+    ti = _Recorder(dag_id=step.dag_id, task_id="score", try_number=1, map_index=-1, pushed={})
+    context = {"ti": ti, "task_instance": ti, "run_id": "scheduled__2026-09-14", "dag": task.dag}
+    try:
+        returned = task.execute(context)
+        seen = None
+    except Exception as exc:  # the outcome under test is the exception's type
+        seen, returned = type(exc).__name__, None
+        assert "3 rules failed" in str(exc)
+    assert seen == outcome
+    (created,) = cluster.created
+    # What is submitted is the rendered application, plus what the operator adds: Airflow's labels (to find the
+    # driver again after a worker restart) and the application's name as SPARK_APPLICATION_NAME.
+    submitted, rendered = copy.deepcopy(created["spec"]), copy.deepcopy(step.spec)
+    for role in ROLES:
+        assert _env(submitted[role]) == {**_env(rendered[role]), "SPARK_APPLICATION_NAME": created["metadata"]["name"]}
+        assert rendered[role]["labels"].items() <= submitted[role]["labels"].items()
+        assert submitted[role]["labels"]["task_id"] == "score"
+        for key in ("env", "labels"):
+            del submitted[role][key], rendered[role][key]
+    del submitted["labels"]
+    assert submitted == rendered
+    assert cluster.xcom_read_from == [f"{created['metadata']['name']}-driver"]
+    assert cluster.deleted == [created["metadata"]["name"]]
+    if code == ExitCode.OK:
+        assert returned == result
+    else:
+        assert ti.pushed["return_value"] == result
