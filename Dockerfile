@@ -187,11 +187,13 @@ WORKDIR /home/mlcycle
 # SparkApplications of `engine: spark` use cases (docs/adr/0011-spark-steps-as-sparkapplications.md). Spark's
 # Kubernetes backend starts its pods with the arguments `driver ...` or `executor ...` and no command: the
 # entrypoint runs spark-submit (client mode, in the driver pod) or the executor backend, and anything else as
-# `mlcycle`. SPARK_HOME is pyspark's package folder (bin/, jars/); PYSPARK_PYTHON the venv's Python.
+# `mlcycle`. SPARK_HOME is pyspark's package folder (bin/, jars/); PYSPARK_PYTHON the venv's Python; the
+# applications' mainApplicationFile is mlcycle-step.py (the CLI: spark-submit wants a .py file).
 FROM task-runtime AS task-spark
 ENV SPARK_HOME=/opt/mlcycle/lib/python3.11/site-packages/pyspark \
     PYSPARK_PYTHON=/opt/mlcycle/bin/python
 COPY docker/spark-entrypoint.sh /opt/mlcycle/bin/spark-entrypoint
+COPY docker/mlcycle-step.py /opt/mlcycle/bin/mlcycle-step.py
 RUN java -version \
     && test -x "$SPARK_HOME/bin/spark-submit" \
     && ls "$SPARK_HOME"/jars/spark-kubernetes_*.jar \

@@ -27,6 +27,7 @@ COPIED = {
     "include/mlcycle",
     "include/usecases",
     "docker/spark-entrypoint.sh",  # the Spark build's entrypoint (target task-spark)
+    "docker/mlcycle-step.py",  # and its SparkApplications' main file
 }
 
 

@@ -136,7 +136,8 @@ def test_resources_identity_and_image_come_from_usecase_and_settings(
 def test_the_driver_runs_the_local_argv_and_env(spark_steps: tuple[SparkStep, ...]) -> None:
     for step in spark_steps:
         main = step.spec["mainApplicationFile"]
-        assert main.startswith("local:///") and Path(main).name == "mlcycle", step.where
+        # The main file is the mlcycle CLI (docker/mlcycle-step.py; tests/k8s/test_spark_image.py proves it).
+        assert main.startswith("local:///") and Path(main).name == "mlcycle-step.py", step.where
         assert ["mlcycle", *step.spec["arguments"]] == step.local_argv, step.where
         assert step.spec["arguments"][step.spec["arguments"].index("--partition") + 1] == "2026-09-14"
         for role in ROLES:

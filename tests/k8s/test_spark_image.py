@@ -37,12 +37,12 @@ def test_the_spark_build_matches_the_spark_applications(stages: dict[str, Stage]
     assert env["VIRTUAL_ENV"] == VENV
     assert env["SPARK_HOME"] == f"{VENV}/lib/python3.11/site-packages/pyspark", "pyspark's folder in the venv"
     assert env["PYSPARK_PYTHON"] == PYSPARK_PYTHON == f"{VENV}/bin/python"
-    # spark-submit runs the console script `pip` installs into the venv's bin/ (pyproject: mlcycle = mlcycle.cli:main).
-    assert MAIN_APPLICATION_FILE == f"local://{VENV}/bin/mlcycle"
-    (copy,) = [c for c in spark.all("COPY") if c.startswith("docker/")]
-    source, destination = copy.split()
-    assert (REPO / source) == ENTRYPOINT and os.access(ENTRYPOINT, os.X_OK)
-    assert spark.all("ENTRYPOINT")[-1] == f'["{destination}"]'
+    copied = dict(c.split() for c in spark.all("COPY") if c.startswith("docker/"))
+    assert os.access(ENTRYPOINT, os.X_OK)
+    assert spark.all("ENTRYPOINT")[-1] == f'["{copied["docker/spark-entrypoint.sh"]}"]'
+    # The applications' main file is the CLI wrapper the image holds, in the venv's bin/ (not on a package path).
+    assert MAIN_APPLICATION_FILE == f"local://{copied['docker/mlcycle-step.py']}"
+    assert MAIN_APPLICATION_FILE.endswith(".py"), "spark-submit runs a Python application only from a .py file"
     assert spark.all("USER") == ["10001:10001"]
 
 
@@ -142,3 +142,18 @@ def test_without_spark_home_it_says_which_image_it_is_not(stubs: Path) -> None:
         ["bash", str(ENTRYPOINT), "driver"], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True
     )
     assert done.returncode != 0 and "this is not the Spark build of the task image" in done.stderr
+
+
+def test_the_main_file_is_the_mlcycle_cli() -> None:
+    """`python mlcycle-step.py ARGS` is `mlcycle ARGS`: same output, same exit code (a usage error here: 64)."""
+    import sys
+
+    mlcycle = Path(sys.executable).parent / "mlcycle"
+    for argv in (["--help"], ["score", "--usecase", "yarnit", "--partition", "not-a-day"]):
+        wrapped = subprocess.run([sys.executable, str(STEP), *argv], capture_output=True, text=True, check=False)
+        direct = subprocess.run([str(mlcycle), *argv], capture_output=True, text=True, check=False)
+        assert (wrapped.returncode, wrapped.stdout) == (direct.returncode, direct.stdout), argv
+    assert direct.returncode == 64
+
+
+STEP = REPO / "docker" / "mlcycle-step.py"

@@ -6,8 +6,8 @@ local mode itself (`spark.local_master`).
 
 The step contract does not change (docs/adr/0011-spark-steps-as-sparkapplications.md):
 
-- argv: the driver runs `mlcycle` (the console script, a Python file: `mainApplicationFile`) with the StepSpec's
-  `arguments`, so `spark-submit` runs exactly the local argv; env is the StepSpec's plus the pods' `POD_ENV`;
+- argv: the driver's `mainApplicationFile` is the `mlcycle` CLI (`mlcycle-step.py`) and its arguments the
+  StepSpec's, so `spark-submit` runs exactly the local argv; env is the StepSpec's plus the pods' `POD_ENV`;
 - exit codes: the driver container's exit code is the step's (PySpark's runner exits with the Python process's
   code); the pod launcher's mapping (`StepOutcomes`) turns it into the same Airflow outcome;
 - result: the driver pod carries KPO's xcom sidecar and its `/airflow/xcom` emptyDir, so the CLI writes its JSON
@@ -49,9 +49,11 @@ API_VERSION = "sparkoperator.k8s.io/v1beta2"
 KIND = "SparkApplication"
 #: The Spark of the image: pyspark's version in requirements-task.lock (tests/k8s/test_spark_image.py checks it).
 SPARK_VERSION = "4.3.0"
-#: The task image's venv (Dockerfile): `mlcycle` is its console script, a Python file spark-submit can run.
+#: The task image's venv (Dockerfile).
 VENV = "/opt/mlcycle"
-MAIN_APPLICATION_FILE = f"local://{VENV}/bin/mlcycle"
+#: The `mlcycle` CLI as a `.py` file (docker/mlcycle-step.py): spark-submit treats a main file as a Python
+#: application only by that suffix, and the console script has none.
+MAIN_APPLICATION_FILE = f"local://{VENV}/bin/mlcycle-step.py"
 #: The Python that runs the step in the driver and the Python workers in the executors (UDFs: spark_udf).
 PYSPARK_PYTHON = f"{VENV}/bin/python"
 DRIVER_CONTAINER = SparkKubernetesOperator.BASE_CONTAINER_NAME
