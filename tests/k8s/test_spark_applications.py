@@ -360,3 +360,49 @@ def test_the_operator_submits_the_application_and_returns_the_steps_result(
         assert returned == result
     else:
         assert ti.pushed["return_value"] == result
+
+
+def test_the_crd_subset_keeps_what_is_used_and_what_is_required() -> None:
+    """mlcycle_dev.spark_crd (how the fixture is made): the fields the applications set, with their types, plus the
+    required ones; closed objects; maps and lists pruned by their values."""
+    from mlcycle_dev.spark_crd import subset
+
+    schema = {
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["Python", "Scala"], "description": "dropped"},
+                    "unused": {"type": "string"},
+                    "conf": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "env": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string"},
+                                "value": {"type": "string"},
+                                "x": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    }
+    crd = {
+        "metadata": {"name": "things.example"},
+        "spec": {"versions": [{"name": "v1beta2", "schema": {"openAPIV3Schema": schema}}]},
+    }
+    application = {"spec": {"conf": {"a": "b"}, "env": [{"name": "A"}, {"value": "v"}]}}
+    pruned = subset(crd, [application])
+    spec = pruned["properties"]["spec"]
+    assert sorted(spec["properties"]) == ["conf", "env", "type"] and spec["additionalProperties"] is False
+    assert spec["properties"]["type"] == {"type": "string", "enum": ["Python", "Scala"]}
+    assert spec["properties"]["conf"] == {"type": "object", "additionalProperties": {"type": "string"}}
+    assert sorted(spec["properties"]["env"]["items"]["properties"]) == ["name", "value"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"spec": {"type": "Python", "unused": "x"}}, pruned)
