@@ -6,8 +6,10 @@
 #   docker build -t ghcr.io/mlcycle/mlcycle-task:<tag> .                             # CPU (default)
 #   docker build --build-arg VARIANT=cuda -t ghcr.io/mlcycle/mlcycle-task:<tag>-cuda .  # CUDA (torch on GPUs)
 #   docker build --target airflow -t ghcr.io/mlcycle/mlcycle-airflow:<tag> .          # Airflow's own image
+#   docker build --build-arg VARIANT=spark --target task-spark -t ghcr.io/mlcycle/mlcycle-task:<tag>-spark .
+#                                                  # Spark steps (SparkApplications): + Java 17, Spark's entrypoint
 #
-# `make image` / `make image-cuda` run these. Two environments (docs/adr/0009-two-environments.md), each from
+# `make image` / `make image-cuda` / `make image-spark` run these. Two environments (docs/adr/0009-two-environments.md), each from
 # its own lock, hashes included: the task image from requirements-task.lock (the steps' stack, no Airflow), the
 # Airflow image from requirements-airflow.lock (Airflow and its providers, no ML library). Both install the
 # mlcycle package itself without resolving anything. Tags, and how the DAGs pick an image: docs/deploy.md, "Images".
@@ -56,7 +58,7 @@ RUN set -eu; \
 FROM uv AS builder
 RUN uv venv /opt/mlcycle
 ENV VIRTUAL_ENV=/opt/mlcycle
-# cpu: torch's CPU build (the locked +cpu wheel, from PyTorch's CPU index).
+# cpu: torch's CPU build (the locked +cpu wheel, from PyTorch's CPU index); the Spark build (spark) has it too.
 # cuda: PyPI's Linux build of the same torch version (CUDA 13), with its NVIDIA runtime wheels. Those wheels
 #       are resolved at build time (the lock is resolved for CPU); the image digest pins them. torch's other
 #       dependencies are then set to the lock's versions and hashes by the next layer.
@@ -70,9 +72,9 @@ RUN set -eu; \
     if [ -n "$TORCH_FIND_LINKS" ]; then torch_source="--no-index --find-links $TORCH_FIND_LINKS"; \
     else torch_source="--index-url $TORCH_CPU_INDEX"; fi; \
     case "$VARIANT" in \
-      cpu)  uv pip install --no-deps --require-hashes $torch_source -r /tmp/torch.txt ;; \
+      cpu|spark) uv pip install --no-deps --require-hashes $torch_source -r /tmp/torch.txt ;; \
       cuda) uv pip install "torch==$(cat /tmp/torch-version)" ;; \
-      *)    echo "VARIANT must be cpu or cuda, not $VARIANT" >&2; exit 1 ;; \
+      *)    echo "VARIANT must be cpu, cuda or spark, not $VARIANT" >&2; exit 1 ;; \
     esac
 # The rest of the step stack at exactly the locked versions and hashes (nothing is resolved here).
 # mlflow[auth] (in the lock) brings the basic-auth app the chart's tracking server runs from this image.
@@ -140,12 +142,20 @@ WORKDIR /opt/airflow
 CMD ["airflow", "version"]
 
 # ---------------------------------------------------------------------------------------------------------
-# The task image (the default target). Non-root, numeric user: kubelet can only enforce runAsNonRoot for a
-# numeric USER, and the pods' securityContext (runAsUser 10001) names the same one.
-FROM ${PYTHON_IMAGE} AS task
+# What every build of the task image ships (the `task` and `task-spark` targets below). Non-root, numeric user:
+# kubelet can only enforce runAsNonRoot for a numeric USER, and the pods' securityContext (runAsUser 10001)
+# names the same one.
+FROM ${PYTHON_IMAGE} AS task-runtime
 RUN groupadd --system --gid 10001 mlcycle \
     && useradd --system --uid 10001 --gid 10001 --home-dir /home/mlcycle --create-home \
        --shell /usr/sbin/nologin mlcycle
+# The Spark build runs Spark's JVM: Debian's Java 17 runtime (pyspark itself, with Spark's jars, is in the lock).
+# Before the stack, so a lock bump keeps this layer; a no-op for the other builds.
+ARG VARIANT=cpu
+RUN if [ "$VARIANT" = spark ]; then \
+      apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 COPY --from=builder /opt/mlcycle /opt/mlcycle
 COPY --from=project /out/ /opt/mlcycle/
 # Use cases are configuration, read at run time (the package is installed, not the repository).
@@ -158,7 +168,6 @@ ENV PATH=/opt/mlcycle/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 # What differs with every commit comes last: a few bytes and metadata (see the Airflow stage for the RUN);
 # MLCYCLE_CODE_VERSION is the commit the MLflow runs record.
-ARG VARIANT=cpu
 ARG VERSION=0.1.0
 ARG GIT_SHA=unknown
 RUN printf '%s\n' "${GIT_SHA}" > /opt/mlcycle/REVISION
@@ -172,5 +181,28 @@ LABEL org.opencontainers.image.title="mlcycle-task" \
 ENV MLCYCLE_CODE_VERSION=${GIT_SHA}
 USER 10001:10001
 WORKDIR /home/mlcycle
+
+# ---------------------------------------------------------------------------------------------------------
+# The Spark build (`--build-arg VARIANT=spark --target task-spark`, `make image-spark`): the image of the
+# SparkApplications of `engine: spark` use cases (docs/adr/0011-spark-steps-as-sparkapplications.md). Spark's
+# Kubernetes backend starts its pods with the arguments `driver ...` or `executor ...` and no command: the
+# entrypoint runs spark-submit (client mode, in the driver pod) or the executor backend, and anything else as
+# `mlcycle`. SPARK_HOME is pyspark's package folder (bin/, jars/); PYSPARK_PYTHON the venv's Python; the
+# applications' mainApplicationFile is mlcycle-step.py (the CLI: spark-submit wants a .py file).
+FROM task-runtime AS task-spark
+ENV SPARK_HOME=/opt/mlcycle/lib/python3.11/site-packages/pyspark \
+    PYSPARK_PYTHON=/opt/mlcycle/bin/python
+COPY docker/spark-entrypoint.sh /opt/mlcycle/bin/spark-entrypoint
+COPY docker/mlcycle-step.py /opt/mlcycle/bin/mlcycle-step.py
+RUN java -version \
+    && test -x "$SPARK_HOME/bin/spark-submit" \
+    && ls "$SPARK_HOME"/jars/spark-kubernetes_*.jar \
+    || { echo "task-spark needs --build-arg VARIANT=spark (Java) and pyspark in requirements-task.lock" >&2; exit 1; }
+ENTRYPOINT ["/opt/mlcycle/bin/spark-entrypoint"]
+CMD ["--help"]
+
+# ---------------------------------------------------------------------------------------------------------
+# The task image (the default target: the last stage).
+FROM task-runtime AS task
 ENTRYPOINT ["mlcycle"]
 CMD ["--help"]

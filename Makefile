@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock check-locks venv-airflow lint test test-fast demo ui up down backfill bench image image-cuda base-image test-containers clean
+.PHONY: help install lock check-locks venv-airflow lint test test-fast demo ui up down backfill bench image image-cuda image-spark base-image test-containers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ image: install  ## build the task image (CPU) and the Airflow image with docker 
 
 image-cuda: install  ## build the CUDA task image (<tag>-cuda, for GPU steps) with docker or podman
 	$(BIN)/python -m mlcycle_dev.containers.build --variant cuda
+
+image-spark: install  ## build the Spark task image (<tag>-spark: + Java 17, for the Spark steps) with docker or podman
+	$(BIN)/python -m mlcycle_dev.containers.build --variant spark
 
 base-image: install  ## podman, no registry: make the local Debian bookworm + Python 3.11 base and the xcom sidecar image
 	$(BIN)/python -m mlcycle_dev.containers.base_image python

@@ -170,6 +170,10 @@ class Split(_Strict):
     valid_days: int = Field(default=2, ge=1)
     test_days: int = Field(default=2, ge=1)
     min_partitions: int = Field(default=3, ge=1)
+    # Training stays single-node (mlcycle.training.sampling): the train split is sampled down to this many rows.
+    max_train_rows: int | None = Field(
+        default=None, ge=1, description="rows a candidate is fitted on at most (a seeded sample); None: all"
+    )
 
     @model_validator(mode="after")
     def _room_for_training(self) -> Split:

@@ -69,6 +69,8 @@ def embedded_environment(base: Path | None = None) -> dict[str, str]:
 # Per-environment values, set on Airflow's components (helm/airflow-values.yaml `env`). The defaults match the
 # names the chart in helm/mlcycle creates for a release called `mlcycle`.
 IMAGE_CUDA_ENV = "MLCYCLE_IMAGE_CUDA"
+#: The Spark build of the task image (Dockerfile `--target task-spark`: + Java 17 and the Spark entrypoint).
+IMAGE_SPARK_ENV = "MLCYCLE_IMAGE_SPARK"
 K8S_SERVICE_ACCOUNT_ENV = "MLCYCLE_K8S_SERVICE_ACCOUNT"
 K8S_CONFIGMAP_ENV = "MLCYCLE_K8S_CONFIGMAP"
 K8S_SECRETS_ENV = "MLCYCLE_K8S_SECRETS"
@@ -80,6 +82,8 @@ K8S_SCRATCH_SIZE_ENV = "MLCYCLE_K8S_SCRATCH_SIZE"
 K8S_GPU_NODE_SELECTOR_ENV = "MLCYCLE_K8S_GPU_NODE_SELECTOR"
 K8S_GPU_TOLERATIONS_ENV = "MLCYCLE_K8S_GPU_TOLERATIONS"
 K8S_XCOM_SIDECAR_IMAGE_ENV = "MLCYCLE_K8S_XCOM_SIDECAR_IMAGE"
+#: The ServiceAccount a Spark step's driver runs as: it may manage its executor pods (the chart's spark-driver Role).
+K8S_SPARK_SERVICE_ACCOUNT_ENV = "MLCYCLE_K8S_SPARK_SERVICE_ACCOUNT"
 
 DEFAULT_IMAGE = "ghcr.io/mlcycle/mlcycle-task:0.1.0"
 ON_FINISH_ACTIONS = ("delete_pod", "delete_succeeded_pod", "delete_active_pod", "keep_pod")
@@ -181,6 +185,10 @@ class KubernetesSettings:
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
     )
     xcom_sidecar_image: str | None = None
+    #: The Spark build of the task image, for the Spark steps of an `engine: spark` use case.
+    image_spark: str = DEFAULT_IMAGE + "-spark"
+    #: The Spark driver's ServiceAccount (executors run as `service_account`, which has no API rights).
+    spark_service_account: str = "mlcycle-spark-driver"
 
     @classmethod
     def from_env(cls) -> KubernetesSettings:
@@ -208,6 +216,8 @@ class KubernetesSettings:
             ),
             gpu_tolerations=_parsed(K8S_GPU_TOLERATIONS_ENV, "nvidia.com/gpu:NoSchedule", _tolerations),
             xcom_sidecar_image=os.environ.get(K8S_XCOM_SIDECAR_IMAGE_ENV) or None,
+            image_spark=os.environ.get(IMAGE_SPARK_ENV) or _variant_tag(image, "spark"),
+            spark_service_account=os.environ.get(K8S_SPARK_SERVICE_ACCOUNT_ENV) or default.spark_service_account,
         )
 
 
@@ -225,9 +235,14 @@ def _selector_text(selector: dict[str, str]) -> str:
 
 def _cuda_tag(image: str) -> str:
     """`repo:tag` -> `repo:tag-cuda`, the Makefile's naming. A digest cannot be derived: it must be given."""
+    return _variant_tag(image, "cuda")
+
+
+def _variant_tag(image: str, variant: str) -> str:
+    """`repo:tag` -> `repo:tag-<variant>` (`make image-cuda`, `make image-spark`); "" for an image pinned by digest."""
     if "@" in image:
-        return ""  # pinned by digest: MLCYCLE_IMAGE_CUDA must name the CUDA digest (checked when a GPU step is built)
+        return ""  # pinned by digest: the variant's own variable must name its digest (checked when a step needs it)
     name, _, tag = image.rpartition(":")
     if not name or "/" in tag:  # no tag at all ("repo" or "host:5000/repo")
-        return f"{image}:latest-cuda"
-    return f"{image}-cuda"
+        return f"{image}:latest-{variant}"
+    return f"{image}-{variant}"

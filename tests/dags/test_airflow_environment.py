@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,14 +66,25 @@ def test_the_environment_is_exactly_the_airflow_lock(airflow_python: Path) -> No
 
 @pytest.mark.parametrize("mode", ["local", "kubernetes"])
 def test_the_dags_parse_without_the_ml_stack(airflow_python: Path, tmp_path: Path, mode: str) -> None:
+    """Every use case, plus (in kubernetes mode) `yarnit_spark`, whose Spark steps become SparkKubernetesOperator
+    tasks there: the Spark launcher imports nothing the Airflow image lacks (pyspark included)."""
+    from support.spark_apps import SPARK_USECASE, spark_usecase_dir
+
     extra = {"MLCYCLE_EXECUTION_MODE": "local"} if mode == "local" else dag_side_env()
     assert extra["MLCYCLE_EXECUTION_MODE"] == mode
-    parsed = _parse(airflow_python, tmp_path, extra)
+    names = [u.name for u in discover_usecases()]
+    if mode == "kubernetes":
+        usecases = tmp_path / "usecases"
+        shutil.copytree(REPO_ROOT / "include" / "usecases", usecases)
+        spark_usecase_dir(usecases)
+        extra["MLCYCLE_USECASES_DIR"] = str(usecases)
+        names.append(SPARK_USECASE)
+    parsed = _parse(airflow_python, tmp_path / "home", extra)
     assert parsed["installed_ml"] == [], f"ML libraries in Airflow's environment: {parsed['installed_ml']}"
     assert parsed["errors"] == {}
-    expected = sorted(family.dag_id(u.name) for u in discover_usecases() for family in DagFamily)
+    expected = sorted(family.dag_id(name) for name in names for family in DagFamily)
     assert parsed["dag_ids"] == expected
     assert Path(parsed["mlcycle"]).is_relative_to(REPO_ROOT / "include"), parsed["mlcycle"]
     assert parsed["pod_operator"], "the cncf-kubernetes provider is in Airflow's environment"
-    step_operator = "StepPodOperator" if mode == "kubernetes" else "LocalStepOperator"
-    assert step_operator in parsed["step_operators"], parsed["step_operators"]
+    step_operators = {"StepPodOperator", "StepSparkOperator"} if mode == "kubernetes" else {"LocalStepOperator"}
+    assert step_operators <= set(parsed["step_operators"]), parsed["step_operators"]

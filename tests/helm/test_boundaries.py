@@ -17,6 +17,7 @@ from support.boundaries import (
     airflow_launchers,
     altered,
     permissions_of,
+    pod_in,
     service_account_user,
     task_namespace,
 )
@@ -198,3 +199,49 @@ def test_the_production_mesh_sidecar_is_admitted(step_pods: tuple[StepPod, ...])
     )
     denials = admission_denials(without_proxy_image, injected, _worker(without_proxy_image))
     assert any("image" in d for d in denials), denials
+
+
+def _executor_pod(namespace: str, application: dict[str, Any]) -> dict[str, Any]:
+    """The executor pod a Spark driver creates from a SparkApplication (Spark's pod plus what the operator's
+    webhook applies: identity, security contexts, environment, mounts and their volumes)."""
+    spec, executor = application["spec"], application["spec"]["executor"]
+    mounted = {m["name"] for m in executor["volumeMounts"]}
+    container = {
+        "name": "spark-kubernetes-executor",
+        "image": spec["image"],
+        "args": ["executor"],
+        "env": executor["env"],
+        "envFrom": executor["envFrom"],
+        "volumeMounts": executor["volumeMounts"],
+        "securityContext": executor["securityContext"],
+    }
+    return pod_in(
+        namespace,
+        {
+            "serviceAccountName": executor["serviceAccount"],
+            "securityContext": executor["podSecurityContext"],
+            "containers": [container],
+            "volumes": [v for v in spec["volumes"] if v["name"] in mounted],
+        },
+    )
+
+
+def test_the_policy_holds_a_spark_drivers_executors_to_the_same_rules() -> None:
+    """With spark.enabled a driver may create pods (its executors) in the task namespace: the policy admits the
+    executors of the DAGs' SparkApplications and refuses what a compromised driver could try instead."""
+    from support.spark_apps import build_spark_steps
+
+    release = render_values({"spark": {"enabled": True}})
+    tasks = task_namespace(release)
+    driver = service_account_user(tasks, "mlcycle-spark-driver")
+    steps = build_spark_steps()
+    for step in steps:
+        assert admission_denials(release, _executor_pod(tasks, step.application), driver) == [], step.where
+    executor = _executor_pod(tasks, steps[0].application)
+    as_driver = altered(executor, lambda p: p["spec"].update(serviceAccountName="mlcycle-spark-driver"))
+    assert admission_denials(release, as_driver, driver), "an executor with the driver's API rights"
+    for change in (_env_from, _secret_volume):
+        hostile = altered(executor, lambda p, change=change: change(p, "mlcycle-mlflow-auth"))
+        assert admission_denials(release, hostile, driver), change.__name__
+    # Without spark.enabled there is no driver account, and the policy does not speak for one.
+    assert admission_denials(render("default"), as_driver, driver) == []

@@ -78,11 +78,14 @@ def test_only_the_cleanup_pod_gets_an_api_token(release: Rendered) -> None:
     }
     assert tokens.pop("CronJob/mlcycle-orphan-cleanup") is True
     assert set(tokens.values()) == {False}
+    # The Spark drivers' account (spark.enabled) mounts its token: a driver runs its executors through the API.
+    spark = {"mlcycle-spark-driver": True} if release.values.get("spark", {}).get("enabled") else {}
     assert {sa["metadata"]["name"]: sa["automountServiceAccountToken"] for sa in release.of_kind("ServiceAccount")} == {
         "mlcycle-task": False,
         "mlcycle-mlflow": False,
         "mlcycle-alert-receiver": False,
         "mlcycle-orphan-cleanup": False,
+        **spark,
     }
 
 

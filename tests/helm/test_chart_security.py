@@ -51,8 +51,15 @@ def _policies_in(release: Rendered, namespace: str) -> dict[str, dict[str, Any]]
 
 
 def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
-    selector = policy["podSelector"].get("matchLabels") or {}
-    return selector.items() <= labels.items()
+    selector = policy["podSelector"]
+    expressions = {
+        "In": lambda e: labels.get(e["key"]) in e["values"],
+        "NotIn": lambda e: labels.get(e["key"]) not in e["values"],
+        "Exists": lambda e: e["key"] in labels,
+        "DoesNotExist": lambda e: e["key"] not in labels,
+    }
+    matched = all(expressions[e["operator"]](e) for e in selector.get("matchExpressions") or [])
+    return matched and (selector.get("matchLabels") or {}).items() <= labels.items()
 
 
 def test_everything_is_denied_by_default(release: Rendered) -> None:
@@ -116,3 +123,26 @@ def test_the_alert_receiver_is_reached_from_alertmanager_and_never_from_airflow(
     for namespace in alertmanager:
         assert {"kubernetes.io/metadata.name": namespace} in namespaces
     assert receiver["egress"][0]["ports"] == [{"protocol": "TCP", "port": 8080}]
+
+
+def test_spark_drivers_and_executors_reach_each_other_and_only_drivers_the_api_server() -> None:
+    """The labels of the SparkApplications the DAGs submit (yarnit_spark) against the production release's
+    policies (spark.enabled): the step policy (MLflow, S3) for both roles, any TCP port between a driver and its
+    executors, and the API server (networkPolicy.apiServerCidrs) for the driver alone."""
+    from support.helm_release import render
+    from support.spark_apps import build_spark_steps
+
+    release = render("production")
+    policies = _policies_in(release, task_namespace(release))
+    for step in build_spark_steps():
+        for role in ("driver", "executor"):
+            labels = step.spec[role]["labels"]
+            selecting = sorted(name for name, policy in policies.items() if _selects(policy, labels))
+            expected = ["mlcycle-spark", "mlcycle-steps", "mlcycle-tasks-allow-dns", "mlcycle-tasks-default-deny"]
+            expected += ["mlcycle-spark-driver"] if role == "driver" else []
+            assert selecting == sorted(expected), f"{step.where} {role}"
+            peers = policies["mlcycle-spark"]
+            for rule in (*peers["ingress"][0]["from"], *peers["egress"][0]["to"]):
+                assert _selects(rule, {**labels, "mlcycle/spark-role": "executor"}), step.where
+    api = policies["mlcycle-spark-driver"]["egress"]
+    assert api == [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]}]

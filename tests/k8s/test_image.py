@@ -8,54 +8,15 @@ import re
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass, field
 
 import pytest
 
 from mlcycle.orchestration.kubernetes import RUN_AS_USER
 from mlcycle.settings import KubernetesSettings
 from mlcycle_dev.locks import AIRFLOW, LOCKED_SETS, TASK
+from support.dockerfile import Stage, parse_dockerfile, shipped
 from support.kube_checks import REPO
 from support.step_pods import dag_side_env
-
-
-@dataclass
-class Stage:
-    base: str
-    name: str
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [arg for kw, arg in self.instructions if kw == keyword]
-
-
-def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
-    """Global ARGs and stages; continuation lines joined and comment lines dropped, as Docker does."""
-    logical: list[str] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        current = f"{current} {line[:-1].strip()}" if line.endswith("\\") else f"{current} {line}"
-        if not line.endswith("\\"):
-            logical.append(current.strip())
-            current = ""
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in logical:
-        keyword, _, arg = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
-            match = re.match(r"^(\S+)\s+AS\s+(\S+)$", arg, re.I)
-            assert match, f"every stage is named: {line}"
-            stages.append(Stage(match[1], match[2]))
-        elif not stages and keyword == "ARG":
-            name, _, default = arg.partition("=")
-            global_args[name] = default
-        else:
-            stages[-1].instructions.append((keyword, arg))
-    return global_args, stages
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +38,12 @@ PROJECT_INSTALL = (
 def test_multi_stage_with_the_task_image_last(dockerfile: tuple) -> None:
     _, by_name, stages = dockerfile
     assert [s.name for s in stages] == [
-        "uv", "task-lock", "builder", "project", "airflow-builder", "airflow-project", "airflow", "task",
+        "uv", "task-lock", "builder", "project", "airflow-builder", "airflow-project", "airflow", "task-runtime",
+        "task-spark", "task",
     ]  # fmt: skip
     # `docker build .` without --target builds the last stage: the task image.
-    task, airflow = by_name["task"], by_name["airflow"]
+    task, airflow = shipped(by_name, "task"), by_name["airflow"]
+    assert by_name["task"].base == by_name["task-spark"].base == "task-runtime"
     assert task.base == airflow.base == by_name["uv"].base == "${PYTHON_IMAGE}"
     assert {by_name[name].base for name in ("task-lock", "builder", "airflow-builder")} == {"uv"}
     assert (by_name["project"].base, by_name["airflow-project"].base) == ("builder", "airflow-builder")
@@ -89,8 +52,8 @@ def test_multi_stage_with_the_task_image_last(dockerfile: tuple) -> None:
         "--from=airflow-builder /opt/airflow-env /opt/airflow-env",
         "--from=airflow-project /out/ /opt/airflow-env/",
     ]
-    for shipped in (task, airflow):
-        assert not any("pip install" in run or "uv " in run for run in shipped.all("RUN")), "no build tools"
+    for image in (task, airflow, shipped(by_name, "task-spark")):
+        assert not any("pip install" in run or "uv " in run for run in image.all("RUN")), "no build tools"
 
 
 def test_each_image_installs_its_own_lock_with_hashes(dockerfile: tuple) -> None:
@@ -117,7 +80,7 @@ def test_the_layer_order_keeps_the_stack_cached_across_commits(dockerfile: tuple
     for name in ("builder", "airflow-builder"):
         assert not any("include/mlcycle" in arg or "pyproject" in arg for arg in by_name[name].all("COPY")), name
     for name, venv in (("task", "/opt/mlcycle"), ("airflow", "/opt/airflow-env")):
-        steps = [(kw, arg) for kw, arg in by_name[name].instructions]
+        steps = [(kw, arg) for kw, arg in shipped(by_name, name).instructions]
         per_commit = steps.index(("ARG", "GIT_SHA=unknown"))
         assert not [s for s in steps[:per_commit] if s[0] == "LABEL" or "GIT_SHA" in s[1]], name
         # After it, one RUN of a few bytes that every engine keys on the argument (buildah keys LABEL and ENV
@@ -130,9 +93,10 @@ def test_the_layer_order_keeps_the_stack_cached_across_commits(dockerfile: tuple
     assert builder.index("COPY --from=task-lock /lock/rest.txt /tmp/") > torch_copy + 1
 
 
-def test_non_root_numeric_user_matches_the_pods(dockerfile: tuple) -> None:
+@pytest.mark.parametrize("target", ["task", "task-spark"])
+def test_non_root_numeric_user_matches_the_pods(dockerfile: tuple, target: str) -> None:
     _, by_name, _ = dockerfile
-    task = by_name["task"]
+    task = shipped(by_name, target)
     assert task.all("USER") == [f"{RUN_AS_USER}:{RUN_AS_USER}"]
     assert f"--uid {RUN_AS_USER}" in " ".join(task.all("RUN"))
     chart_values = (REPO / "helm" / "mlcycle" / "values.yaml").read_text()
@@ -163,15 +127,15 @@ def test_cpu_and_cuda_builds_from_one_argument(dockerfile: tuple) -> None:
     builder = by_name["builder"]
     assert "VARIANT=cpu" in builder.all("ARG")
     run = " ".join(builder.all("RUN"))
-    assert re.search(r"cpu\)\s+uv pip install --no-deps --require-hashes \$torch_source -r /tmp/torch.txt", run)
+    assert re.search(r"cpu\|spark\)\s+uv pip install --no-deps --require-hashes \$torch_source -r /tmp/torch.txt", run)
     assert re.search(r'cuda\)\s+uv pip install "torch==\$\(cat /tmp/torch-version\)"', run)
-    assert 'echo "VARIANT must be cpu or cuda' in run
-    assert "io.mlcycle.variant" in " ".join(by_name["task"].all("LABEL"))
+    assert 'echo "VARIANT must be cpu, cuda or spark' in run
+    assert "io.mlcycle.variant" in " ".join(shipped(by_name, "task").all("LABEL"))
 
 
 def test_the_image_finds_its_use_cases(dockerfile: tuple) -> None:
     _, by_name, _ = dockerfile
-    task = by_name["task"]
+    task = shipped(by_name, "task")
     assert "include/usecases /opt/mlcycle/usecases" in task.all("COPY")
     env = " ".join(task.all("ENV"))
     assert "MLCYCLE_USECASES_DIR=/opt/mlcycle/usecases" in env
@@ -199,9 +163,16 @@ def test_makefile_builds_both_variants() -> None:
     assert image and cuda, "make image / make image-cuda"
     assert "mlcycle_dev.containers.build --variant cpu" in image[0]
     assert "mlcycle_dev.containers.build --variant cuda" in cuda[0]
-    assert re.search(r"^\.PHONY:.*\bimage\b.*\bimage-cuda\b", makefile, re.M)
+    spark = re.search(r"^image-spark:.*?(?=^\S|\Z)", makefile, re.M | re.S)
+    assert spark and "mlcycle_dev.containers.build --variant spark" in spark[0]
+    assert re.search(r"^\.PHONY:.*\bimage\b.*\bimage-cuda\b.*\bimage-spark\b", makefile, re.M)
     driver = (REPO / "dev" / "mlcycle_dev" / "containers" / "build.py").read_text()
-    assert '"--target", "task"' in driver and '"--target", "airflow"' in driver and '-{variant}"' in driver
+    assert (
+        '"--target", TASK_TARGETS[variant]' in driver and '"--target", "airflow"' in driver and '-{variant}"' in driver
+    )
+    from mlcycle_dev.containers.build import TASK_TARGETS
+
+    assert TASK_TARGETS == {"cpu": "task", "cuda": "task", "spark": "task-spark"}
 
 
 def test_a_release_build_refuses_a_base_without_digest() -> None:

@@ -26,6 +26,8 @@ COPIED = {
     "README.md",
     "include/mlcycle",
     "include/usecases",
+    "docker/spark-entrypoint.sh",  # the Spark build's entrypoint (target task-spark)
+    "docker/mlcycle-step.py",  # and its SparkApplications' main file
 }
 
 

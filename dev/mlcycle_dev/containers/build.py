@@ -2,7 +2,9 @@
 
 - Two images from one Dockerfile (docs/adr/0009-two-environments.md): the task image (`--target task`, from
   requirements-task.lock: the steps, no Airflow) and Airflow's (`--target airflow`, from
-  requirements-airflow.lock: Airflow and its providers, no ML library), both on the same Python base.
+  requirements-airflow.lock: Airflow and its providers, no ML library), both on the same Python base. The task
+  image's variants: `cuda` (torch for GPUs) and `spark` (`--target task-spark`: + Java 17 and Spark's entrypoint,
+  for the SparkApplications of `engine: spark` use cases).
 - The base is the Dockerfile's default PYTHON_IMAGE (the official image, pinned by digest) or PYTHON_IMAGE from
   the environment. When it cannot be pulled and the engine is podman, the local Debian bookworm + Python 3.11
   base (`make base-image`) is built and passed by its own digest.
@@ -38,6 +40,9 @@ WHEELS_IN_BUILD = "/wheels"
 INPUTS_REPO = "localhost/mlcycle-built"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
+
+#: The Dockerfile target of each variant of the task image.
+TASK_TARGETS = {"cpu": "task", "cuda": "task", "spark": "task-spark"}
 
 #: `make image`'s exit status when this machine cannot build at all (no engine, no way to make a base): CI
 #: goes on and the container tests skip; any other failure is the project's and fails CI.
@@ -134,6 +139,7 @@ BUILD_INPUTS = (
     "pyproject.toml",
     "README.md",
     "include",
+    "docker",
 )
 
 
@@ -152,9 +158,10 @@ def inputs_digest() -> str:
 
 
 def inputs_tag(ref: str) -> str:
-    """The local tag of an image built from the current inputs (`task`, `task-cuda` or `airflow`)."""
+    """The local tag of an image built from the current inputs (`task`, `task-cuda`, `task-spark` or `airflow`)."""
     name, _, tag = ref.rpartition(":")
-    flavour = "airflow" if name.endswith("-airflow") else "task-cuda" if tag.endswith("-cuda") else "task"
+    variant = next((v for v in TASK_TARGETS if v != "cpu" and tag.endswith(f"-{v}")), None)
+    flavour = "airflow" if name.endswith("-airflow") else f"task-{variant}" if variant else "task"
     return f"{INPUTS_REPO}:{flavour}-inputs-{inputs_digest()}"
 
 
@@ -185,12 +192,13 @@ def build_images(
     python_base = resolve_python_base(engine, bases["PYTHON_IMAGE"], release=release)
     args = {"VARIANT": variant, "GIT_SHA": git_sha(), "PYTHON_IMAGE": python_base}
     extra: list[str] = []
-    wheels = torch_wheel_folder() if variant == "cpu" else None
+    wheels = torch_wheel_folder() if variant in ("cpu", "spark") else None
     if wheels and engine.name == "podman":
         extra = ["--volume", f"{wheels}:{WHEELS_IN_BUILD}:ro"]
         args["TORCH_FIND_LINKS"] = WHEELS_IN_BUILD
     suffix = "" if variant == "cpu" else f"-{variant}"
-    built = [build(engine, f"{repo}-task:{tag}{suffix}", args, [*extra, "--target", "task"])] if task else []
+    target = ["--target", TASK_TARGETS[variant]]
+    built = [build(engine, f"{repo}-task:{tag}{suffix}", args, [*extra, *target])] if task else []
     if airflow and variant == "cpu":
         airflow_args = {"GIT_SHA": args["GIT_SHA"], "PYTHON_IMAGE": python_base}
         built.append(build(engine, f"{repo}-airflow:{tag}", airflow_args, ["--target", "airflow"]))
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", default=os.environ.get("IMAGE_REPO") or DEFAULT_REPO)
     parser.add_argument("--tag", default=os.environ.get("IMAGE_TAG") or None)
-    parser.add_argument("--variant", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--variant", choices=tuple(TASK_TARGETS), default="cpu")
     parser.add_argument("--release", action="store_true", default=os.environ.get("RELEASE") == "1")
     parser.add_argument("--no-airflow", dest="airflow", action="store_false")
     args = parser.parse_args(argv)

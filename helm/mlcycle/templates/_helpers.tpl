@@ -147,3 +147,8 @@ imagePullSecrets:
   - name: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* The Spark driver's ServiceAccount (Airflow's MLCYCLE_K8S_SPARK_SERVICE_ACCOUNT): it creates its executor pods. */}}
+{{- define "mlcycle.sparkDriverServiceAccount" -}}
+{{- default (include "mlcycle.componentName" (dict "root" . "component" "spark-driver")) .Values.spark.driverServiceAccount.name -}}
+{{- end -}}

@@ -1,4 +1,9 @@
-"""The operator factory: one StepSpec -> the local or the Kubernetes launcher, per execution mode."""
+"""The operator factory: one StepSpec -> the local or the Kubernetes launcher, per execution mode.
+
+In kubernetes mode a Spark step of an `engine: spark` use case (validate, score, monitor) is a SparkApplication
+(`mlcycle.orchestration.spark`), every other step a pod; locally both run the same argv in a subprocess (a Spark
+step starts Spark in local mode itself).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,10 @@ def step_operator(spec: StepSpec, mode: str | None = None, **kwargs: Any) -> Bas
         **kwargs,
     }
     if (mode or execution_mode()) == "kubernetes":
+        if spec.on_spark:
+            from mlcycle.orchestration.spark import spark_operator  # heavy: only in kubernetes mode
+
+            return spark_operator(spec, settings=KubernetesSettings.from_env(), **common)
         from mlcycle.orchestration.kubernetes import pod_operator  # heavy: only in kubernetes mode
 
         # Image, namespace, service account, ConfigMap and Secret names are per environment (env variables

@@ -84,7 +84,35 @@ def _exit_code(remote_pod: Any, container: str) -> int | None:
     return None if terminated is None else int(terminated.exit_code)
 
 
-class StepPodOperator(KubernetesPodOperator):
+class StepOutcomes:
+    """What every launcher in a pod shares (the step pod's and the Spark driver's): the step's JSON result (the
+    xcom sidecar's) is the task's XCom and its OpenLineage declaration, and the step container's exit code maps
+    to the Airflow outcome the local launcher gives it (`raise_for_exit_code`). Mixed in before KPO."""
+
+    base_container_name: str
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The step's input and output datasets, from its result (the XCom the sidecar returned), for Airflow's
+        OpenLineage provider: the same declaration as the local launcher's."""
+        from mlcycle.orchestration.openlineage import step_lineage
+
+        result = task_instance.xcom_pull(task_ids=task_instance.task_id)
+        return step_lineage(json.loads(result) if isinstance(result, str) else result)
+
+    def cleanup(self, pod: Any, remote_pod: Any, xcom_result: dict | None = None, context: Any = None) -> None:
+        try:
+            super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)  # type: ignore[misc]
+        except AirflowException:
+            code = _exit_code(remote_pod, self.base_container_name)
+            if code in NOT_RETRIED:
+                result = xcom_result if isinstance(xcom_result, dict) else None
+                if isinstance(xcom_result, str):
+                    result = json.loads(xcom_result)
+                raise_for_exit_code(code, result, f"pod {pod and pod.metadata.name}")
+            raise
+
+
+class StepPodOperator(StepOutcomes, KubernetesPodOperator):
     """KPO whose exit codes mean what they mean for the local launcher, with a hardened xcom sidecar."""
 
     def __init__(self, *, xcom_sidecar_image: str | None = None, **kwargs: Any) -> None:
@@ -101,26 +129,6 @@ class StepPodOperator(KubernetesPodOperator):
                 if self.xcom_sidecar_image:
                     container.image = self.xcom_sidecar_image
         return pod
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """The step's input and output datasets, from its result (the XCom the sidecar returned), for Airflow's
-        OpenLineage provider: the same declaration as the local launcher's."""
-        from mlcycle.orchestration.openlineage import step_lineage
-
-        result = task_instance.xcom_pull(task_ids=task_instance.task_id)
-        return step_lineage(json.loads(result) if isinstance(result, str) else result)
-
-    def cleanup(self, pod: Any, remote_pod: Any, xcom_result: dict | None = None, context: Any = None) -> None:
-        try:
-            super().cleanup(pod, remote_pod, xcom_result=xcom_result, context=context)
-        except AirflowException:
-            code = _exit_code(remote_pod, self.base_container_name)
-            if code in NOT_RETRIED:
-                result = xcom_result if isinstance(xcom_result, dict) else None
-                if isinstance(xcom_result, str):
-                    result = json.loads(xcom_result)
-                raise_for_exit_code(code, result, f"pod {pod and pod.metadata.name}")
-            raise
 
 
 def container_resources(resources: Resources) -> k8s.V1ResourceRequirements:

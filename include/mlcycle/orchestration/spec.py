@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mlcycle.config import Resources, UseCase
 from mlcycle.specs.catalog import CommandSpec, spec_of
-from mlcycle.specs.names import Step
+from mlcycle.specs.names import SPARK_STEPS, Step
 from mlcycle.specs.options import Options
 
 ENTRYPOINT = "mlcycle"
@@ -71,6 +71,11 @@ class StepSpec:
     @property
     def argv(self) -> list[str]:
         return [ENTRYPOINT, *self.arguments]
+
+    @property
+    def on_spark(self) -> bool:
+        """Whether the step runs on Spark: a Spark step (validate, score, monitor) of an `engine: spark` use case."""
+        return self.usecase.engine == "spark" and self.step in SPARK_STEPS
 
     @property
     def resources(self) -> Resources:

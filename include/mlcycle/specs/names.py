@@ -23,6 +23,11 @@ class Step(StrEnum):
     FRESHNESS = "freshness"
 
 
+#: The steps a use case with `engine: spark` runs on Apache Spark (a SparkApplication in kubernetes mode, Spark's local
+#: mode in a local subprocess): the heavy, row-parallel ones. Training stays single-node on a sample of its window.
+SPARK_STEPS: frozenset[Step] = frozenset({Step.VALIDATE, Step.SCORE, Step.MONITOR})
+
+
 class Tool(StrEnum):
     """A CLI sub-command that is not a DAG task: reports, operations and the demo data source."""
 

@@ -31,6 +31,7 @@ from mlcycle.storage.layout import SPLITS, Dataset, split_file
 from mlcycle.tags import Tag
 from mlcycle.training.fit import FittedCandidate, fit_and_measure
 from mlcycle.training.model_io import feature_frame
+from mlcycle.training.sampling import TrainSample, sample_train
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def cache_key(usecase: UseCase, manifest: dict[str, Any]) -> str:
         "features": [c.model_dump() for c in usecase.features],
         "code": tracking.code_version(),
     }
+    if usecase.split.max_train_rows is not None:  # only then: the keys of unsampled use cases stay as they were
+        material["max_train_rows"] = usecase.split.max_train_rows
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -101,7 +104,7 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
     if hit is not None:
         return reuse_cached(ctx, hit, parent_id)
 
-    splits = load_splits(ctx, features_uri)
+    splits, sample = bounded_splits(usecase, load_splits(ctx, features_uri))
     model = build_model(usecase)
     with (
         mlflow.start_run(run_id=parent_id),
@@ -111,7 +114,7 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
             tags={**tracking.run_tags(ctx.airflow, partition), tracking.ROLE_TAG: "candidate", CACHE_TAG: key},
         ) as run,
     ):
-        log_inputs(usecase, features_uri, manifest, splits)
+        log_inputs(usecase, features_uri, manifest, splits, sample)
         fitted = fit_and_measure(usecase, model, splits, checkpoint_dir=checkpoint_dir(ctx))
         log_measurements(usecase, fitted)
         info = log_model(usecase, fitted.model, splits["train"])
@@ -137,6 +140,14 @@ def load_splits(ctx: StepContext, features_uri: str) -> dict[str, pd.DataFrame]:
         return {s: pd.read_parquet(folder / split_file(s)) for s in SPLITS}
 
 
+def bounded_splits(usecase: UseCase, splits: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], TrainSample]:
+    """The splits with the train split cut to `split.max_train_rows` (a seeded sample; valid and test whole)."""
+    train, sample = sample_train(splits["train"], usecase.split.max_train_rows, usecase.model.seed)
+    if sample.sampled:
+        log.info("training on %d of the window's %d train rows (seed %d)", sample.rows, sample.window_rows, sample.seed)
+    return {**splits, "train": train}, sample
+
+
 def checkpoint_dir(ctx: StepContext) -> Path:
     """Where a torch fit checkpoints its epochs, so that a retried task resumes.
 
@@ -145,8 +156,15 @@ def checkpoint_dir(ctx: StepContext) -> Path:
     return home() / "checkpoints" / ctx.usecase.name / ctx.partition.isoformat()
 
 
-def log_inputs(usecase: UseCase, features_uri: str, manifest: dict[str, Any], splits: dict[str, pd.DataFrame]) -> None:
-    """The candidate run's datasets (source URI + digest), params and training days."""
+def log_inputs(
+    usecase: UseCase,
+    features_uri: str,
+    manifest: dict[str, Any],
+    splits: dict[str, pd.DataFrame],
+    sample: TrainSample,
+) -> None:
+    """The candidate run's datasets (source URI + digest), params (the train sample's bound and seed included)
+    and training days."""
     for split, table in splits.items():
         dataset = mlflow.data.pandas_dataset.from_pandas(
             table,
@@ -163,6 +181,7 @@ def log_inputs(usecase: UseCase, features_uri: str, manifest: dict[str, Any], sp
             "window": "..".join(manifest["window"]),
             **{f"rows_{s}": len(t) for s, t in splits.items()},
             **{f"model.{k}": v for k, v in usecase.model.params.items()},
+            **sample.params(),
         }
     )
     mlflow.set_tags({Tag.days(s): ",".join(manifest["days"][s]) for s in SPLITS})

@@ -1,0 +1,90 @@
+"""Training stays single-node: `split.max_train_rows` cuts the train split to a seeded sample, recorded on the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlcycle.config import Split, get_usecase
+
+
+def _frame(rows: int) -> pd.DataFrame:
+    return pd.DataFrame({"x": range(rows), "y": [i % 2 for i in range(rows)]}, index=range(100, 100 + rows))
+
+
+def _usecase(max_train_rows: int | None) -> Any:
+    usecase = get_usecase("yarnit")
+    return usecase.model_copy(update={"split": usecase.split.model_copy(update={"max_train_rows": max_train_rows})})
+
+
+def test_a_window_within_the_bound_is_trained_on_whole() -> None:
+    from mlcycle.training.sampling import sample_train
+
+    train = _frame(500)
+    for bound in (None, 500, 10_000):
+        same, sample = sample_train(train, bound, seed=42)
+        assert same is train and not sample.sampled
+        assert sample.params() == {"max_train_rows": "none" if bound is None else bound}
+
+
+def test_a_larger_window_is_a_seeded_uniform_sample_in_window_order() -> None:
+    from mlcycle.training.sampling import sample_train
+
+    train = _frame(5000)
+    first, sample = sample_train(train, 1000, seed=42)
+    again, _ = sample_train(train, 1000, seed=42)
+    other, _ = sample_train(train, 1000, seed=7)
+    assert len(first) == 1000 and first.index.is_unique and set(first.index) <= set(train.index)
+    assert list(first.index) == sorted(first.index), "the window's row order is kept"
+    assert first.equals(again), "the same seed draws the same rows (reruns and the training cache)"
+    assert not first.index.equals(other.index)
+    # Uniform over the window: every tenth of it is represented about equally (100 rows expected in each).
+    tenths = (pd.Series(first["x"]) // 500).value_counts()
+    assert len(tenths) == 10 and tenths.min() > 60 and tenths.max() < 140
+    assert sample.params() == {"max_train_rows": 1000, "rows_train_window": 5000, "train_sample_seed": 42}
+
+
+def test_only_the_train_split_is_sampled_with_the_use_cases_seed() -> None:
+    from mlcycle.steps.train import bounded_splits
+
+    splits = {"train": _frame(3000), "valid": _frame(2000), "test": _frame(2000)}
+    bounded, sample = bounded_splits(_usecase(1500), splits)
+    assert len(bounded["train"]) == 1500 and sample.seed == get_usecase("yarnit").model.seed
+    assert bounded["valid"] is splits["valid"] and bounded["test"] is splits["test"], "the gate's test set stays whole"
+
+
+def test_the_bound_is_part_of_the_training_cache_key() -> None:
+    """A version fitted on a sample is not reused for a whole window (or another bound), and the keys of use cases
+    without a bound do not change."""
+    from mlcycle.steps.train import cache_key
+
+    manifest = {"input_digests": {"2026-09-01": "abc"}, "days": {"train": ["2026-09-01"]}}
+    unbounded = cache_key(_usecase(None), manifest)
+    assert unbounded == cache_key(get_usecase("yarnit"), manifest)
+    assert len({unbounded, cache_key(_usecase(1000), manifest), cache_key(_usecase(2000), manifest)}) == 3
+
+
+def test_the_sample_is_recorded_on_the_candidate_run(mlcycle_env: dict[str, str]) -> None:
+    """The train step's `log_inputs` on a real MLflow run: the bound, the window's size and the seed are params."""
+    import mlflow
+
+    from mlcycle.steps.train import bounded_splits, log_inputs
+
+    usecase = _usecase(1000)
+    target = usecase.target.name
+    splits = {s: _frame(n).rename(columns={"y": target}) for s, n in (("train", 4000), ("valid", 500), ("test", 500))}
+    bounded, sample = bounded_splits(usecase, splits)
+    manifest = {"window": ["2026-09-01", "2026-09-14"], "days": {s: ["2026-09-01"] for s in splits}}
+    with mlflow.start_run() as run:
+        log_inputs(usecase, "file:///features/ds=2026-09-14", manifest, bounded, sample)
+    params = mlflow.get_run(run.info.run_id).data.params
+    assert params["rows_train"] == "1000" and params["rows_train_window"] == "4000"
+    assert params["max_train_rows"] == "1000" and params["train_sample_seed"] == str(usecase.model.seed)
+
+
+def test_the_bound_must_be_positive() -> None:
+    assert Split(max_train_rows=1).max_train_rows == 1
+    with pytest.raises(ValueError, match="max_train_rows"):
+        Split(max_train_rows=0)
