@@ -21,6 +21,8 @@ class Step(StrEnum):
     SCORE = "score"
     MONITOR = "monitor"
     FRESHNESS = "freshness"
+    CANARY = "canary"  # promotion: shadow_canary: the @challenger's labelled shadow days decide its promotion
+    STALENESS = "staleness"  # weekly: the gate metric of every champion vs its age on the newest labelled days
 
 
 class Tool(StrEnum):
