@@ -239,7 +239,7 @@ def monitoring_dag(usecase: UseCase) -> DAG:
         # Independent of the drift branch: a stale model alerts whatever the drift says. The weekly staleness
         # measurement (skipped on other days) comes first, so freshness applies the budget measured that day;
         # whatever staleness did, freshness runs (its budget falls back to an older curve or the documented one).
-        staleness = step_operator(StepSpec(Step.STALENESS, usecase, retries=1))
+        staleness = step_operator(StepSpec(Step.STALENESS, usecase))
         staleness >> step_operator(StepSpec(Step.FRESHNESS, usecase, retries=0), trigger_rule=TriggerRule.ALL_DONE)
         if usecase.promotion == "shadow_canary":
             # After monitor: the day's shadow comparison is logged before the canary decides on the labelled days.
