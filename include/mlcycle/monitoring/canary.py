@@ -176,7 +176,7 @@ def offline_online(usecase: UseCase) -> dict[str, Any]:
                 "offline": round(float(offline), 6),
                 "online": round(online, 6),
                 "online_days": len(by_day),
-                "gap": round(shortfall(metric, reference=float(offline), value=online), 6),
+                "online_shortfall": round(shortfall(metric, reference=float(offline), value=online), 6),
             }
         )
     correlation = None
@@ -191,11 +191,11 @@ def offline_online(usecase: UseCase) -> dict[str, Any]:
 def offline_online_table(table: dict[str, Any]) -> str:
     """The table as text, for the monitoring log and report folder."""
     metric = table["metric"]
-    lines = [f"version  test_{metric}  online_{metric}  online days  gap (offline - online)"]
+    lines = [f"version  test_{metric}  online_{metric}  online days  online shortfall"]
     for row in table["versions"]:
         lines.append(
             f"v{row['version']:<7} {row['offline']:<12.4f} {row['online']:<14.4f} {row['online_days']:<12d} "
-            f"{row['gap']:+.4f}"
+            f"{row['online_shortfall']:+.4f}"
         )
     r = table["correlation"]
     lines.append(
