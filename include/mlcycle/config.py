@@ -294,7 +294,7 @@ class Staleness(_Strict):
         default="mon", description="the weekday whose monitoring run measures"
     )
     labelled_days: int = Field(default=7, ge=1, le=MAX_LOOKBACK_DAYS, description="newest labelled days scored")
-    min_champions: int = Field(default=2, ge=2, description="champions needed before the measured budget is used")
+    min_champions: int = Field(default=3, ge=2, description="champions needed before the measured budget is used")
 
     @property
     def isoweekday(self) -> int:

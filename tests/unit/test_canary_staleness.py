@@ -81,7 +81,7 @@ def usecases(module_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     """A yarnit copy with `promotion: shadow_canary` (K = 2 days, tolerance 0.05) measuring staleness on Sundays."""
     folder = lenient_usecases(tmp_path_factory.mktemp("canary"))
     _edit(folder, promotion="shadow_canary", canary={"labelled_days": 2, "tolerance": 0.05})
-    _edit(folder, staleness={"weekday": "sun", "labelled_days": 2})
+    _edit(folder, staleness={"weekday": "sun", "labelled_days": 2, "min_champions": 2})
     patch = pytest.MonkeyPatch()
     patch.setenv(USECASES_ENV, str(folder))
     yield folder
