@@ -269,6 +269,43 @@ class Freshness(_Strict):
     max_training_gap_days: int = Field(default=7, ge=1, description="no successful training run for this long -> alert")
 
 
+class Canary(_Strict):
+    """`promotion: shadow_canary`: what a gate-approved @challenger must show on live traffic before it serves.
+
+    Checked by the monitoring DAG's `canary` task (mlcycle.steps.canary) on the labelled days it shadow-scored
+    after its training window, against the @champion's served predictions on the same rows.
+    """
+
+    labelled_days: int = Field(default=3, ge=1, description="labelled shadow days needed before promotion (K)")
+    tolerance: float = Field(
+        default=0.01, ge=0, description="largest allowed shortfall of the gate metric vs the champion, per day"
+    )
+
+
+_WEEKDAYS_ISO = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Staleness(_Strict):
+    """The weekly measurement of how the gate metric decays with model age (mlcycle.steps.staleness).
+
+    On the monitoring run of a partition falling on `weekday`, every version that held @champion scores the
+    newest `labelled_days` labelled days; `freshness` then budgets the champion's age by the measured decay
+    (the age at which the metric falls by `retraining.performance_drop`), or by `freshness.max_model_age_days`
+    until `min_champions` champions have been measured and a decay is seen.
+    """
+
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        default="mon", description="the weekday whose monitoring run measures"
+    )
+    labelled_days: int = Field(default=7, ge=1, le=MAX_LOOKBACK_DAYS, description="newest labelled days scored")
+    min_champions: int = Field(default=3, ge=2, description="champions needed before the measured budget is used")
+
+    @property
+    def isoweekday(self) -> int:
+        """The weekday as `date.isoweekday()` numbers it (Monday 1 .. Sunday 7)."""
+        return _WEEKDAYS_ISO.index(self.weekday) + 1
+
+
 _DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 #: The latest a deadline may fall after the end of its day: later, a day's lateness hides the next days'.
 MAX_AFTER_DAY_END = dt.timedelta(days=7)
@@ -472,6 +509,12 @@ class UseCase(_Strict):
     thresholds: Thresholds = Thresholds()
     retraining: Retraining = Retraining()
     freshness: Freshness = Freshness()
+    staleness: Staleness = Staleness()
+    promotion: Literal["immediate", "shadow_canary"] = Field(
+        default="immediate",
+        description="a promote decision moves @champion now, or after a shadow canary on labelled live days",
+    )
+    canary: Canary = Canary()
     approval: Approval = Approval()
     tracking: Tracking = Tracking()
     data: DataArrival = DataArrival()

@@ -49,6 +49,12 @@ class Tag:
     REVIEWED_BY = "mlcycle.reviewed_by"
     REVIEW_REASON = "mlcycle.review_reason"
     REVIEWED_AT = "mlcycle.reviewed_at"
+    # The shadow canary (`promotion: shadow_canary`, steps/promote.py and steps/canary.py): its state (`Canary`),
+    # since when, why it ended as it did, and its evidence (the labelled days, champion vs challenger).
+    CANARY = "mlcycle.canary"
+    CANARY_SINCE = "mlcycle.canary.since"
+    CANARY_REASON = "mlcycle.canary.reason"
+    CANARY_EVIDENCE = "mlcycle.canary.evidence"
 
     @staticmethod
     def days(split: str) -> str:

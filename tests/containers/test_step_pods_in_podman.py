@@ -43,7 +43,8 @@ ORDER = (
     ("yarnit_training", "ingest"), ("yarnit_training", "validate"), ("yarnit_training", "features"),
     ("yarnit_training", "train"), ("yarnit_training", "evaluate"), ("yarnit_training", "promote"),
     ("yarnit_scoring", "ingest"), ("yarnit_scoring", "validate"), ("yarnit_scoring", "score"),
-    ("yarnit_monitoring", "monitor"), ("yarnit_monitoring", "freshness"), ("yarnit_promotion", "promote"),
+    ("yarnit_monitoring", "monitor"), ("yarnit_monitoring", "staleness"), ("yarnit_monitoring", "freshness"),
+    ("yarnit_promotion", "promote"),
 )  # fmt: skip
 #: What a pod's settings are: the storage and MLflow of an embedded environment (no Airflow in a pod).
 POD_SETTINGS = ("MLCYCLE_HOME", "MLCYCLE_STORAGE_ROOT", "MLCYCLE_ARTIFACT_ROOT", "MLFLOW_TRACKING_URI")

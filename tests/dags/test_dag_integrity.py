@@ -24,7 +24,12 @@ MAX_ACTIVE_RUNS = {"training": 1, "scoring": 3, "monitoring": 1, "promotion": 1}
 # train once (costly; a second failure is not transient), freshness and manual promotion never (a retry
 # would only repeat the same verdict or the same compare-and-set).
 DEFAULT_RETRIES = 2
-RETRIES = {("training", "train"): 1, ("monitoring", "freshness"): 0, ("promotion", "promote"): 0}
+RETRIES = {
+    ("training", "train"): 1,
+    ("monitoring", "freshness"): 0,
+    ("monitoring", "canary"): 0,
+    ("promotion", "promote"): 0,
+}
 
 PARSE_SCRIPT = """
 import json, sys, time

@@ -49,6 +49,19 @@ def labelled(predictions: pd.DataFrame, labels: pd.DataFrame, key: str, target: 
     return joined[joined[target].notna()].rename(columns={target: "target"}).astype({"target": "int64"})
 
 
+def shortfall(metric: str, *, reference: float, value: float) -> float:
+    """How much worse `value` is than `reference`: positive when worse, whichever way the metric points.
+
+    Losses grow when quality drops, ranking metrics shrink.
+    """
+    return (value - reference) if metric in ("log_loss", "brier") else (reference - value)
+
+
+def metric_of(current: pd.DataFrame, metric: str, threshold: float) -> float:
+    """The gate metric of labelled rows (`target`, `score` columns)."""
+    return float(classification_metrics(current["target"].to_numpy(), current["score"].to_numpy(), threshold)[metric])
+
+
 def measure(
     current: pd.DataFrame, *, metric: str, reference_value: float, threshold: float, partition: str, version: str
 ) -> Performance:
@@ -62,10 +75,8 @@ def measure(
             model_version=version,
             reason=f"{len(current)} labelled rows on {partition} (need {MIN_LABELLED_ROWS} with both classes)",
         )
-    value = classification_metrics(current["target"].to_numpy(), current["score"].to_numpy(), threshold)[metric]
-    # Losses grow when quality drops, ranking metrics shrink: `drop` is positive when worse either way.
-    worse_is_higher = metric in ("log_loss", "brier")
-    drop = (value - reference_value) if worse_is_higher else (reference_value - value)
+    value = metric_of(current, metric, threshold)
+    drop = shortfall(metric, reference=reference_value, value=value)
     return Performance(
         "computed",
         partition,

@@ -215,13 +215,15 @@ def replays_history(dag_run: Any) -> bool:
 def monitoring_dag(usecase: UseCase) -> DAG:
     asset = retraining_asset(usecase)
     policy = usecase.retraining
+    canary = "; the shadow canary of the approved @challenger" if usecase.promotion == "shadow_canary" else ""
 
     with _dag(
         usecase,
         DagFamily.MONITORING,
         PartitionedAssetTimetable(assets=predictions_asset(usecase)),
         "Evidently data drift, prediction drift and (after the label delay) performance of the day against the "
-        f"champion; a freshness check; then the retraining policy (`{policy.mode}`): request a retrain "
+        "champion, and of the shadow challenger on the same rows; weekly, the metric-vs-age staleness curve; a "
+        f"freshness check{canary}; then the retraining policy (`{policy.mode}`): request a retrain "
         "(Asset event), notify, or nothing — the decision record is this run's `decide_retraining` XCom.",
         params={
             "partition": _partition_param(),
@@ -234,8 +236,14 @@ def monitoring_dag(usecase: UseCase) -> DAG:
         },
     ) as dag:
         monitor = step_operator(StepSpec(Step.MONITOR, usecase))
-        # Independent of the drift branch: a stale model alerts whatever the drift says.
-        step_operator(StepSpec(Step.FRESHNESS, usecase, retries=0))
+        # Independent of the drift branch: a stale model alerts whatever the drift says. The weekly staleness
+        # measurement (skipped on other days) comes first, so freshness applies the budget measured that day;
+        # whatever staleness did, freshness runs (its budget falls back to an older curve or the documented one).
+        staleness = step_operator(StepSpec(Step.STALENESS, usecase))
+        staleness >> step_operator(StepSpec(Step.FRESHNESS, usecase, retries=0), trigger_rule=TriggerRule.ALL_DONE)
+        if usecase.promotion == "shadow_canary":
+            # After monitor: the day's shadow comparison is logged before the canary decides on the labelled days.
+            monitor >> step_operator(StepSpec(Step.CANARY, usecase, retries=0))
 
         @task.branch(task_id="decide_retraining", inlets=[asset])
         def decide(ti: Any = None, params: Any = None, dag_run: Any = None, inlet_events: Any = None) -> str:

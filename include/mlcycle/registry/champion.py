@@ -32,6 +32,17 @@ REVIEWED_AT = Tag.REVIEWED_AT
 GATE_RECORD = Tag.GATE_RECORD
 
 
+CANARY = Tag.CANARY
+
+
+class CanaryState:
+    """The values of a version's `mlcycle.canary` tag (`promotion: shadow_canary`)."""
+
+    PENDING = "pending"  # the gate approved it against a champion; its labelled shadow days decide
+    PASSED = "passed"  # promoted by the canary (`promoted by: canary`)
+    REFUSED = "refused"  # trailed the champion on a labelled shadow day: stays @challenger
+
+
 class NoRollbackTarget(Exception):
     """There is nothing to roll back to: no @champion, or the champion records no previous champion."""
 

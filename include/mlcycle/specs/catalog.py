@@ -18,6 +18,7 @@ from pydantic import BeforeValidator, Field, StringConstraints, field_validator,
 from mlcycle.specs.names import RERUNNABLE, DagFamily, ModelRole, Review, Runbook, Step, Tool
 from mlcycle.specs.options import LookbackDays, Options, PartitionText, option, partition_day
 from mlcycle.specs.results import (
+    CanaryResult,
     EvaluateResult,
     FeaturesResult,
     FreshnessResult,
@@ -29,6 +30,7 @@ from mlcycle.specs.results import (
     ReportResult,
     RerunResult,
     ScoreResult,
+    StalenessResult,
     StepResultModel,
     TrainResult,
     ValidateResult,
@@ -263,11 +265,36 @@ SPECS: tuple[CommandSpec, ...] = (
         "alert when the champion is older than its budget or training has stopped",
         "Counts, in partitions up to --partition, the champion's age (days since the end of its training "
         "window) and the gap since the newest training window of any registered version, against "
-        "usecase.yaml's freshness budgets. Over budget: REJECTED (65) with a one-line reason, so the task "
+        "usecase.yaml's freshness budgets; the age budget is the one measured by the newest staleness curve "
+        "when it measured a decay, else freshness.max_model_age_days. Over budget: REJECTED (65) with a one-line reason, so the task "
         "fails without retry and its alert links docs/runbooks/model-stale.md.",
         "mlcycle.steps.freshness.main",
         result=FreshnessResult,
         runbook=Runbook.MODEL_STALE,
+    ),
+    CommandSpec(
+        Step.CANARY,
+        "promotion: shadow_canary: promote the gate-approved @challenger after K good labelled shadow days",
+        "Reads the @challenger's shadow predictions of the labelled days after its training window up to D minus "
+        "target.label_delay_days, each joined with the labels and the current @champion's served predictions on "
+        "the same rows. canary.labelled_days such days on none of which it trails the champion's gate metric by "
+        "more than canary.tolerance: @champion moves to it by compare-and-set (promoted by: canary, with the "
+        "evidence). A trailing day: REJECTED (65), the version stays @challenger with the reason recorded. Fewer "
+        "days: pending. Only a version the gate approved (mlcycle.canary=pending) is canaried; otherwise, and with "
+        "promotion: immediate, NOTHING_TO_DO (99). See docs/canary.md.",
+        "mlcycle.steps.canary.main",
+        result=CanaryResult,
+        runbook=Runbook.PROMOTION_REJECTED,
+    ),
+    CommandSpec(
+        Step.STALENESS,
+        "weekly: every champion's gate metric vs its age on the newest labelled days; the measured age budget",
+        "On a partition falling on staleness.weekday (else NOTHING_TO_DO, 99), every version that held @champion "
+        "scores the newest staleness.labelled_days labelled days after its training window; metric vs age is fitted "
+        "and the age at which retraining.performance_drop is lost becomes the model-age budget `freshness` applies. "
+        "Writes staleness/ds=D/curve.json and logs the curve to the DAG run's MLflow run. See docs/canary.md.",
+        "mlcycle.steps.staleness.main",
+        result=StalenessResult,
     ),
     CommandSpec(
         Tool.REPORT,

@@ -21,6 +21,8 @@ class Step(StrEnum):
     SCORE = "score"
     MONITOR = "monitor"
     FRESHNESS = "freshness"
+    CANARY = "canary"  # promotion: shadow_canary: the @challenger's labelled shadow days decide its promotion
+    STALENESS = "staleness"  # weekly: the gate metric of every champion vs its age on the newest labelled days
 
 
 #: The steps a use case with `engine: spark` runs on Apache Spark (a SparkApplication in kubernetes mode, Spark's local

@@ -299,10 +299,54 @@ class FreshnessMetrics(Part):
     last_training_partition: str
     training_gap_days: int
     max_training_gap_days: int
+    # The model-age budget applied: measured by the newest staleness curve, or max_model_age_days (fallback).
+    age_budget_days: int | None = None
+    age_budget_source: Literal["measured", "fallback"] | None = None
 
 
 class FreshnessResult(StepResultModel[NoOutputs, FreshnessMetrics]):
     pass
+
+
+class CanaryOutputs(Part):
+    model_uri: str
+
+
+class CanaryMetrics(Part):
+    """The canary of one @challenger: promote (done), pending (waits for labelled shadow days); a refusal is
+    REJECTED, with these metrics in its document."""
+
+    decision: Literal["promote", "pending"]
+    challenger_version: str
+    champion_version: str
+    required_days: int
+    tolerance: float
+    days: list[dict[str, Any]]
+
+
+class CanaryResult(StepResultModel[CanaryOutputs, CanaryMetrics]):
+    pass
+
+
+class StalenessOutputs(Part):
+    curve: str
+    staleness: str
+    mlflow_run_id: str = ""
+
+
+class StalenessMetrics(Part):
+    """Every champion's metric vs its age on the newest labelled days, and the age budget measured from it."""
+
+    metric: str
+    champions: list[str]
+    points: list[dict[str, Any]]
+    budget: dict[str, Any]
+
+
+class StalenessResult(StepResultModel[StalenessOutputs, StalenessMetrics]):
+    @property
+    def mlflow_run_id(self) -> str:
+        return self.outputs.mlflow_run_id
 
 
 class ReportedVersion(Part):

@@ -5,6 +5,9 @@ backfill of last month asks "was the model stale *then*?" and gets the same answ
 - model age: partition - the last day of the champion's training window (version tag mlcycle.partition);
 - training gap: partition - the newest training window of any registered version (promoted or not: the
   pipeline ran), up to the partition.
+The model-age budget is the measured one when the newest staleness curve up to the partition
+(staleness/ds=<=D, the weekly `staleness` task) measured a decay: the age at which the gate metric falls by
+`retraining.performance_drop`; until then `freshness.max_model_age_days`. The result says which it used and why.
 Over budget -> REJECTED (65): the task fails without retry and its failure alert links the runbook.
 """
 
@@ -12,12 +15,29 @@ from __future__ import annotations
 
 import datetime as dt
 
+from mlcycle.monitoring import staleness
 from mlcycle.registry import tracking
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import FreshnessResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
+from mlcycle.storage.layout import STALENESS_FILE, Dataset
 from mlcycle.tags import Tag
+
+
+def age_budget(ctx: StepContext) -> tuple[int, str, str, str | None]:
+    """(days, "measured" | "fallback", why, the curve it comes from): the champion's age budget on the partition."""
+    fallback = ctx.usecase.freshness.max_model_age_days
+    measured = [d for d in ctx.storage.list_partitions(ctx.usecase.name, Dataset.STALENESS) if d <= ctx.partition]
+    if not measured:
+        return fallback, staleness.FALLBACK, f"no staleness curve measured up to {ctx.partition} yet", None
+    uri = ctx.uri(Dataset.STALENESS, measured[-1])
+    with ctx.storage.local_copy(uri) as folder:
+        budget = staleness.read_budget(folder)
+    curve = f"{uri}/{STALENESS_FILE}"
+    if budget.source == staleness.MEASURED and budget.days is not None:
+        return budget.days, staleness.MEASURED, f"measured on {measured[-1]}: {budget.reason}", curve
+    return fallback, staleness.FALLBACK, f"curve of {measured[-1]}: {budget.reason}", curve
 
 
 def main(ctx: StepContext, options: Options) -> FreshnessResult:
@@ -37,6 +57,7 @@ def main(ctx: StepContext, options: Options) -> FreshnessResult:
     model_age = (day - champion_through).days
     last_training = max((d for d in trained.values() if d <= day), default=champion_through)
     training_gap = (day - last_training).days
+    max_age, source, why, curve = age_budget(ctx)
     metrics = {
         "champion_version": str(champion.version),
         "champion_trained_through": champion_through.isoformat(),
@@ -45,12 +66,16 @@ def main(ctx: StepContext, options: Options) -> FreshnessResult:
         "last_training_partition": last_training.isoformat(),
         "training_gap_days": training_gap,
         "max_training_gap_days": budget.max_training_gap_days,
+        "age_budget_days": max_age,
+        "age_budget_source": source,
+        "age_budget_reason": why,
+        "staleness_curve": curve,
     }
     problems = []
-    if model_age > budget.max_model_age_days:
+    if model_age > max_age:
         problems.append(
             f"champion v{champion.version} is {model_age} days old on {day} (trained on data through "
-            f"{champion_through}; budget {budget.max_model_age_days} days)"
+            f"{champion_through}; {source} budget {max_age} days: {why})"
         )
     if training_gap > budget.max_training_gap_days:
         problems.append(

@@ -5,6 +5,9 @@
   training split: a model can react to drift in columns that look harmless one by one.
 - Performance: on L = D - label_delay_days, the served predictions joined with L's labels, against the
   serving version's test metric at training time (monitoring.performance).
+- Shadow challenger: on L, the @challenger's shadow predictions against the champion's served ones on the same
+  labelled rows (monitoring.canary; what `promotion: shadow_canary` decides on), and each version's labelled-day
+  metric logged on its training run beside its offline test metric (the offline-vs-online table).
 - New labelled rows since the champion's training window, for the retraining policy's guard.
 
 Everything lands in monitoring/ds=D (HTML + JSON per report, summary.json) and in the monitoring DAG
@@ -14,6 +17,7 @@ run's MLflow parent run; the result (XCom) carries the per-column verdicts the r
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
+from mlcycle.monitoring import canary
 from mlcycle.monitoring import performance as perf
 from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
 from mlcycle.registry import tracking
@@ -33,9 +38,11 @@ from mlcycle.steps.base import NothingToDo, StepContext
 from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import (
     DATA_FILE,
+    OFFLINE_ONLINE_FILE,
     PERFORMANCE_REPORT_FILE,
     PREDICTION_DRIFT_SUB,
     REPORT_FILE,
+    SHADOW_FILE,
     Dataset,
     Split,
     role_sub,
@@ -130,6 +137,49 @@ def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Perform
     return result, perf.classification_report(reference, current, threshold)
 
 
+def _shadow(ctx: StepContext) -> canary.ShadowDay:
+    """The shadow @challenger vs the @champion on the labelled day L = D - label delay, on the rows both scored.
+
+    The versions are the ones that scored L (their predictions' manifests), not today's aliases.
+    """
+    usecase = ctx.usecase
+    day = ctx.partition - dt.timedelta(days=usecase.target.label_delay_days)
+    uris = {role: ctx.uri(Dataset.PREDICTIONS, day, sub=role_sub(role)) for role in ModelRole}
+    manifests = {role: ctx.storage.manifest(uri) for role, uri in uris.items()}
+    versions = {role: str((m or {}).get("model_version", "")) for role, m in manifests.items()}
+    ids = (day.isoformat(), versions[ModelRole.CHAMPION], versions[ModelRole.CHALLENGER])
+    labels_uri = ctx.uri(Dataset.VALIDATED, day)
+    missing = [uris[r] for r in ModelRole if manifests[r] is None] + (
+        [] if ctx.storage.exists(labels_uri) else [labels_uri]
+    )
+    if missing:
+        return canary.ShadowDay("pending", *ids, reason=f"no shadow comparison on {day}: missing {missing}")
+    columns = [usecase.key, "score", "decision"]
+    return canary.compare_day(
+        _read(ctx, uris[ModelRole.CHAMPION], None, columns=columns),
+        _read(ctx, uris[ModelRole.CHALLENGER], None, columns=columns),
+        _read(ctx, labels_uri, DATA_FILE, columns=[usecase.key, usecase.target.name]),
+        usecase=usecase,
+        partition=ids[0],
+        champion_version=ids[1],
+        challenger_version=ids[2],
+    )
+
+
+def _log_online(usecase: UseCase, performance: perf.Performance, shadow: canary.ShadowDay) -> dict[str, float]:
+    """Each labelled-day metric, on the training run of the version that produced it; {version: value}."""
+    online: dict[str, float] = {}
+    if performance.status == "computed":
+        online[performance.model_version] = performance.value
+    if shadow.status == "computed":
+        online.setdefault(shadow.champion_version, shadow.champion)
+        online[shadow.challenger_version] = shadow.challenger
+    day = dt.date.fromisoformat(performance.partition)
+    for version, value in online.items():
+        canary.log_online(usecase, version, day, value)
+    return online
+
+
 def _new_labelled_rows(ctx: StepContext, trained_through: dt.date) -> int:
     """Labelled rows in validated partitions after the champion's window, up to the labels that arrived."""
     usecase = ctx.usecase
@@ -187,6 +237,9 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
         }
 
     performance, performance_report = _performance(ctx, models)
+    shadow = _shadow(ctx)
+    online = _log_online(usecase, performance, shadow)
+    offline_online = canary.offline_online(usecase)
     trained_through = dt.date.fromisoformat(tags.get(Tag.PARTITION, "1970-01-01"))
     new_rows = _new_labelled_rows(ctx, trained_through)
 
@@ -205,18 +258,28 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
         "prediction_drift_score": float(prediction.get("score") or float("nan")),
         f"performance_{performance.metric or 'metric'}": performance.value,
         "new_labelled_rows": float(new_rows),
+        f"shadow_champion_{shadow.metric or 'metric'}": shadow.champion,
+        f"shadow_challenger_{shadow.metric or 'metric'}": shadow.challenger,
+        "shadow_trail": shadow.trail,
+        "offline_online_correlation": float("nan")
+        if offline_online["correlation"] is None
+        else float(offline_online["correlation"]),
     }
     with ctx.storage.writer(target, manifest) as staging:
         save_report(snapshot, summary, staging)
         if prediction_report is not None:
             save_report(prediction_report[1], prediction_report[0], staging / PREDICTION_DRIFT_SUB)
         perf.save_performance(performance_report, performance, staging)
+        (staging / SHADOW_FILE).write_text(json.dumps(shadow.to_dict(), indent=2) + "\n")
+        (staging / OFFLINE_ONLINE_FILE).write_text(json.dumps(offline_online, indent=2) + "\n")
         parent_run = _log_to_mlflow(ctx, staging, figures)
     for c in summary.columns:
         log.info("%-26s %-11s %-10s score=%.4g drifted=%s", c.column, c.kind, c.stattest, c.score, c.drifted)
     log.info(
         "prediction drift: %s; performance: %s; new labelled rows: %d", prediction, performance.to_dict(), new_rows
     )
+    log.info("shadow challenger: %s; online metric logged for %s", shadow.to_dict(), online)
+    log.info("offline vs online, per version:\n%s", canary.offline_online_table(offline_online))
     return MonitorResult.of(
         Step.MONITOR,
         usecase.name,
@@ -239,6 +302,8 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
             ],
             "prediction_drift": prediction,
             "performance": performance.to_dict(),
+            "shadow": shadow.to_dict(),
+            "offline_online": offline_online,
             "new_labelled_rows": new_rows,
             "trained_through": trained_through.isoformat(),
             "champion_version": version,

@@ -2,8 +2,10 @@
 for it) or a manual promote/rollback.
 
 Every path records the same fields on the version it promotes (`mlcycle.registry.champion`): who promoted
-(`gate`, `review`, `manual`), the approver, the reason and the gate decision record it applied. A review that
+(`gate`, `review`, `manual`; `canary` in steps/canary.py), the approver, the reason and the gate decision record it applied. A review that
 did not approve leaves the version `@challenger`, with the answer, the reviewer and the reason recorded on it.
+With `promotion: shadow_canary` an approved decision (gate or review) against a champion leaves the version
+`@challenger` in a canary (`mlcycle.canary = pending`) instead: the monitoring DAG's canary task promotes it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mlcycle.registry.champion import (
     REVIEWED_BY,
 )
 from mlcycle.specs.catalog import PromoteOptions
-from mlcycle.specs.names import Review, Step
+from mlcycle.specs.names import ModelRole, Review, Step
 from mlcycle.specs.results import PromoteResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.storage.layout import DECISION_FILE
@@ -43,6 +45,8 @@ def main(ctx: StepContext, options: PromoteOptions) -> PromoteResult:
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     if options.decision:
         version, expected, record = _from_decision(ctx, options, now)
+        if usecase.promotion == "shadow_canary" and expected is not None:
+            _enter_canary(ctx, version, record, now)
         action = "promote"
     elif options.review:
         raise Rejected(f"--review={options.review} answers a gate decision: it needs --decision")
@@ -131,6 +135,40 @@ def _from_decision(ctx: StepContext, options: PromoteOptions, now: str) -> tuple
             review=options.review,
         )
     return version, expected, {**record, **review, PROMOTED_BY: "review"}
+
+
+def _enter_canary(ctx: StepContext, version: str, record: dict[str, str], now: str) -> None:
+    """`promotion: shadow_canary`: the approved version stays @challenger, in a canary (steps/canary.py promotes it
+    after `canary.labelled_days` labelled shadow days); raises NothingToDo. A first champion has nothing to be
+    compared with on live traffic, so it is promoted at once (the caller only comes here with a champion)."""
+    usecase = ctx.usecase
+    challenger = tracking.alias_version(usecase, ModelRole.CHALLENGER)
+    if challenger is None or str(challenger.version) != version:
+        raise NothingToDo(
+            f"version {version} is no longer @challenger (now: {None if challenger is None else challenger.version}): "
+            "a newer candidate replaced it before its canary began",
+            candidate_version=version,
+        )
+    settings = usecase.canary
+    reason = (
+        f"shadow canary: needs {settings.labelled_days} labelled shadow days not trailing @champion by more than "
+        f"{settings.tolerance} ({usecase.thresholds.gate.metric})"
+    )
+    tracking.set_version_tags(
+        usecase,
+        version,
+        {
+            Tag.CANARY: champion.CanaryState.PENDING,
+            Tag.CANARY_SINCE: now,
+            Tag.CANARY_REASON: reason,
+            **{k: v for k, v in record.items() if k in (DECISION_URI, REVIEW, REVIEWED_BY, REVIEW_REASON, REVIEWED_AT)},
+        },
+    )
+    raise NothingToDo(
+        f"version {version} stays @challenger: {reason}; the monitoring DAG's canary task promotes it",
+        candidate_version=version,
+        canary=champion.CanaryState.PENDING,
+    )
 
 
 def _outcome(ctx: StepContext, review: Review) -> Review:

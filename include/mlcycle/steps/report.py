@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlcycle.monitoring.canary import offline_online, offline_online_table
 from mlcycle.registry import tracking
 from mlcycle.registry.champion import PREVIOUS, champion_periods
 from mlcycle.specs.names import Tool
@@ -41,4 +42,9 @@ def main(ctx: StepContext, options: Options) -> ReportResult:
             f"partition={row['partition']}  champion: {held}",
             flush=True,
         )
-    return ReportResult.of(Tool.REPORT, usecase.name, "", outputs={}, metrics={"versions": rows})
+    # Offline test metric vs online (labelled live) metric per version, logged by monitoring: does offline predict?
+    table = offline_online(usecase)
+    print(offline_online_table(table), flush=True)
+    return ReportResult.of(
+        Tool.REPORT, usecase.name, "", outputs={}, metrics={"versions": rows, "offline_online": table}
+    )

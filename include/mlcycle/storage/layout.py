@@ -28,6 +28,7 @@ class Dataset(StrEnum):
     EVALUATION = "evaluation"  # evaluate: the gate's decision per candidate version
     PREDICTIONS = "predictions"  # score: one sub-partition per model role
     MONITORING = "monitoring"  # monitor: drift and performance reports
+    STALENESS = "staleness"  # staleness: the weekly metric-vs-model-age curve, read by freshness
 
 
 class Split(StrEnum):
@@ -64,6 +65,12 @@ PREDICTION_DRIFT_SUB = "prediction"
 PERFORMANCE_FILE = "performance.json"
 PERFORMANCE_REPORT_FILE = "performance.html"
 PERFORMANCE_REPORT_JSON_FILE = "performance_report.json"
+#: monitoring/ds=D: the shadow @challenger vs the @champion on the labelled day's served rows.
+SHADOW_FILE = "shadow.json"
+#: monitoring/ds=D: per version, its offline test metric vs its online (labelled live) metric.
+OFFLINE_ONLINE_FILE = "offline_online.json"
+#: staleness/ds=D: the metric of every champion vs its age, and the age budget measured from it.
+STALENESS_FILE = "curve.json"
 
 #: S3 only: each commit's files live under `<partition>/_v/<version>/`, named by the manifest's DATA_PREFIX key.
 VERSIONS = "_v"
