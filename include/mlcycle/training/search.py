@@ -52,7 +52,11 @@ class Trial:
 
 @dataclass(frozen=True)
 class SearchOutcome:
-    """Every fit, the best candidate (by its score in the last round it reached), and why the search stopped."""
+    """Every fit, the best one, and why the search stopped.
+
+    ``best`` is the best-scoring fit of the last round the search reached (halving: the round on the most rows;
+    a round cut short by the time budget counts with the fits it made).
+    """
 
     metric: str
     trials: list[Trial]
