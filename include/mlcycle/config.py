@@ -182,13 +182,6 @@ class Split(_Strict):
         return self
 
 
-class ModelConfig(_Strict):
-    family: Literal["sklearn_hgb", "sklearn_logreg", "torch_mlp", "dummy"] = "sklearn_hgb"
-    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
-    decision_threshold: float = Field(default=0.5, gt=0, lt=1)
-    seed: int = 42
-
-
 class GateThresholds(_Strict):
     """What a candidate must show to replace the champion (see mlcycle.evaluation.gate)."""
 
@@ -355,6 +348,100 @@ def _positive_duration(text: object) -> dt.timedelta:
 
 #: A duration in the same notation as the deadlines ("48h", "30m"), longer than zero.
 PositiveDuration = Annotated[dt.timedelta, BeforeValidator(_positive_duration)]
+
+
+ParamValue = float | int | str | bool
+
+
+class IntRange(_Strict):
+    """Integers from `low` to `high`, both included; `log`: uniform in log space (e.g. 16..512 leaves)."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class FloatRange(_Strict):
+    """Reals from `low` to `high`; `log`: uniform in log space (e.g. a learning rate 0.01..0.3)."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class ChoiceSpace(_Strict):
+    """One of `values`, each equally likely."""
+
+    type: Literal["choice"]
+    values: list[ParamValue] = Field(min_length=1)
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if low >= high:
+        raise ValueError(f"low {low} must be below high {high}")
+    if log and low <= 0:
+        raise ValueError(f"a log-scale range needs low > 0 (got {low})")
+
+
+#: One searched hyperparameter: `{type: int|float, low, high, log}` or `{type: choice, values}`.
+SearchSpace = Annotated[IntRange | FloatRange | ChoiceSpace, Field(discriminator="type")]
+
+
+def _whole_days(text: object) -> dt.timedelta:
+    value = parse_duration(text)
+    if value < dt.timedelta(days=1) or value % dt.timedelta(days=1):
+        raise ValueError(f"{text!r} is not a whole number of days (counted in partitions), e.g. '7d'")
+    return value
+
+
+#: Days written as a duration ("7d"), at least one, whole: ages counted in partitions.
+WholeDays = Annotated[dt.timedelta, BeforeValidator(_whole_days)]
+
+
+class Search(_Strict):
+    """The `tune` step's seeded hyperparameter search (`mlcycle.training.search`), before `train`.
+
+    Every candidate is fitted on the train split and scored on the valid split with the gate's metric (never on
+    test: the test split stays the gate's). The best parameters override `model.params` in `train`.
+    """
+
+    strategy: Literal["random", "successive_halving"] = "random"
+    params: dict[str, SearchSpace] = Field(min_length=1, description="the searched estimator parameters")
+    trials: int = Field(default=20, ge=1, le=1000, description="candidate parameter sets sampled")
+    max_time: PositiveDuration = Field(
+        default=dt.timedelta(minutes=30), description="no new trial starts after this long, e.g. '30m'"
+    )
+    seed: int = Field(default=0, description="seeds the sampling (and the halving's row subsets)")
+    halving_factor: int = Field(default=3, ge=2, description="successive halving: keep 1/factor per round")
+    every: WholeDays = Field(
+        default=dt.timedelta(days=7), description="reuse a search run fewer than this many days (partitions) before"
+    )
+
+
+class ModelConfig(_Strict):
+    family: Literal["sklearn_hgb", "sklearn_logreg", "torch_mlp", "dummy"] = "sklearn_hgb"
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    decision_threshold: float = Field(default=0.5, gt=0, lt=1)
+    seed: int = 42
+    search: Search | None = Field(default=None, description="tune `params` before each training (the tune step)")
+
+    @model_validator(mode="after")
+    def _something_to_tune(self) -> ModelConfig:
+        if self.search is not None and self.family == "dummy":
+            raise ValueError("search: the dummy family has no hyperparameters to tune")
+        return self
 
 
 def daily_time(cron: str) -> dt.timedelta | None:

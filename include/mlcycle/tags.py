@@ -26,6 +26,11 @@ class Tag:
     CACHE_HIT = "mlcycle.cache_hit"
     CACHE_VERSION = "mlcycle.cache_version"
     RESUMED_FROM_EPOCH = "mlcycle.resumed_from_epoch"
+    # The tune step (steps/tune.py): on a trained run and its version, the search run its parameters came from;
+    # on a search run and its trials, what they are.
+    TUNED_FROM = "mlcycle.tuned_from"
+    TUNE_REUSED_FROM = "mlcycle.tune.reused_from"
+    TRIAL = "mlcycle.tune.trial"
     # Set by registry.integrity: the sha256 of every artifact file, checked before a version is loaded.
     ARTIFACT_SHA256 = "mlcycle.artifact_sha256"
     # The gate (steps/evaluate.py): its decision, why, and where its decision record lies.

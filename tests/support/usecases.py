@@ -52,3 +52,31 @@ def without_cron_runs(usecases: Path, usecase: str = "yarnit") -> Path:
     data["schedule"].update(training=NO_TICK_YET, scoring=NO_TICK_YET)
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     return usecases
+
+
+#: A small seeded search over yarnit's gradient boosting (3 trials: tests stay fast).
+TUNED_SEARCH: dict[str, Any] = {
+    "strategy": "random",
+    "trials": 3,
+    "seed": 7,
+    "max_time": "10m",
+    "every": "7d",
+    "params": {
+        "max_iter": {"type": "int", "low": 10, "high": 30},
+        "learning_rate": {"type": "float", "low": 0.03, "high": 0.3, "log": True},
+        "max_leaf_nodes": {"type": "choice", "values": [7, 15, 31]},
+    },
+}
+
+
+def tuned_usecase(folder: Path, name: str = "yarnit", search: dict[str, Any] | None = None) -> Path:
+    """A copy of yarnit named `name` whose training is tuned (`model.search`); returns its usecase.yaml."""
+    target = folder / name
+    shutil.copytree(DEFAULT_USECASES_DIR / "yarnit", target)
+    config = target / "usecase.yaml"
+    data: dict[str, Any] = yaml.safe_load(config.read_text())
+    data["name"] = name
+    data["model"] = {**data["model"], "search": search or TUNED_SEARCH}
+    data["thresholds"]["gate"]["latency_p95_ms"] = LENIENT_LATENCY_P95_MS
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return config

@@ -1,6 +1,7 @@
 """One StepSpec, two launchers: the pod a KubernetesPodOperator would submit runs exactly the argv and
 env the local launcher runs, for every step task of every DAG of every use case (and of a GPU variant of
-yarnit, whose training step runs in the CUDA image on a GPU node).
+yarnit, whose training step runs in the CUDA image on a GPU node, and of a tuned one, whose training DAG has
+the tune step).
 
 The pod gets a few variables more, all named in `mlcycle.orchestration.kubernetes.POD_ONLY_ENV` (HOME,
 TMPDIR and caches on the scratch emptyDir of a read-only root filesystem; the image name for MLflow): they
@@ -24,6 +25,7 @@ from mlcycle.config import UseCase, discover_usecases, load_usecase
 from mlcycle.orchestration.dags import build_dags
 from mlcycle.orchestration.operators import LocalStepOperator
 from mlcycle.settings import REPO_ROOT
+from support.usecases import tuned_usecase
 
 
 def gpu_variant(root: Path) -> UseCase:
@@ -43,7 +45,9 @@ def both_modes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any,
     """dag_id -> (local DAG, kubernetes DAG)."""
     mp = pytest.MonkeyPatch()
     out: dict[str, tuple[Any, Any]] = {}
-    for usecase in [*discover_usecases(), gpu_variant(tmp_path_factory.mktemp("usecases"))]:
+    variants = tmp_path_factory.mktemp("usecases")
+    tuned = load_usecase(tuned_usecase(variants, "yarnit_tuned"))
+    for usecase in [*discover_usecases(), gpu_variant(variants), tuned]:
         mp.setenv("MLCYCLE_EXECUTION_MODE", "local")
         local = build_dags(usecase)
         mp.setenv("MLCYCLE_EXECUTION_MODE", "kubernetes")
@@ -183,6 +187,15 @@ def test_the_gpu_step_runs_the_same_argv(both_modes: dict[str, tuple[Any, Any]])
     assert argv == local_dag.get_task("train").argv and env == local_dag.get_task("train").env_vars
     assert pod_task.container_resources.limits["nvidia.com/gpu"] == "1"
     assert pod_task.image.endswith("-cuda")
+
+
+def test_the_tune_step_runs_the_same_argv(both_modes: dict[str, tuple[Any, Any]]) -> None:
+    local_dag, k8s_dag = both_modes["yarnit_tuned_training"]
+    argv, env = _pod_argv_env(k8s_dag.get_task("tune"))
+    assert argv == local_dag.get_task("tune").argv and env == local_dag.get_task("tune").env_vars
+    assert argv[:2] == ["mlcycle", "tune"]
+    assert k8s_dag.get_task("train").upstream_task_ids == {"tune"}
+    assert "tune" not in both_modes["yarnit_training"][1].task_ids
 
 
 def test_exit_codes_map_to_the_same_outcomes() -> None:

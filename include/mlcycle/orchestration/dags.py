@@ -138,6 +138,7 @@ def training_dag(usecase: UseCase) -> DAG:
             step_operator(StepSpec(Step.INGEST, usecase, IngestOptions.for_task(lookback=window))),
             step_operator(StepSpec(Step.VALIDATE, usecase, ValidateOptions.for_task(lookback=window))),
             step_operator(StepSpec(Step.FEATURES, usecase)),
+            *_tune(usecase),
             step_operator(
                 StepSpec(
                     Step.TRAIN,
@@ -149,6 +150,16 @@ def training_dag(usecase: UseCase) -> DAG:
             _gate_and_promote(usecase),
         )
     return dag
+
+
+def _tune(usecase: UseCase) -> list[BaseOperator]:
+    """The tune task between features and train, only for a use case with `model.search` (else none)."""
+    search = usecase.model.search
+    if search is None:
+        return []
+    # No fit starts after max_time: the last one (and the logging) gets as long again, at least 10 minutes.
+    timeout = search.max_time * 2 + dt.timedelta(minutes=10)
+    return [step_operator(StepSpec(Step.TUNE, usecase, timeout=timeout, retries=1))]
 
 
 def _gate_and_promote(usecase: UseCase) -> BaseOperator:

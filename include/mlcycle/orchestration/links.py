@@ -7,7 +7,7 @@ runs there, with the serialized operator and the task instance's key. So the lin
 - read only the step's JSON result (the `return_value` XCom that both launchers, local subprocess and Kubernetes
   pod, push: the step contract), straight from the metadata DB, as the api-server's own `XComOperatorLink` does,
   and read it through the step's typed result model (`mlcycle.specs.results`: stdlib + pydantic);
-- decide from the result's `step` whether they apply (train / evaluate / monitor), not from the task id or the
+- decide from the result's `step` whether they apply (tune / train / evaluate / monitor), not from the task id or the
   operator class, so they work for every launcher and every use case without touching the DAGs;
 - take the MLflow UI's address from the api-server's environment (`MLCYCLE_MLFLOW_UI_URL`), i.e. the address
   users' browsers reach, decided where the UI is served and applied to old runs too;
@@ -41,7 +41,7 @@ MLFLOW_UI_URL_ENV = "MLCYCLE_MLFLOW_UI_URL"
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 # Where mlcycle.steps.monitor logs the report folder in the monitoring run (`_log_to_mlflow`).
 MONITORING_ARTIFACT_DIR = "monitoring"
-RUN_LINK_STEPS = frozenset({Step.TRAIN, Step.EVALUATE, Step.MONITOR})
+RUN_LINK_STEPS = frozenset({Step.TUNE, Step.TRAIN, Step.EVALUATE, Step.MONITOR})
 REPORT_LINK_STEPS = frozenset({Step.MONITOR})
 
 
@@ -70,7 +70,7 @@ def _typed(result: Mapping[str, Any] | None, steps: frozenset[Step]) -> StepResu
 
 
 def run_url(result: Mapping[str, Any] | None, base_url: str) -> str:
-    """The MLflow UI page of the run a train / evaluate / monitor result names, or "".
+    """The MLflow UI page of the run a tune / train / evaluate / monitor result names, or "".
 
     train names its candidate run in `metrics.run_id`; evaluate and monitor in `outputs.mlflow_run_id` (each
     result model's `mlflow_run_id`). With an experiment id the run page is addressed directly; without one,
@@ -145,7 +145,7 @@ def step_result(ti_key: Any) -> dict[str, Any] | None:
 
 
 class MLflowRunLink(BaseOperatorLink):
-    """ "MLflow run": the MLflow run that a train, evaluate or monitor step logged to."""
+    """ "MLflow run": the MLflow run that a tune, train, evaluate or monitor step logged to."""
 
     name = "MLflow run"
 

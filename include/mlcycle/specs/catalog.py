@@ -33,6 +33,7 @@ from mlcycle.specs.results import (
     StalenessResult,
     StepResultModel,
     TrainResult,
+    TuneResult,
     ValidateResult,
 )
 
@@ -52,6 +53,10 @@ class ValidateOptions(IngestOptions):
         help="validate with the serving profile: every rule except those on the target, which may "
         "be absent (the scoring DAG's gate)",
     )
+
+
+class TuneOptions(Options):
+    reuse: Literal["on", "off"] = option("on", help="reuse a search younger than model.search.every")
 
 
 class TrainOptions(Options):
@@ -205,9 +210,24 @@ SPECS: tuple[CommandSpec, ...] = (
         result=FeaturesResult,
     ),
     CommandSpec(
+        Step.TUNE,
+        "search the model's hyperparameters (usecase.yaml model.search) on the valid split, for train",
+        "Samples model.search.trials parameter sets from the declared ranges with model.search.seed (random, or "
+        "successive halving over train rows), fits each on the train split and scores it on the valid split with "
+        "the gate's metric (never on test), within model.search.max_time. Logs one MLflow search run with a nested "
+        "run per fit (params, valid metric, fit seconds) under the DAG run's parent run, and commits the best "
+        "parameters to tuning/ds=D/best_params.json, which train fits with. A search run fewer than "
+        "model.search.every partitions before D (same search space) is reused instead, unless --reuse off: the "
+        "result says reused (exit 0: train needs tuning/ds=D either way). Without model.search: NOTHING_TO_DO (99).",
+        "mlcycle.steps.tune.main",
+        TuneOptions,
+        TuneResult,
+    ),
+    CommandSpec(
         Step.TRAIN,
         "fit the use case's model on the splits, log it to MLflow and register it as @challenger",
-        "Fits the model family of usecase.yaml (preprocessing inside the logged pipeline), logs params, "
+        "Fits the model family of usecase.yaml (preprocessing inside the logged pipeline), with the tune "
+        "step's best parameters over model.params when model.search is set, logs params, "
         "per-split metrics, datasets (with digests) and Airflow tags to one parent run per DAG run, and "
         "registers the model version with the @challenger alias. If a version was already trained on the "
         "same data digests, config and code, it is reused (a cache hit) unless --cache off.",

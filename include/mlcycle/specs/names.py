@@ -15,6 +15,7 @@ class Step(StrEnum):
     INGEST = "ingest"
     VALIDATE = "validate"
     FEATURES = "features"
+    TUNE = "tune"  # only in the training DAG of a use case with `model.search`
     TRAIN = "train"
     EVALUATE = "evaluate"
     PROMOTE = "promote"

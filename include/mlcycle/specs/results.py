@@ -113,6 +113,27 @@ class TrainResult(StepResultModel[TrainOutputs, TrainMetrics]):
         return self.metrics.model_version
 
 
+class TuneOutputs(Part):
+    best_params: str  # the tuning partition train reads
+
+
+class TuneMetrics(Part):
+    search_run_id: str  # the MLflow run of the search whose parameters train uses (`mlcycle.tuned_from`)
+    reused: bool  # True: a search run fewer than `model.search.every` days before was reused, none ran now
+    searched_on: str  # the partition that search ran on
+    metric: str
+    best_valid_score: float
+    trials: int  # fits the search made (0 when reused)
+    stopped_by: Literal["trials", "time", "reused"]
+
+
+class TuneResult(StepResultModel[TuneOutputs, TuneMetrics]):
+    @property
+    def mlflow_run_id(self) -> str:
+        """The search run (its trials are its nested runs)."""
+        return self.metrics.search_run_id
+
+
 class EvaluateOutputs(Part):
     decision: str
     mlflow_run_id: str = ""

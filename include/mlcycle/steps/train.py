@@ -2,6 +2,8 @@
 
 load splits -> fit and measure (pure: :func:`mlcycle.training.fit.fit_and_measure`) -> log to MLflow ->
 register. A version trained on the same data digests, config and code is reused instead (the cache).
+With `model.search` set, the tune step's best parameters (tuning/ds=D) override `model.params`: they are
+in the cache key (through the model config it hashes) and the run and version carry `mlcycle.tuned_from`.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from mlcycle.specs.catalog import TrainOptions
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import TrainResult
 from mlcycle.steps.base import StepContext
+from mlcycle.steps.tune import tuned_params
 from mlcycle.storage.layout import SPLITS, Dataset, split_file
 from mlcycle.tags import Tag
 from mlcycle.training.fit import FittedCandidate, fit_and_measure
 from mlcycle.training.model_io import feature_frame
 from mlcycle.training.sampling import TrainSample, sample_train
+from mlcycle.training.search import with_params
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
 log = logging.getLogger(__name__)
@@ -46,7 +50,7 @@ def pip_requirements() -> list[str]:
 
 
 def cache_key(usecase: UseCase, manifest: dict[str, Any]) -> str:
-    """What makes a training run repeatable: data digests, model config and code version."""
+    """What makes a training run repeatable: data digests, model config (tuned parameters included) and code."""
     material = {
         "digests": manifest["input_digests"],
         "days": manifest["days"],
@@ -98,6 +102,10 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
     if manifest is None:
         raise FileNotFoundError(f"no features at {features_uri}: run the features step first")
     parent_id = tracking.parent_run(usecase, ctx.airflow, partition)
+    tuned_from = ""
+    if usecase.model.search is not None:
+        tuning = tuned_params(ctx)
+        usecase, tuned_from = with_params(usecase, tuning.params), tuning.search_run_id
 
     key = cache_key(usecase, manifest)
     hit = None if options.cache == "off" else cached_version(usecase, key)
@@ -111,7 +119,12 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
         mlflow.start_run(
             run_name=f"{usecase.model.family}-{partition}",
             nested=True,
-            tags={**tracking.run_tags(ctx.airflow, partition), tracking.ROLE_TAG: "candidate", CACHE_TAG: key},
+            tags={
+                **tracking.run_tags(ctx.airflow, partition),
+                tracking.ROLE_TAG: "candidate",
+                CACHE_TAG: key,
+                **({Tag.TUNED_FROM: tuned_from} if tuned_from else {}),
+            },
         ) as run,
     ):
         log_inputs(usecase, features_uri, manifest, splits, sample)
@@ -120,7 +133,7 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
         info = log_model(usecase, fitted.model, splits["train"])
         candidate_run_id = run.info.run_id
 
-    version = register(ctx, info.model_uri, manifest, key, candidate_run_id, parent_id)
+    version = register(ctx, info.model_uri, manifest, key, candidate_run_id, parent_id, tuned_from=tuned_from)
     return _result(ctx, version, candidate_run_id, parent_id, fitted.metrics, cache_hit=False)
 
 
@@ -236,8 +249,19 @@ def log_model(usecase: UseCase, model: Any, train: pd.DataFrame) -> ModelInfo:
     return info
 
 
-def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: str, run_id: str, parent_id: str) -> str:
+def register(
+    ctx: StepContext,
+    model_uri: str,
+    manifest: dict[str, Any],
+    key: str,
+    run_id: str,
+    parent_id: str,
+    *,
+    tuned_from: str = "",
+) -> str:
     """Register the logged model with its lineage tags and point ``@challenger`` at it; returns the version.
+
+    ``tuned_from``: the search run its parameters came from (tagged ``mlcycle.tuned_from``), "" when untuned.
 
     The tags include the sha256 of every logged file, read back from the artifact store: every step verifies them
     before it loads the version (`mlcycle.registry.integrity`). Only this step needs to write model artifacts.
@@ -255,6 +279,7 @@ def register(ctx: StepContext, model_uri: str, manifest: dict[str, Any], key: st
         **{Tag.data_digest(s): ",".join(manifest["input_digests"][s]) for s in SPLITS},
         # The days each split holds, aligned with the digests above: the partitions `mlcycle lineage` follows.
         **{Tag.days(s): ",".join(manifest["days"][s]) for s in SPLITS},
+        **({Tag.TUNED_FROM: tuned_from} if tuned_from else {}),
     }
     version = mlflow.register_model(model_uri, usecase.registered_model_name, tags=tags)
     tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHALLENGER, version.version)

@@ -25,6 +25,7 @@ class Dataset(StrEnum):
     VALIDATED = "validated"  # validate: data that passed the contract
     QUARANTINE = "quarantine"  # validate: data that failed it, with the reason
     FEATURES = "features"  # features: the train/valid/test splits of a window
+    TUNING = "tuning"  # tune: the best parameters of the search train uses
     EVALUATION = "evaluation"  # evaluate: the gate's decision per candidate version
     PREDICTIONS = "predictions"  # score: one sub-partition per model role
     MONITORING = "monitoring"  # monitor: drift and performance reports
@@ -48,6 +49,8 @@ DATA_FILE = "data.parquet"
 CSV_FILE = "data.csv"
 #: Landing file name -> format, in order of preference when both are present.
 LANDING_FILES: dict[str, str] = {DATA_FILE: "parquet", CSV_FILE: "csv"}
+#: tuning/ds=D: the parameters `train` fits with, and the search they came from.
+BEST_PARAMS_FILE = "best_params.json"
 #: evaluation/ds=D/v<N>/: the gate's decision, read by promote.
 DECISION_FILE = "decision.json"
 #: quarantine/ds=D: why the partition was refused.
