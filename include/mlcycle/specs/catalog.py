@@ -19,6 +19,7 @@ from mlcycle.specs.names import RERUNNABLE, DagFamily, ModelRole, Review, Runboo
 from mlcycle.specs.options import LookbackDays, Options, PartitionText, option, partition_day
 from mlcycle.specs.results import (
     EvaluateResult,
+    ExplainResult,
     FeaturesResult,
     FreshnessResult,
     GenerateResult,
@@ -136,6 +137,37 @@ class LineageOptions(Options):
             )
         if self.role is not None and (self.partition is None or self.prediction_id):
             raise ValueError("--role goes with --partition (the predictions partition of that role)")
+        return self
+
+
+class ExplainOptions(Options):
+    prediction_id: str | None = option(None, help="the served prediction to explain (its prediction_id column)")
+    partition: Annotated[dt.date | None, BeforeValidator(_day)] = option(
+        None,
+        metavar="YYYY-MM-DD",
+        help="with --row: the predictions partition; with --prediction-id: where to look for the prediction",
+    )
+    row: Annotated[int | None, Field(ge=0)] = option(
+        None, metavar="N", help="with --partition: row N (0-based) of that day's predictions (= of its scored data)"
+    )
+    role: ModelRole | None = option(
+        None, choices=[r.value for r in ModelRole], help="with --row: whose predictions (default champion)"
+    )
+    as_json: bool = option(False, help="print only the JSON result (the explanation is in its metrics)")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--json", dest="as_json", action="store_true", help="the same as --as-json")
+
+    @model_validator(mode="after")
+    def _one_prediction(self) -> Self:
+        if bool(self.prediction_id) == (self.row is not None):
+            raise ValueError("ask about one prediction: --prediction-id ID [--partition D], or --partition D --row N")
+        if self.row is not None and self.partition is None:
+            raise ValueError("--row needs --partition (row N of that day's predictions)")
+        if self.role is not None and self.row is None:
+            raise ValueError("--role goes with --row (a prediction id names its version already)")
         return self
 
 
@@ -326,6 +358,22 @@ SPECS: tuple[CommandSpec, ...] = (
         "mlcycle.lineage.command.main",
         LineageOptions,
         LineageResult,
+        needs_partition=False,
+    ),
+    CommandSpec(
+        Tool.EXPLAIN,
+        "explain one served prediction: its raw row, contract checks, features, contributions, reproduced score",
+        "For --prediction-id ID (or --partition D --row N: row N of that day's predictions): the row as it landed "
+        "in raw/, the contract's per-row rules evaluated on it (the rules only a whole partition can be judged on "
+        "are listed with the partition's verdict), the model input in the columns of the version that served it "
+        "(its signature), the feature vector after the pipeline's preprocessing, per-feature contributions "
+        "(logistic regression: coef x value terms; other families: baseline deltas against a seeded sample of the "
+        "version's training split), and the score and decision reproduced by the registered version, which must "
+        "equal the served score to 1e-12 (else REJECTED, 65). A prediction, row or data that cannot be found is "
+        "REJECTED (65) with the reason. Text by default; --json prints only the JSON result. See docs/explain.md.",
+        "mlcycle.explain.command.main",
+        ExplainOptions,
+        ExplainResult,
         needs_partition=False,
     ),
 )
