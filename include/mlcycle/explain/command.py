@@ -164,7 +164,7 @@ def raw_row(ctx: StepContext, tracer: Tracer, day: dt.date, key: Any, manifest: 
 
 
 def contract_section(
-    ctx: StepContext, tracer: Tracer, day: dt.date, row: dict[str, Any], manifest: dict[str, Any]
+    ctx: StepContext, day: dt.date, row: dict[str, Any], manifest: dict[str, Any], partition: dict[str, Any]
 ) -> dict[str, Any]:
     """The contract's per-row rules evaluated on the row; the dataset-level ones with the partition's verdict."""
     validated = ctx.storage.manifest(str(manifest.get("source"))) or {}
@@ -193,7 +193,7 @@ def contract_section(
         else "failed: " + ", ".join(f"{c['rule']} on {c['column']} ({c['severity']})" for c in failed),
         "row_checks": checks,
         "dataset_checks": dataset,
-        "partition": tracer.contract(day, ctx.storage.manifest(tracer.uri(Dataset.RAW, day))),
+        "partition": partition,
     }
 
 
@@ -294,7 +294,7 @@ def explain(ctx: StepContext, tracer: Tracer, served: Served) -> dict[str, Any]:
             "scored_data": predictions["scored_data"],
         },
         "raw": landed if is_unknown(landed) else {**landed, "row": {k: plain(v) for k, v in landed["row"].items()}},
-        "contract": contract_section(ctx, tracer, day, checked_row, manifest),
+        "contract": contract_section(ctx, day, checked_row, manifest, predictions["data"]["contract"]),
         **model_section(ctx, tracer, version, served, validated, batch),
     }
 
@@ -326,8 +326,8 @@ def render(document: dict[str, Any]) -> list[str]:
         lines.append("  (the contract file changed since the partition was validated: checked with today's)")
     for check in contract["row_checks"]:
         lines.append(
-            f"  {check['outcome']:<8} {check['rule']:<22} {check['column']:<24} expected {check['expected']}; "
-            f"observed {check['observed']} [{check['severity']}]"
+            f"  [{check['outcome']}] {check['rule']} {check['column']} ({check['severity']}): expected "
+            f"{check['expected']}; observed {check['observed']}"
         )
     lines.append("  judged on the whole partition, not on one row:")
     for check in contract["dataset_checks"]:

@@ -42,7 +42,7 @@ class RowCheck:
     severity: str
     expected: str
     observed: str
-    outcome: str  # "passed" | "failed" | "skipped (null)" | "null: counts toward the partition's null fraction"
+    outcome: str  # "passed" | "failed" | "skipped (null)" | "null (judged on the partition: a share of nulls)"
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -55,6 +55,19 @@ def _is_null(value: Any) -> bool:
         return bool(value != value)  # NaN and NaT are the only values unequal to themselves
     except (TypeError, ValueError):  # an array-like value compares element-wise: not a null scalar
         return False
+
+
+def _shown(value: Any) -> str:
+    """A value as a check quotes it: null, or its repr (timestamps in ISO form)."""
+    if _is_null(value):
+        return "null"
+    return repr(value.isoformat() if isinstance(value, dt.datetime) else value)
+
+
+def _between(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    return f">= {low:g}" if low is not None else f"<= {high:g}"
 
 
 def _type_ok(value: Any, kind: str) -> bool:
@@ -82,7 +95,7 @@ def _number(value: Any) -> float | None:
 
 def _column_checks(contract: DataContract, name: str, spec: ColumnSpec, value: Any) -> list[RowCheck]:
     checks: list[RowCheck] = []
-    observed = "null" if _is_null(value) else repr(value)
+    observed = _shown(value)
 
     def add(rule: str, expected: str, passed: bool | None, null_outcome: str = "skipped (null)") -> None:
         outcome = null_outcome if passed is None else ("passed" if passed else "failed")
@@ -99,14 +112,14 @@ def _column_checks(contract: DataContract, name: str, spec: ColumnSpec, value: A
                 "not_null",
                 f"at most {allowed * 100:g} % nulls in the partition",
                 None if null else True,
-                "null: counts toward the partition's null fraction (judged on the partition)",
+                "null (judged on the partition: a share of nulls)",
             )
     if spec.min is not None or spec.max is not None:
         number = _number(value)
         within = (
             number is not None and (spec.min is None or number >= spec.min) and (spec.max is None or number <= spec.max)
         )
-        add("range", f"between {spec.min} and {spec.max}", None if null else within)
+        add("range", _between(spec.min, spec.max), None if null else within)
     if spec.allowed is not None:
         add("allowed", f"one of {spec.allowed}", None if null else value in spec.allowed)
     if spec.regex is not None:
@@ -136,7 +149,7 @@ def row_checks(
                     name,
                     contract.severity_of("timestamp_in_partition"),
                     f"within {partition} [00:00, 24:00) UTC",
-                    "null" if _is_null(value) else str(value),
+                    _shown(value),
                     "skipped (null)" if inside is None else ("passed" if inside else "failed"),
                 )
             )
@@ -145,7 +158,7 @@ def row_checks(
         override = next(
             (o.severity for o in contract.rules if o.expectation == "compare" and o.column == rule.left), None
         )
-        observed = f"{rule.left}={left!r}, {rule.right}={right!r}"
+        observed = f"{rule.left}={_shown(left)}, {rule.right}={_shown(right)}"
         if _is_null(left) or _is_null(right):
             outcome = "skipped (null)"
         else:

@@ -215,7 +215,8 @@ SPECS: tuple[CommandSpec, ...] = (
         "Compiles the use case's contract into a Great Expectations suite and validates raw/ds=D, with the "
         "training profile (every rule) or, with --serving, the serving profile (no rules on the target). "
         "Passing data is committed to validated/ds=D (manifest: profile, summary, soft warnings); data failing "
-        "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json and the step exits "
+        "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json (the refused file is kept "
+        "without the contract's forbidden columns; reason.json names those dropped) and the step exits "
         "REJECTED (65). validation.json (the full GX result) and report.html are stored with the partition "
         "and logged to the DAG run's MLflow parent run under validation/<D>/ (without the offending values and "
         "sample rows they quote, unless usecase.yaml sets tracking.log_data_samples).",
@@ -272,7 +273,10 @@ SPECS: tuple[CommandSpec, ...] = (
         "Resolves @champion (and @challenger, if it is another version) to versions at the start, streams "
         "validated/ds=D in chunks and commits predictions/ds=D/role=champion (served) and role=challenger "
         "(shadow, never served) with prediction_id, model name/version/role, score, decision and scored_for. "
-        "A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion yet. A model "
+        "Each version gets the columns of its own logged signature; a champion needing a column the data lacks, "
+        "or returning a NaN or infinite score, is REJECTED (65) with nothing committed (a shadow is dropped and "
+        "reported). A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion "
+        "yet. A model "
         "whose artifacts fail verification (docs/model-integrity.md) never runs: REJECTED (65), after committing the "
         "champion's predictions when only the shadow was refused.",
         "mlcycle.steps.score.main",

@@ -5,6 +5,11 @@ partition is scored by those versions: a promotion in the middle of a run cannot
 partition. The challenger shadow-scores the same rows into its own folder; its failure is logged and
 reported, and never fails or delays the champion's predictions.
 
+Each version is fed the columns of its own logged signature, in its order, not the use case's feature list of
+today: a champion trained before a feature was added (or removed) scores as it was trained. One that needs a column
+the data lacks is REJECTED before a row is scored. No NaN or infinite score is committed: the champion's make the
+step REJECTED (the count and the version named, nothing committed); a shadow's predictions are dropped.
+
 Models are loaded verified (`mlcycle.steps.models`): a champion whose artifacts fail verification stops the step
 (REJECTED) before anything is written; a refused challenger never runs, the champion's predictions are still
 committed, and then the step exits REJECTED so the failure alert reaches a person.
