@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import pathlib
 import re
+from collections.abc import Iterable
 from typing import Any, Literal, Self, get_args
 
 import yaml
@@ -457,6 +458,11 @@ class DataContract(_Strict):
     def column_names(self, *, serving: bool = False) -> list[str]:
         """The columns a batch must have: all of them, or without the target for serving batches."""
         return [c for c in self.columns if not (serving and c == self.target)]
+
+    def forbidden_in(self, columns: Iterable[str]) -> list[str]:
+        """The forbidden (PII) columns among ``columns``, as they are spelt there (letter case ignored)."""
+        forbidden = {name.lower() for name in self.forbidden_columns}
+        return [str(c) for c in columns if str(c).lower() in forbidden]
 
     def compare_rules(self, *, serving: bool = False) -> list[CompareRule]:
         """The cross-column rules of a profile: serving leaves out those that use the target."""

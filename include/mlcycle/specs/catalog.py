@@ -20,6 +20,7 @@ from mlcycle.specs.options import LookbackDays, Options, PartitionText, option, 
 from mlcycle.specs.results import (
     CanaryResult,
     EvaluateResult,
+    ExplainResult,
     FeaturesResult,
     FreshnessResult,
     GenerateResult,
@@ -146,6 +147,37 @@ class LineageOptions(Options):
         return self
 
 
+class ExplainOptions(Options):
+    prediction_id: str | None = option(None, help="the served prediction to explain (its prediction_id column)")
+    partition: Annotated[dt.date | None, BeforeValidator(_day)] = option(
+        None,
+        metavar="YYYY-MM-DD",
+        help="with --row: the predictions partition; with --prediction-id: where to look for the prediction",
+    )
+    row: Annotated[int | None, Field(ge=0)] = option(
+        None, metavar="N", help="with --partition: row N (0-based) of that day's predictions (= of its scored data)"
+    )
+    role: ModelRole | None = option(
+        None, choices=[r.value for r in ModelRole], help="with --row: whose predictions (default champion)"
+    )
+    as_json: bool = option(False, help="print only the JSON result (the explanation is in its metrics)")
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--json", dest="as_json", action="store_true", help="the same as --as-json")
+
+    @model_validator(mode="after")
+    def _one_prediction(self) -> Self:
+        if bool(self.prediction_id) == (self.row is not None):
+            raise ValueError("ask about one prediction: --prediction-id ID [--partition D], or --partition D --row N")
+        if self.row is not None and self.partition is None:
+            raise ValueError("--row needs --partition (row N of that day's predictions)")
+        if self.role is not None and self.row is None:
+            raise ValueError("--role goes with --row (a prediction id names its version already)")
+        return self
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     """One `mlcycle` sub-command: what the CLI, the DAG factory and alerts need to know about it."""
@@ -190,7 +222,8 @@ SPECS: tuple[CommandSpec, ...] = (
         "Compiles the use case's contract into a Great Expectations suite and validates raw/ds=D, with the "
         "training profile (every rule) or, with --serving, the serving profile (no rules on the target). "
         "Passing data is committed to validated/ds=D (manifest: profile, summary, soft warnings); data failing "
-        "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json and the step exits "
+        "a hard rule, or unreadable input, goes to quarantine/ds=D with reason.json (the refused file is kept "
+        "without the contract's forbidden columns; reason.json names those dropped) and the step exits "
         "REJECTED (65). validation.json (the full GX result) and report.html are stored with the partition "
         "and logged to the DAG run's MLflow parent run under validation/<D>/ (without the offending values and "
         "sample rows they quote, unless usecase.yaml sets tracking.log_data_samples).",
@@ -262,7 +295,10 @@ SPECS: tuple[CommandSpec, ...] = (
         "Resolves @champion (and @challenger, if it is another version) to versions at the start, streams "
         "validated/ds=D in chunks and commits predictions/ds=D/role=champion (served) and role=challenger "
         "(shadow, never served) with prediction_id, model name/version/role, score, decision and scored_for. "
-        "A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion yet. A model "
+        "Each version gets the columns of its own logged signature; a champion needing a column the data lacks, "
+        "or returning a NaN or infinite score, is REJECTED (65) with nothing committed (a shadow is dropped and "
+        "reported). A failing shadow is reported, not fatal. Exits NOTHING_TO_DO (99) when there is no champion "
+        "yet. A model "
         "whose artifacts fail verification (docs/model-integrity.md) never runs: REJECTED (65), after committing the "
         "champion's predictions when only the shadow was refused.",
         "mlcycle.steps.score.main",
@@ -373,6 +409,22 @@ SPECS: tuple[CommandSpec, ...] = (
         "mlcycle.lineage.command.main",
         LineageOptions,
         LineageResult,
+        needs_partition=False,
+    ),
+    CommandSpec(
+        Tool.EXPLAIN,
+        "explain one served prediction: its raw row, contract checks, features, contributions, reproduced score",
+        "For --prediction-id ID (or --partition D --row N: row N of that day's predictions): the row as it landed "
+        "in raw/, the contract's per-row rules evaluated on it (the rules only a whole partition can be judged on "
+        "are listed with the partition's verdict), the model input in the columns of the version that served it "
+        "(its signature), the feature vector after the pipeline's preprocessing, per-feature contributions "
+        "(logistic regression: coef x value terms; other families: baseline deltas against a seeded sample of the "
+        "version's training split), and the score and decision reproduced by the registered version, which must "
+        "equal the served score to 1e-12 (else REJECTED, 65). A prediction, row or data that cannot be found is "
+        "REJECTED (65) with the reason. Text by default; --json prints only the JSON result. See docs/explain.md.",
+        "mlcycle.explain.command.main",
+        ExplainOptions,
+        ExplainResult,
         needs_partition=False,
     ),
 )

@@ -39,6 +39,7 @@ class Tool(StrEnum):
     ALERT_RECEIVER = "alert-receiver"
     GENERATE = "generate"
     LINEAGE = "lineage"
+    EXPLAIN = "explain"
 
 
 class ModelRole(StrEnum):

@@ -430,6 +430,17 @@ class LineageResult(StepResultModel[NoOutputs, LineageMetrics]):
     pass
 
 
+class ExplainMetrics(Part):
+    query: dict[str, Any]
+    explanation: dict[str, Any]
+    reproduced: bool
+    unknown: list[str]
+
+
+class ExplainResult(StepResultModel[NoOutputs, ExplainMetrics]):
+    pass
+
+
 ResultT = TypeVar("ResultT", bound=StepResultModel[Any, Any])
 
 

@@ -5,6 +5,11 @@ partition is scored by those versions: a promotion in the middle of a run cannot
 partition. The challenger shadow-scores the same rows into its own folder; its failure is logged and
 reported, and never fails or delays the champion's predictions.
 
+Each version is fed the columns of its own logged signature, in its order, not the use case's feature list of
+today: a champion trained before a feature was added (or removed) scores as it was trained. One that needs a column
+the data lacks is REJECTED before a row is scored. No NaN or infinite score is committed: the champion's make the
+step REJECTED (the count and the version named, nothing committed); a shadow's predictions are dropped.
+
 Models are loaded verified (`mlcycle.steps.models`): a champion whose artifacts fail verification stops the step
 (REJECTED) before anything is written; a refused challenger never runs, the champion's predictions are still
 committed, and then the step exits REJECTED so the failure alert reaches a person.
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -32,7 +38,7 @@ from mlcycle.specs.results import ScoreResult
 from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import DATA_FILE, SUCCESS, Dataset, role_sub
-from mlcycle.training.model_io import feature_frame, predict_score
+from mlcycle.training.model_io import MissingModelInput, model_input, predict_score, signature_columns
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +59,20 @@ class Scorer:
     error: str = ""
     # Its artifacts failed verification: it never ran, and the step ends REJECTED once the champion is committed.
     rejected: bool = False
+    # Scores that are NaN or infinite: such a role is never committed (see `refuse_non_finite`).
+    non_finite: int = 0
+
+    def describe(self, usecase: UseCase) -> str:
+        return f"{usecase.registered_model_name} v{self.version} ({self.role})"
 
 
 def predictions(usecase: UseCase, chunk: pd.DataFrame, scorer: Scorer, partition: str) -> pd.DataFrame:
-    """The prediction rows of one chunk: ids, model identity, score, decision and a deterministic timestamp."""
-    score = predict_score(scorer.model, feature_frame(usecase, chunk))
+    """The prediction rows of one chunk: ids, model identity, score, decision and a deterministic timestamp.
+
+    The model gets the columns of its own logged signature, in its order: a champion trained before `usecase.yaml`
+    gained or lost a feature scores with the features it was trained on.
+    """
+    score = predict_score(scorer.model, model_input(scorer.model, chunk, scorer.describe(usecase)))
     return pd.DataFrame(
         {
             "prediction_id": chunk[usecase.key].astype(str) + f":{usecase.registered_model_name}:{scorer.version}",
@@ -123,9 +138,48 @@ def _score_chunk(
         log.warning("shadow challenger v%s failed; its predictions are dropped: %s", scorer.version, exc)
         return
     assert scorer.staging is not None
+    scorer.non_finite += int((~np.isfinite(out["score"].to_numpy(dtype="float64"))).sum())
     out.to_parquet(scorer.staging / f"part-{index:05d}.parquet", index=False)
     scorer.rows += len(out)
     scorer.positives += int(out["decision"].sum())
+
+
+def check_inputs(usecase: UseCase, path: Path, scorers: list[Scorer]) -> None:
+    """Every scorer's signature columns are in the data, before a row is scored: a champion that needs a column
+    the data lacks is REJECTED (retrying cannot add the column); such a shadow is not scored."""
+    present = set(pq.ParquetFile(path).schema_arrow.names)
+    for scorer in scorers:
+        if scorer.error:
+            continue
+        try:
+            needed = signature_columns(scorer.model, scorer.describe(usecase))
+            missing = [c for c in needed if c not in present]
+            if missing:
+                raise MissingModelInput(
+                    f"{scorer.describe(usecase)} needs column(s) {missing} (its logged signature), "
+                    f"which {path.parent.name}/{path.name} lacks"
+                )
+        except MissingModelInput as exc:
+            if scorer is scorers[0]:
+                raise Rejected(f"{exc}; nothing was scored", model_version=scorer.version) from None
+            scorer.error = str(exc)
+            log.warning("shadow challenger v%s is not scored: %s", scorer.version, exc)
+
+
+def refuse_non_finite(usecase: UseCase, scorers: list[Scorer], source: str) -> None:
+    """No NaN or infinite score is ever committed: the champion's are REJECTED (nothing is committed); a shadow's
+    predictions are dropped and reported, like any failure of the shadow."""
+    for scorer in scorers:
+        if not scorer.non_finite or scorer.error:
+            continue
+        message = (
+            f"{scorer.describe(usecase)} returned {scorer.non_finite} non-finite score(s) (NaN or infinite) "
+            f"of {scorer.rows} rows of {source}"
+        )
+        if scorer is scorers[0]:
+            raise Rejected(f"{message}; nothing was committed", model_version=scorer.version)
+        scorer.error = message
+        log.warning("shadow challenger v%s: %s; its predictions are dropped", scorer.version, message)
 
 
 def score_partition(
@@ -155,7 +209,9 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
         for scorer in scorers:
             scorer.staging = Path(scratch) / scorer.role
             scorer.staging.mkdir()
+        check_inputs(usecase, folder / DATA_FILE, scorers)
         score_partition(usecase, folder / DATA_FILE, scorers, partition)
+        refuse_non_finite(usecase, scorers, source)
         # Commit each role on its own; a shadow that failed part-way is not committed at all.
         for scorer in scorers:
             if scorer.error:

@@ -33,6 +33,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow.parquet as pq
+
 from mlcycle.contracts.gx_runner import validate_frame
 from mlcycle.contracts.profiles import SERVING, TRAINING, covers, profile_of
 from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable_result
@@ -75,6 +78,17 @@ def trailing_row_counts(ctx: StepContext, day: dt.date, contract: DataContract) 
     return counts[::-1]
 
 
+def _quarantined_file(name: str, dropped: list[str] | None) -> dict[str, Any]:
+    """What reason.json says of the refused file kept in quarantine."""
+    if dropped is None:
+        kept = f"{name} as it arrived (unreadable: its columns, forbidden ones included, could not be read)"
+    elif dropped:
+        kept = f"{name} without the forbidden column(s) {dropped}; raw/ keeps the delivery as it arrived"
+    else:
+        kept = f"{name} as it arrived (it has no forbidden column)"
+    return {"dropped_columns": dropped, "quarantined_file": kept}
+
+
 def _reason(
     ctx: StepContext, day: dt.date, profile: str, outcome: ContractResult, facts: dict[str, Any]
 ) -> dict[str, Any]:
@@ -91,6 +105,27 @@ def _reason(
         "rerun": f"mlcycle ingest/validate --usecase {ctx.usecase.name} --partition {day.isoformat()}"
         + (" --serving" if profile == SERVING else ""),
     }
+
+
+def without_forbidden(source: Path, fmt: str, target: Path, dropped: list[str]) -> None:
+    """The refused file at `target`: as it arrived, or without the forbidden (PII) columns `dropped`, in its format.
+
+    Quarantine is where people open refused data to see what went wrong; a person's email has no business there.
+    raw/ keeps the delivery as it arrived (its digest is the lineage's record).
+    """
+    if not dropped:
+        shutil.copy2(source, target)
+    elif fmt == "parquet":
+        pq.write_table(pq.read_table(source).drop_columns(dropped), target)
+    else:  # CSV: every field as the text that arrived (no type conversion, empty stays empty)
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+        frame.drop(columns=dropped).to_csv(target, index=False)
+
+
+def drop_from_samples(outcome: ContractResult, dropped: list[str]) -> None:
+    """The sample rows of the failures, without the forbidden columns (a sample row quotes every column)."""
+    for failure in outcome.failures:
+        failure.rows = [{k: v for k, v in row.items() if k not in dropped} for row in failure.rows]
 
 
 def log_to_mlflow(ctx: StepContext, validations: list[tuple[dt.date, str]]) -> str:
@@ -173,9 +208,13 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
         title = f"{ctx.usecase.name} {day.isoformat()} ({profile} profile)"
         with ctx.storage.writer(target, manifest) as staging:
             if not outcome.success:
+                # None: the file could not be read, so neither could its columns (it is kept as it arrived).
+                dropped = None if frame is None else contract.forbidden_in(frame.columns)
+                if dropped:
+                    drop_from_samples(outcome, dropped)
                 if source.is_file():
-                    shutil.copy2(source, staging / source.name)  # the refused bytes, as they arrived
-                reason = _reason(ctx, day, profile, outcome, facts)
+                    without_forbidden(source, fmt, staging / source.name, dropped or [])
+                reason = _reason(ctx, day, profile, outcome, {**facts, **_quarantined_file(source.name, dropped)})
                 (staging / REASON_FILE).write_text(json.dumps(reason, indent=2, default=str), encoding="utf-8")
             elif fmt == "parquet":
                 shutil.copy2(source, staging / DATA_FILE)
