@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock check-locks venv-airflow lint test test-fast demo ui up down backfill bench image image-cuda image-spark base-image test-containers clean
+.PHONY: help install lock check-locks venv-airflow lint test test-fast demo demo-quality ui up down backfill bench image image-cuda image-spark base-image test-containers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ test-fast: install venv-airflow  ## everything but the integration tests
 
 demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through real Airflow
 	$(BIN)/python -m mlcycle_dev.demo
+
+demo-quality: install  ## the ML Test Score's features through real Airflow: tuning, baseline, shadow canary, explain
+	$(BIN)/python -m mlcycle_dev.demo_quality
 
 ui: install  ## open the Airflow and MLflow UIs on the demo's stores
 	$(BIN)/python -m mlcycle_dev.demo ui
