@@ -36,12 +36,12 @@ def peak_memory_mb() -> float:
 def throughput_rows_s(model: Any, inputs: pd.DataFrame) -> float:
     """Rows per second of one batch predict over ``inputs`` (the scoring step's call), after a warm-up call.
 
-    With the machine's thread pools, as batch scoring runs; the best of three calls, since a slower call
+    With the machine's thread pools, as batch scoring runs; the best of two calls, since a slower call
     measures other processes on the machine, not the model.
     """
     predict_score(model, inputs.iloc[:10])
     best = float("inf")
-    for _ in range(3):
+    for _ in range(2):
         started = time.perf_counter()
         predict_score(model, inputs)
         best = min(best, time.perf_counter() - started)
