@@ -198,6 +198,25 @@ class GateThresholds(_Strict):
     fairness_group: str | None = Field(default=None, description="column for the 80 % rule (selection rates)")
     fairness_min_ratio: float = Field(default=0.8, gt=0, le=1)
     recent_days: int = Field(default=3, ge=1, description="labelled days before the partition to re-check on")
+    # ML Test Score, Model 5: a simpler model is not better. Fitted by evaluate on the same frozen split.
+    baseline_family: Literal["sklearn_logreg", "sklearn_hgb", "torch_mlp"] | None = Field(
+        default="sklearn_logreg",
+        description="the simple model the candidate must beat (None: only the rule baseline)",
+    )
+    baseline_model_hurdle: float = Field(
+        default=0.0, description="margin over the simple model (negative: the most the candidate may trail it by)"
+    )
+    # ML Test Score, Data 2: a feature that has not helped for this many trainings in a row is worth removing.
+    unimportant_feature_trainings: int = Field(
+        default=3, ge=1, description="trainings in a row with permutation importance <= 0 before a warning"
+    )
+    # ML Test Score, Monitoring 6: computing performance has not regressed.
+    compute_regression_factor: float = Field(
+        default=2.0, gt=1, description="training time / peak memory / latency / throughput worse than this x champion"
+    )
+    compute_regression: Literal["soft", "hard"] = Field(
+        default="soft", description="soft: a warning in the decision record; hard: the candidate is rejected"
+    )
 
 
 class DriftThresholds(_Strict):

@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from mlcycle.config import load_usecase
+from mlcycle.evaluation.compute import REGRESSION_PREFIX
 from mlcycle.retraining import retraining_decision
 from mlcycle.settings import REPO_ROOT
 from mlcycle.specs.names import DagFamily, Step
@@ -75,6 +76,9 @@ PER_COMMIT = ("committed_at", DATA_PREFIX)
 #: decision itself is compared. It sits in the evaluation partition's decision record, so that file is compared
 #: as JSON without it instead of by digest (every other file of every partition is compared by digest).
 LATENCY_REASON = "p95 per-row predict time"
+#: The same holds for the other timings (issue 18, item 7): the record's `compute` figures of candidate and champion
+#: (training time, peak memory, latency, throughput) and the soft warnings drawn from them.
+MACHINE_DEPENDENT = ("latency_p95_ms", "compute")
 
 
 @dataclasses.dataclass
@@ -252,11 +256,13 @@ def without_latency(record: Any) -> Any:
     """A gate record (the evaluate step's result metrics, or its decision file) without the latency figures."""
     if not isinstance(record, dict):
         return record
-    out = {k: without_latency(v) for k, v in record.items() if k != "latency_p95_ms"}
+    out = {k: without_latency(v) for k, v in record.items() if k not in MACHINE_DEPENDENT}
     if isinstance(out.get("checks"), dict) and "latency" in out["checks"]:
         out["checks"] = {k: v for k, v in out["checks"].items() if k != "latency"}
     if isinstance(out.get("reasons"), list):
         out["reasons"] = [r for r in out["reasons"] if not str(r).startswith(LATENCY_REASON)]
+    if isinstance(out.get("warnings"), list):
+        out["warnings"] = [w for w in out["warnings"] if not str(w).startswith(REGRESSION_PREFIX)]
     return out
 
 

@@ -175,6 +175,92 @@ def test_train_evaluate_promote(champion: dict[str, dict[str, Any]]) -> None:
     assert run_.data.metrics["test_roc_auc"] > 0.6 and "test_brier" in run_.data.metrics
 
 
+def _record(evaluated: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((Path(evaluated["outputs"]["decision"]) / "decision.json").read_text())
+    return record
+
+
+def _run_metrics(version: str) -> dict[str, float]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    run_id = client.get_model_version("yarnit_model", version).tags["mlcycle.run_id"]
+    return dict(client.get_run(run_id).data.metrics)
+
+
+def test_evaluate_records_the_simple_model_feature_value_and_compute(champion: dict[str, dict[str, Any]]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from mlcycle.config import get_usecase
+
+    record = _record(champion["evaluate"])
+    simple = record["evidence"]["simple_model"]
+    assert simple["family"] == "sklearn_logreg" and 0.6 < simple["metrics"]["roc_auc"] < 1, simple
+    assert record["evidence"]["baseline"]["roc_auc"] == 0.5, "the constant prior stays as the floor"
+    assert record["checks"]["simple_model"] is True and record["checks"]["baseline"] is True
+    assert champion["evaluate"]["metrics"]["simple_model"]["roc_auc"] == round(simple["metrics"]["roc_auc"], 5)
+    features = {c.name for c in get_usecase("yarnit").features}
+    assert set(record["feature_value"]["importance"]) == features
+    assert sum(record["feature_value"]["predict_work_share"].values()) == pytest.approx(1.0)
+    figures = record["compute"]["candidate"]
+    assert all(figures[name] > 0 for name in ("fit_seconds", "train_peak_memory_mb", "latency_p95_ms")), figures
+    assert figures["throughput_rows_s"] > 0 and record["compute"]["champion"] is None, "no champion to compare with"
+
+    metrics = _run_metrics("1")
+    assert metrics["baseline.simple_model.roc_auc"] == pytest.approx(simple["metrics"]["roc_auc"])
+    assert metrics["baseline.prior.roc_auc"] == 0.5
+    assert metrics["importance.pages_viewed"] == pytest.approx(record["feature_value"]["importance"]["pages_viewed"])
+    assert {"predict_work_share.price", "train_peak_memory_mb", "latency_p95_ms", "throughput_rows_s"} <= set(metrics)
+    client = MlflowClient()
+    run_id = client.get_model_version("yarnit_model", "1").tags["mlcycle.run_id"]
+    assert "evaluation/feature_value.json" in {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    card = Path(client.download_artifacts(run_id, "model_card.md")).read_text()
+    assert "simple model `sklearn_logreg`" in card and "## Feature value and cost" in card
+    assert "## Computing performance" in card
+
+
+def test_a_candidate_that_does_not_beat_the_simple_model_is_rejected(
+    champion: dict[str, dict[str, Any]],
+    candidate: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    import yaml
+
+    from mlcycle.config import DEFAULT_USECASES_DIR
+
+    # The same use case, but the candidate must beat logistic regression by 0.05 (it trails it on YarnIt), and a
+    # feature without value for 2 trainings (this candidate's and version 1's, read from the registry) is a warning.
+    shutil.copytree(DEFAULT_USECASES_DIR / "yarnit", tmp_path / "yarnit")
+    config = tmp_path / "yarnit" / "usecase.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["thresholds"]["gate"].update(baseline_model_hurdle=0.05, unimportant_feature_trainings=2)
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("MLCYCLE_USECASES_DIR", str(tmp_path))
+
+    evaluated = _ok(step(capsys, "evaluate", LAST, "--model-version", candidate))
+    record = _record(evaluated)
+    simple = record["evidence"]["simple_model"]["metrics"]["roc_auc"]
+    assert record["decision"] == "reject" and record["checks"]["simple_model"] is False
+    assert (
+        f"roc_auc={record['candidate']:.4f} does not beat the simple model sklearn_logreg {simple:.4f} by the hurdle 0.05"
+        in record["reasons"]
+    )
+    assert record["evidence"]["candidate"]["metrics"]["roc_auc"] == record["candidate"], "both metrics in the record"
+    # The champion's computing performance, measured beside the candidate's.
+    assert all(value > 0 for value in record["compute"]["champion"].values()), record["compute"]
+    earlier = {k.removeprefix("importance."): v for k, v in _run_metrics("1").items() if k.startswith("importance.")}
+    importance = record["feature_value"]["importance"]
+    expected = {name for name, value in importance.items() if value <= 0 and earlier[name] <= 0}
+    assert expected, f"YarnIt has features without effect; none measured <= 0 twice: {importance} / {earlier}"
+    assert set(record["feature_value"]["unimportant"]) == expected
+    assert len([w for w in record["warnings"] if "permutation importance <= 0" in w]) == len(expected)
+    assert _champion() == "1"
+
+
 def test_stale_decision_loses_the_compare_and_set(
     champion: dict[str, dict[str, Any]], candidate: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,6 +38,7 @@ def model_card(usecase: UseCase, record: dict[str, Any]) -> str:
         "",
         *[f"- {reason}" for reason in record["reasons"]],
         *[f"- flag: {flag}" for flag in record["flags"]],
+        *[f"- warning: {warning}" for warning in record.get("warnings", [])],
         "",
         *_table({k: "pass" if v else "FAIL" for k, v in record["checks"].items()}, ("check", "result")),
         "",
@@ -49,6 +50,9 @@ def model_card(usecase: UseCase, record: dict[str, Any]) -> str:
             },
             ("metric", "candidate"),
         ),
+        "",
+        "## Baselines (same frozen split)",
+        *_baselines(record),
         "",
         "## Slices (ROC AUC)",
         *_table(candidate["slices"], ("slice", "candidate")),
@@ -66,6 +70,12 @@ def model_card(usecase: UseCase, record: dict[str, Any]) -> str:
         if candidate.get("latency_p95_ms") is not None
         else "not measured",
         "",
+        "## Computing performance (candidate vs champion)",
+        *_compute(record),
+        "",
+        "## Feature value and cost",
+        *_features(record, candidate.get("latency_p95_ms")),
+        "",
         "## Intended use and limitations",
         f"Batch scoring of `{usecase.name}` partitions by the `{usecase.name}_scoring` DAG. Valid only for data that "
         "passes the use case's data contract; drift is watched daily by the monitoring DAG. Not validated for "
@@ -73,3 +83,45 @@ def model_card(usecase: UseCase, record: dict[str, Any]) -> str:
         "without human review.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _baselines(record: dict[str, Any]) -> list[str]:
+    metric, evidence = record["metric"], record["evidence"]
+    rows = {"candidate": record["candidate"], "rule (training positive rate)": evidence["baseline"][metric]}
+    simple = evidence.get("simple_model")
+    if simple:
+        rows[f"simple model `{simple['family']}`"] = simple["metrics"][metric]
+    return _table(rows, ("model", metric))
+
+
+def _compute(record: dict[str, Any]) -> list[str]:
+    figures = record.get("compute") or {}
+    candidate, champion = figures.get("candidate") or {}, figures.get("champion") or {}
+    if not candidate:
+        return ["not measured"]
+    lines = ["| figure | candidate | champion |", "|---|---|---|"]
+    for name, new in candidate.items():
+        old = champion.get(name)
+        lines.append(f"| {name} | {'-' if new is None else f'{new:.4g}'} | {'-' if old is None else f'{old:.4g}'} |")
+    lines.append(f"\nA figure worse than {figures['factor']}x the champion's is a {figures['mode']} regression.")
+    return lines
+
+
+def _features(record: dict[str, Any], latency_ms: float | None) -> list[str]:
+    features = record.get("feature_value")
+    if not features:
+        return ["not measured"]
+    shares = features.get("predict_work_share") or {}
+    lines = [
+        f"Permutation importance: the drop of `{record['metric']}` when the feature is shuffled "
+        f"({features['rows']} test rows, {features['repeats']} shuffles). Cost: the feature's share of the per-row "
+        "predict work (and of the p95 latency).",
+        "",
+        "| feature | importance | predict work share | p95 latency part (ms) |",
+        "|---|---|---|---|",
+    ]
+    for name, importance in sorted(features["importance"].items(), key=lambda item: -item[1]):
+        share = shares.get(name)
+        part = "-" if share is None or latency_ms is None else f"{share * latency_ms:.3f}"
+        lines.append(f"| {name} | {importance:+.4f} | {'-' if share is None else f'{share:.3f}'} | {part} |")
+    return lines

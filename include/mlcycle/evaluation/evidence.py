@@ -10,9 +10,10 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from mlcycle.config import UseCase
-from mlcycle.evaluation.gate import Evidence
+from mlcycle.evaluation.gate import Evidence, SimpleModel
 from mlcycle.training.metrics import classification_metrics, slice_metrics
 from mlcycle.training.model_io import feature_frame, predict_score
+from mlcycle.training.trainers import build_model
 
 # Rows timed one at a time for the per-row latency percentile, and the smallest group the 80 % rule
 # looks at (smaller groups make the ratio noise).
@@ -82,3 +83,16 @@ def baseline_metrics(usecase: UseCase, train: pd.DataFrame, test: pd.DataFrame) 
     target = usecase.target.name
     prior = float(train[target].mean())
     return classification_metrics(test[target].to_numpy(), np.full(len(test), prior), usecase.model.decision_threshold)
+
+
+def simple_model(usecase: UseCase, train: pd.DataFrame, test: pd.DataFrame) -> SimpleModel | None:
+    """The use case's simple model family with its default parameters, fitted on the frozen train split and
+    measured on the frozen test set; None when none is configured or the candidate is of that family itself."""
+    family = usecase.thresholds.gate.baseline_family
+    if family is None or family == usecase.model.family:
+        return None
+    config = usecase.model_copy(update={"model": usecase.model.model_copy(update={"family": family, "params": {}})})
+    target = usecase.target.name
+    model = build_model(config).fit(feature_frame(config, train), train[target])
+    score = model.predict_proba(feature_frame(config, test))[:, 1]
+    return SimpleModel(family, classification_metrics(test[target].to_numpy(), score, usecase.model.decision_threshold))

@@ -1,14 +1,18 @@
 """The promotion gate as a pure function: measurements in, a decision with every reason out.
 
 A candidate is promoted only if it has finite outputs, clears the absolute floor, beats the rule
-baseline by the hurdle, beats the champion on the frozen test set and on the recent labelled window,
+baseline (the training positive rate for everyone) by the hurdle, beats the use case's simple model (logistic
+regression by default, fitted on the same frozen split) by its hurdle, beats the champion on the frozen test set and on the recent labelled window,
 regresses no slice beyond tolerance, meets the latency budget and passes the 80 % rule. A change that is
 implausibly large either way (or a score that smells of leakage) goes to a human: `needs_manual_review`.
+Warnings (a feature that has not helped for several trainings, a computing-performance regression in the
+default soft mode) are recorded with the decision and never change it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +36,14 @@ class Evidence:
     finite: bool = True
 
 
+@dataclass(frozen=True)
+class SimpleModel:
+    """The use case's simple model (``thresholds.gate.baseline_family``) as measured on the frozen test set."""
+
+    family: str
+    metrics: dict[str, float]
+
+
 @dataclass
 class GateDecision:
     decision: Decision
@@ -41,6 +53,8 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    # Soft findings: shown with the decision, never a reason to reject.
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +73,13 @@ def decide(
     candidate: Evidence,
     champion: Evidence | None,
     baseline: dict[str, float] | None = None,
+    *,
+    simple_model: SimpleModel | None = None,
+    compute_regressions: Sequence[str] = (),
+    warnings: Sequence[str] = (),
 ) -> GateDecision:
+    """The decision on ``candidate``; ``compute_regressions`` (see ``evaluation.compute``) reject only in the
+    use case's ``compute_regression: hard`` mode, ``warnings`` never do."""
     metric = thresholds.metric
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     value = candidate.metrics[metric]
@@ -67,6 +87,7 @@ def decide(
     reasons: list[str] = []
     checks: dict[str, bool] = {}
     flags: list[str] = []
+    soft = list(warnings)
 
     def check(name: str, ok: bool, why: str) -> None:
         checks[name] = ok
@@ -75,7 +96,7 @@ def decide(
 
     check("finite", candidate.finite and math.isfinite(value), f"candidate outputs or {metric} are not finite")
     if not checks["finite"]:
-        return GateDecision("reject", metric, value, champion_value, reasons, checks, flags)
+        return GateDecision("reject", metric, value, champion_value, reasons, checks, flags, soft)
 
     check(
         "floor",
@@ -89,6 +110,14 @@ def decide(
             hurdle >= thresholds.baseline_hurdle,
             f"{metric}={value:.4f} does not beat the rule baseline {baseline[metric]:.4f} "
             f"by the hurdle {thresholds.baseline_hurdle}",
+        )
+    if simple_model is not None:
+        simple_value = simple_model.metrics[metric]
+        check(
+            "simple_model",
+            sign * (value - simple_value) >= thresholds.baseline_model_hurdle,
+            f"{metric}={value:.4f} does not beat the simple model {simple_model.family} {simple_value:.4f} "
+            f"by the hurdle {thresholds.baseline_model_hurdle}",
         )
     if champion is not None and champion_value is not None:
         check(
@@ -130,6 +159,11 @@ def decide(
             f"{thresholds.fairness_min_ratio} (rates {candidate.selection_rates})",
         )
 
+    if thresholds.compute_regression == "hard":
+        check("compute", not compute_regressions, "; ".join(compute_regressions))
+    else:
+        soft.extend(compute_regressions)
+
     # Implausible results go to a human even when every check passed: they are more often bugs
     # (leakage, a broken label, a wrong join) than breakthroughs.
     # Leakage shows as a ranking metric near perfection; a loss has no such ceiling to compare with.
@@ -139,8 +173,9 @@ def decide(
         flags.append(f"implausibly large change: {metric} {champion_value:.4f} -> {value:.4f}")
 
     if reasons:
-        return GateDecision("reject", metric, value, champion_value, reasons, checks, flags)
+        return GateDecision("reject", metric, value, champion_value, reasons, checks, flags, soft)
     if flags:
-        return GateDecision("needs_manual_review", metric, value, champion_value, flags, checks, flags)
+        return GateDecision("needs_manual_review", metric, value, champion_value, flags, checks, flags, soft)
     why = "no champion yet" if champion_value is None else f"beats champion {champion_value:.4f}"
-    return GateDecision("promote", metric, value, champion_value, [f"{metric}={value:.4f} {why}"], checks, flags)
+    reasons = [f"{metric}={value:.4f} {why}"]
+    return GateDecision("promote", metric, value, champion_value, reasons, checks, flags, soft)

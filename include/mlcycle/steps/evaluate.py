@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from typing import Any
 
 import mlflow
 import pandas as pd
 
+from mlcycle.config import UseCase
+from mlcycle.evaluation import compute, feature_value
 from mlcycle.evaluation.card import model_card
-from mlcycle.evaluation.evidence import baseline_metrics, measure
-from mlcycle.evaluation.gate import decide
+from mlcycle.evaluation.evidence import baseline_metrics, measure, simple_model
+from mlcycle.evaluation.gate import Evidence, SimpleModel, decide
 from mlcycle.registry import tracking
 from mlcycle.specs.catalog import EvaluateOptions
 from mlcycle.specs.names import ModelRole, Step
@@ -21,6 +24,7 @@ from mlcycle.steps.base import StepContext
 from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, Dataset, Split, split_file
 from mlcycle.tags import Tag
+from mlcycle.training.model_io import feature_frame
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +57,103 @@ def slice_comparison(
     }
 
 
+def run_metrics(usecase: UseCase, version: str) -> dict[str, float]:
+    """The metrics the version's training run logged (and earlier evaluations added to it); {} without a run."""
+    run_id = tracking.version_tags(usecase, version).get(Tag.RUN_ID)
+    return dict(tracking.client().get_run(run_id).data.metrics) if run_id else {}
+
+
+def earlier_importances(usecase: UseCase, candidate_version: str, count: int) -> list[dict[str, float]]:
+    """The feature importances logged for the ``count`` versions registered before the candidate, newest first."""
+    if count <= 0:
+        return []
+    earlier = [v for v in tracking.all_versions(usecase) if int(v.version) < int(candidate_version)][-count:]
+    prefix = f"{feature_value.IMPORTANCE_METRIC}."
+    return [
+        {
+            k.removeprefix(prefix): v
+            for k, v in run_metrics(usecase, str(version.version)).items()
+            if k.startswith(prefix)
+        }
+        for version in reversed(earlier)
+    ]
+
+
+def compute_figures(evidence: Evidence, metrics: dict[str, float], throughput: float) -> dict[str, float | None]:
+    """A version's computing performance: its training run's figures and what evaluate measured now."""
+    return {
+        compute.FIT_SECONDS: metrics.get(compute.FIT_SECONDS),
+        compute.PEAK_MEMORY_MB: metrics.get(compute.PEAK_MEMORY_MB),
+        compute.LATENCY_P95_MS: evidence.latency_p95_ms,
+        compute.THROUGHPUT_ROWS_S: throughput,
+    }
+
+
+def candidate_run_metrics(
+    record: dict[str, Any], simple: SimpleModel | None, baseline: dict[str, float]
+) -> dict[str, float]:
+    """What the candidate's run gets from evaluate: baselines, feature value and cost, computing performance."""
+    features = record["feature_value"]
+    out = {f"baseline.prior.{k}": v for k, v in baseline.items()}
+    if simple is not None:
+        out.update({f"baseline.simple_model.{k}": v for k, v in simple.metrics.items()})
+    out.update({f"{feature_value.IMPORTANCE_METRIC}.{k}": v for k, v in features["importance"].items()})
+    out.update({f"{feature_value.WORK_SHARE_METRIC}.{k}": v for k, v in (features["predict_work_share"] or {}).items()})
+    candidate = record["compute"]["candidate"]
+    out.update({k: candidate[k] for k in (compute.LATENCY_P95_MS, compute.THROUGHPUT_ROWS_S)})
+    return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
+
+
 def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     usecase, partition = ctx.usecase, ctx.partition.isoformat()
     candidate_version = str(options.model_version)
     features_uri = ctx.uri(Dataset.FEATURES)
     with ctx.storage.local_copy(features_uri) as folder:
         test = pd.read_parquet(folder / split_file(Split.TEST))
-        train = pd.read_parquet(folder / split_file(Split.TRAIN), columns=[usecase.target.name])
+        train = pd.read_parquet(folder / split_file(Split.TRAIN))
     recent, recent_days = recent_window(ctx)
 
     # Pin the champion seen now: promotion later is a compare-and-set against exactly this version.
     champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     champion_version = str(champion.version) if champion else None
     candidate_model = load_model(usecase, candidate_version)
+    thresholds, inputs = usecase.thresholds.gate, feature_frame(usecase, test)
     candidate, _ = measure(usecase, candidate_model, test, recent, with_latency=True)
-    champion_evidence = None
+    candidate_compute = compute_figures(
+        candidate, run_metrics(usecase, candidate_version), compute.throughput_rows_s(candidate_model, inputs)
+    )
+    champion_evidence, champion_compute = None, None
     if champion_version is not None and champion_version != candidate_version:
         champion_model = load_model(usecase, champion_version)
-        champion_evidence, _ = measure(usecase, champion_model, test, recent, with_latency=False)
+        # The champion's latency and throughput are measured again here, beside the candidate's: a figure logged
+        # on another day would compare two states of the machine, not two models.
+        champion_evidence, _ = measure(usecase, champion_model, test, recent, with_latency=True)
+        champion_compute = compute_figures(
+            champion_evidence,
+            run_metrics(usecase, champion_version),
+            compute.throughput_rows_s(champion_model, inputs),
+        )
     baseline = baseline_metrics(usecase, train, test)
-    gate = decide(usecase.thresholds.gate, candidate, champion_evidence, baseline)
+    simple = simple_model(usecase, train, test)
+    importance = feature_value.permutation_importance(usecase, candidate_model, test)
+    unimportant = feature_value.unimportant_for(
+        importance,
+        earlier_importances(usecase, candidate_version, thresholds.unimportant_feature_trainings - 1),
+        thresholds.unimportant_feature_trainings,
+    )
+    gate = decide(
+        thresholds,
+        candidate,
+        champion_evidence,
+        baseline,
+        simple_model=simple,
+        compute_regressions=(
+            []
+            if champion_compute is None
+            else compute.regressions(candidate_compute, champion_compute, thresholds.compute_regression_factor)
+        ),
+        warnings=feature_value.warnings_for(unimportant, thresholds.metric),
+    )
     if champion_version == candidate_version:
         gate.decision, gate.reasons = "reject", [f"version {candidate_version} is already @champion"]
 
@@ -89,6 +170,21 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
             "candidate": candidate.__dict__,
             "champion": None if champion_evidence is None else champion_evidence.__dict__,
             "baseline": baseline,
+            "simple_model": None if simple is None else simple.__dict__,
+        },
+        "feature_value": {
+            "importance": importance,
+            "predict_work_share": feature_value.predict_work_shares(usecase, candidate_model),
+            "rows": min(feature_value.IMPORTANCE_ROWS, len(test)),
+            "repeats": feature_value.IMPORTANCE_REPEATS,
+            "unimportant": unimportant,
+        },
+        # Timings: they measure the machine as well as the model (the container test compares records without them).
+        "compute": {
+            "candidate": candidate_compute,
+            "champion": champion_compute,
+            "factor": thresholds.compute_regression_factor,
+            "mode": thresholds.compute_regression,
         },
         **gate.to_dict(),
         "airflow": ctx.airflow.tags(),
@@ -106,6 +202,8 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         with mlflow.start_run(run_id=candidate_run):
             mlflow.log_text(model_card(usecase, record), "model_card.md")
             mlflow.log_dict(record, "gate/decision.json")
+            mlflow.log_dict(record["feature_value"], feature_value.ARTIFACT)
+            mlflow.log_metrics(candidate_run_metrics(record, simple, baseline))
     tracking.set_version_tags(
         usecase,
         candidate_version,
@@ -140,6 +238,10 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
             # The rest of the decision record a reviewer reads in the training run's approval (small: one number
             # per slice value), so Airflow never reads the record from storage.
             "flags": gate.flags,
+            "warnings": gate.warnings,
+            "simple_model": None
+            if simple is None
+            else {"family": simple.family, gate.metric: round(simple.metrics[gate.metric], 5)},
             "recent_window": recent_days,
             "slices": slice_comparison(
                 candidate.slices, None if champion_evidence is None else champion_evidence.slices

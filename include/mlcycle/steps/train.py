@@ -22,6 +22,7 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from mlcycle.config import UseCase
+from mlcycle.evaluation import compute
 from mlcycle.evaluation.plots import close, diagnostic_figures
 from mlcycle.registry import integrity, tracking
 from mlcycle.settings import home
@@ -131,6 +132,8 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
         fitted = fit_and_measure(usecase, model, splits, checkpoint_dir=checkpoint_dir(ctx))
         log_measurements(usecase, fitted)
         info = log_model(usecase, fitted.model, splits["train"])
+        # The step's peak so far, its fit and the model's logging included (evaluate compares it with the champion's).
+        mlflow.log_metric(compute.PEAK_MEMORY_MB, compute.peak_memory_mb())
         candidate_run_id = run.info.run_id
 
     version = register(ctx, info.model_uri, manifest, key, candidate_run_id, parent_id, tuned_from=tuned_from)

@@ -1,0 +1,88 @@
+"""The gate's ML Test Score measures as pure functions: the simple-model baseline (Model 5), computing performance
+regressions (Monitoring 6) and the streak of features without value (Data 2)."""
+
+from __future__ import annotations
+
+from mlcycle.config import GateThresholds
+from mlcycle.evaluation.compute import REGRESSION_PREFIX, regressions
+from mlcycle.evaluation.feature_value import unimportant_for, warnings_for
+from mlcycle.evaluation.gate import Evidence, SimpleModel, decide
+
+GATE = GateThresholds(metric="roc_auc", min_metric=0.6, baseline_hurdle=0.05, baseline_model_hurdle=0.01)
+PRIOR = {"roc_auc": 0.5, "log_loss": 0.4}
+
+
+def _ev(auc: float) -> Evidence:
+    return Evidence(metrics={"roc_auc": auc, "log_loss": 0.3})
+
+
+def test_a_candidate_that_does_not_beat_the_simple_model_is_rejected() -> None:
+    logistic = SimpleModel("sklearn_logreg", {"roc_auc": 0.80, "log_loss": 0.3})
+    trailing = decide(GATE, _ev(0.805), None, PRIOR, simple_model=logistic)
+    assert trailing.decision == "reject" and trailing.checks["simple_model"] is False
+    assert trailing.checks["baseline"] is True, "the constant prior is still checked, and passed"
+    assert trailing.reasons == [
+        "roc_auc=0.8050 does not beat the simple model sklearn_logreg 0.8000 by the hurdle 0.01"
+    ]
+    beating = decide(GATE, _ev(0.811), None, PRIOR, simple_model=logistic)
+    assert beating.decision == "promote" and beating.checks["simple_model"] is True
+    # A negative hurdle is a tolerance: the candidate may trail the simple model by that much, not more.
+    tolerant = GATE.model_copy(update={"baseline_model_hurdle": -0.02})
+    assert decide(tolerant, _ev(0.785), None, PRIOR, simple_model=logistic).decision == "promote"
+    assert decide(tolerant, _ev(0.775), None, PRIOR, simple_model=logistic).decision == "reject"
+    assert "simple_model" not in decide(GATE, _ev(0.805), None, PRIOR).checks
+
+
+def test_the_simple_model_is_compared_in_the_metrics_direction() -> None:
+    loss = GATE.model_copy(update={"metric": "log_loss", "min_metric": 1.0, "baseline_hurdle": 0.0})
+    logistic = SimpleModel("sklearn_logreg", {"roc_auc": 0.8, "log_loss": 0.30})
+    worse = Evidence(metrics={"roc_auc": 0.8, "log_loss": 0.32})
+    better = Evidence(metrics={"roc_auc": 0.8, "log_loss": 0.28})
+    assert decide(loss, worse, None, PRIOR, simple_model=logistic).checks["simple_model"] is False
+    assert decide(loss, better, None, PRIOR, simple_model=logistic).checks["simple_model"] is True
+
+
+def test_computing_performance_regressions_beyond_the_factor() -> None:
+    champion = {"fit_seconds": 10.0, "train_peak_memory_mb": 500.0, "latency_p95_ms": 5.0, "throughput_rows_s": 1e5}
+    assert regressions(champion, champion, 2.0) == []
+    slower = {**champion, "fit_seconds": 25.0, "throughput_rows_s": 4e4, "latency_p95_ms": 9.0}
+    found = regressions(slower, champion, 2.0)
+    assert [line.split()[2] for line in found] == ["fit_seconds", "throughput_rows_s"], found
+    assert all(line.startswith(REGRESSION_PREFIX) for line in found)
+    assert "2.5x worse" in found[0] and "2.5x worse" in found[1]
+    # A figure the champion never logged (a version trained before it was measured) is not compared.
+    assert regressions(slower, {**champion, "fit_seconds": None, "throughput_rows_s": None}, 2.0) == []
+
+
+def test_computing_performance_warns_by_default_and_rejects_when_hard() -> None:
+    found = [f"{REGRESSION_PREFIX} fit_seconds 25 vs champion 10 (2.5x worse, factor 2.0)"]
+    soft = decide(GATE, _ev(0.82), _ev(0.81), PRIOR, compute_regressions=found)
+    assert soft.decision == "promote" and soft.warnings == found and "compute" not in soft.checks
+    hard = decide(
+        GATE.model_copy(update={"compute_regression": "hard"}), _ev(0.82), _ev(0.81), PRIOR, compute_regressions=found
+    )
+    assert hard.decision == "reject" and hard.checks["compute"] is False and hard.reasons == found
+
+
+def test_a_feature_without_value_for_n_trainings_is_a_warning_never_a_rejection() -> None:
+    current = {"pages_viewed": 0.08, "language": -0.001, "country": 0.0, "fibre": -0.002}
+    earlier = [
+        {"pages_viewed": 0.07, "language": 0.0, "country": 0.003, "fibre": -0.001},  # newest first
+        {"pages_viewed": 0.09, "language": -0.002, "country": -0.001},  # fibre not measured: its streak ends
+    ]
+    streaks = unimportant_for(current, earlier, 3)
+    assert streaks == {"language": [-0.001, 0.0, -0.002]}
+    assert unimportant_for(current, earlier[:1], 3) == {}, "two trainings are not three"
+    assert set(unimportant_for(current, earlier, 2)) == {"language", "fibre"}
+    assert set(unimportant_for(current, [], 1)) == {"language", "country", "fibre"}
+    warnings = warnings_for(streaks, "roc_auc")
+    assert warnings == [
+        "feature language has had permutation importance <= 0 (roc_auc drop -0.0010, +0.0000, -0.0020) in the "
+        "last 3 trainings: consider removing it (docs/ml-test-score.md, Data 2)"
+    ]
+    gated = decide(GATE, _ev(0.82), None, PRIOR, warnings=warnings)
+    assert (
+        gated.decision == "promote"
+        and gated.warnings == warnings
+        and gated.reasons == ["roc_auc=0.8200 no champion yet"]
+    )
