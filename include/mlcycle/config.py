@@ -182,6 +182,10 @@ class Split(_Strict):
         return self
 
 
+#: Gate metrics for which lower is better (the gate, the tune step's search and feature importance compare by it).
+LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
+
+
 class GateThresholds(_Strict):
     """What a candidate must show to replace the champion (see mlcycle.evaluation.gate)."""
 

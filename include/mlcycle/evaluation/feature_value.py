@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from mlcycle.config import UseCase
-from mlcycle.evaluation.gate import LOWER_IS_BETTER
+from mlcycle.config import LOWER_IS_BETTER, UseCase
 from mlcycle.training.metrics import classification_metrics
 from mlcycle.training.model_io import feature_frame, predict_score
 

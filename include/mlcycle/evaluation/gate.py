@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from mlcycle.config import GateThresholds
+from mlcycle.config import LOWER_IS_BETTER, GateThresholds
 
 Decision = Literal["promote", "reject", "needs_manual_review"]
 
 # For these metrics lower is better; the gate compares in the right direction.
-LOWER_IS_BETTER = {"log_loss", "brier"}
 
 
 @dataclass

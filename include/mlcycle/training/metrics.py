@@ -8,8 +8,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, f1_score, log_loss, roc_auc_score
 
-#: For these metrics lower is better (the gate and the tune step's search compare in the right direction).
-LOWER_IS_BETTER = frozenset({"log_loss", "brier"})
 # Slice values with fewer rows or no positives/negatives give meaningless AUCs: skip them.
 MIN_SLICE_ROWS = 50
 

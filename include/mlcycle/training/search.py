@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from mlcycle.config import ChoiceSpace, FloatRange, IntRange, ParamValue, Search, SearchSpace, UseCase
-from mlcycle.training.metrics import LOWER_IS_BETTER, classification_metrics
+from mlcycle.config import LOWER_IS_BETTER, ChoiceSpace, FloatRange, IntRange, ParamValue, Search, SearchSpace, UseCase
+from mlcycle.training.metrics import classification_metrics
 from mlcycle.training.model_io import feature_frame
 from mlcycle.training.trainers import build_model
 
