@@ -155,13 +155,19 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
         for scorer in scorers:
             scorer.staging = Path(scratch) / scorer.role
             scorer.staging.mkdir()
-        score_partition(usecase, folder / DATA_FILE, scorers, partition)
+        if usecase.engine == "spark":  # each version as MLflow's spark_udf (mlcycle.spark.score)
+            from mlcycle.spark.score import score_partition_spark
+
+            score_partition_spark(usecase, folder / DATA_FILE, scorers, partition)
+        else:
+            score_partition(usecase, folder / DATA_FILE, scorers, partition)
         # Commit each role on its own; a shadow that failed part-way is not committed at all.
         for scorer in scorers:
             if scorer.error:
                 continue
             manifest = {
                 "step": "score",
+                "engine": usecase.engine,
                 "model_version": scorer.version,
                 "model_role": scorer.role,
                 "source": source,
@@ -179,6 +185,7 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
         "rows": champion.rows,
         "positive_decisions": champion.positives,
         "model_version": champion.version,
+        "engine": usecase.engine,
     }
     for scorer in scorers[1:]:
         metrics["challenger_version"] = scorer.version

@@ -44,8 +44,16 @@ from mlcycle.specs.catalog import ValidateOptions
 from mlcycle.specs.names import Step
 from mlcycle.specs.results import ValidateResult
 from mlcycle.steps.base import Rejected, StepContext
-from mlcycle.storage.layout import DATA_FILE, REASON_FILE, REPORT_FILE, VALIDATION_FILE, Dataset, raw_file
-from mlcycle.storage.partitions import sha256_file
+from mlcycle.storage.layout import (
+    DATA_FILE,
+    REASON_FILE,
+    REPORT_FILE,
+    VALIDATION_FILE,
+    Dataset,
+    partition_files,
+    raw_file,
+)
+from mlcycle.storage.partitions import merge_parquet, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -146,22 +154,31 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
     with ctx.storage.local_copy(raw) as folder:
         source, fmt = raw_file(folder, raw_manifest)
         frame = None
-        try:
-            if not source.is_file():
-                raise UnreadableData(f"raw partition {raw} has no {source.name}")
-            frame = read_partition(source, fmt, contract)
-        except UnreadableData as exc:
-            outcome = unreadable_result(str(exc), fmt)
+        if ctx.usecase.engine == "spark":  # the same contract, run by GX on Spark (mlcycle.spark.validate)
+            from mlcycle.spark.validate import check_partition
+
+            outcome, rows, frame = check_partition(
+                ctx.usecase.spark, source, fmt, contract, partition=day, serving=profile == SERVING, history=history
+            )
         else:
-            outcome = validate_frame(frame, contract, partition=day, serving=profile == SERVING, history=history)
+            try:
+                if not partition_files(source):
+                    raise UnreadableData(f"raw partition {raw} has no {source.name}")
+                frame = read_partition(source, fmt, contract)
+            except UnreadableData as exc:
+                outcome = unreadable_result(str(exc), fmt)
+            else:
+                outcome = validate_frame(frame, contract, partition=day, serving=profile == SERVING, history=history)
+            rows = None if frame is None else len(frame)
         facts = {
             "source": raw,
             "raw_digest": raw_manifest["digest"],
             "format": fmt,
-            "rows": None if frame is None else len(frame),
+            "rows": rows,
         }
         manifest = {
             "step": "validate",
+            "engine": ctx.usecase.engine,
             "profile": profile,
             **facts,
             "contract_digest": contract_digest,
@@ -173,12 +190,12 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
         title = f"{ctx.usecase.name} {day.isoformat()} ({profile} profile)"
         with ctx.storage.writer(target, manifest) as staging:
             if not outcome.success:
-                if source.is_file():
-                    shutil.copy2(source, staging / source.name)  # the refused bytes, as they arrived
+                for file in partition_files(source):
+                    shutil.copy2(file, staging / file.name)  # the refused bytes, as they arrived
                 reason = _reason(ctx, day, profile, outcome, facts)
                 (staging / REASON_FILE).write_text(json.dumps(reason, indent=2, default=str), encoding="utf-8")
             elif fmt == "parquet":
-                shutil.copy2(source, staging / DATA_FILE)
+                merge_parquet(partition_files(source), staging / DATA_FILE)  # one file: copied as it arrived
             else:
                 assert frame is not None
                 frame.to_parquet(staging / DATA_FILE, index=False)
@@ -249,7 +266,7 @@ def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: Cont
 
 def main(ctx: StepContext, options: ValidateOptions) -> ValidateResult:
     profile = SERVING if options.serving else TRAINING
-    metrics: dict[str, Any] = {"profile": profile}
+    metrics: dict[str, Any] = {"profile": profile, "engine": ctx.usecase.engine}
     validations: list[tuple[dt.date, str]] = []
     current: dict[str, Any] = {}
     for day in ctx.window(options.lookback):
