@@ -99,12 +99,15 @@ def test_scores_and_decisions_match_the_local_engine(
     for output, want in expected.items():
         got = predictions(spark, output)
         assert list(got.columns) == list(want.columns)
-        assert dict(got.dtypes.astype(str)) == dict(want.dtypes.astype(str))
+        # Spark writes timestamps in microseconds; the local engine's `scored_for` is in nanoseconds: same instants.
+        assert {c: str(t).replace("[ns", "[us") for c, t in got.dtypes.items()} == {
+            c: str(t).replace("[ns", "[us") for c, t in want.dtypes.items()
+        }
         assert got["prediction_id"].tolist() == want["prediction_id"].tolist()
         assert got["decision"].tolist() == want["decision"].tolist()
         assert (got["score"] - want["score"]).abs().max() <= 1e-9
         others = [c for c in want.columns if c != "score"]
-        pd.testing.assert_frame_equal(got[others], want[others])
+        pd.testing.assert_frame_equal(got[others], want[others], check_dtype=False)
         committed = Path(spark["outputs"][output])
         assert manifest(committed)["engine"] == "spark"
         assert sorted(p.name for p in committed.iterdir()) == ["_SUCCESS", "part-00000.parquet"]

@@ -2,9 +2,10 @@
 
 In a pod the Spark operator starts the driver with its master and resources in Spark's own configuration
 (`spark.master`, set by spark-submit); a session found that way is used as it is. Otherwise (a laptop, CI,
-`airflow dags test`) the step starts Spark in local mode from the use case's `spark:` resources. Either way:
-no web UI (nothing here serves it, and it would take a port), a shuffle sized for one machine's cores, and
-UTC as the session time zone, so a timestamp is the same instant in Spark, pandas and the data contract.
+`airflow dags test`) the step starts Spark in local mode from the use case's `spark:` resources, with a shuffle
+sized for one machine's cores. Either way: no web UI (nothing here serves it, and it would take a port), UTC as
+the session time zone (a timestamp is the same instant in Spark, pandas and the data contract) and Parquet
+timestamps written as pandas writes them.
 """
 
 from __future__ import annotations
@@ -29,21 +30,19 @@ def _common(builder: SparkSession.Builder) -> SparkSession.Builder:
         .config("spark.sql.session.timeZone", "UTC")
         # Arrow moves columns between the JVM and Python (toPandas, pandas UDFs such as MLflow's spark_udf).
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Parquet timestamps as pandas and pyarrow write them (INT64 microseconds, UTC), not Spark's legacy INT96,
+        # which pandas reads back without a time zone.
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         # No `_SUCCESS` file from Hadoop's committer: the storage layer writes the partition's own marker.
         .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
     )
 
 
-def submitted_master() -> str | None:
-    """The master spark-submit gave this driver (a SparkApplication's pod), or None outside spark-submit."""
-    from pyspark import SparkConf
-
-    # SparkConf() reads the spark.* system properties spark-submit sets on the driver's JVM; outside
-    # spark-submit no JVM runs yet, and the environment says nothing either.
-    if os.environ.get("SPARK_ENV_LOADED") is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
-        return None
-    master = SparkConf().get("spark.master", None)
-    return master or None
+def under_spark_submit() -> bool:
+    """Whether spark-submit started this driver (a SparkApplication's pod): its JVM is already running, with the
+    master and resources of the SparkApplication in Spark's own configuration, and pyspark connects to it."""
+    # spark-submit starts the JVM first and hands its gateway to the Python driver in this variable.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def get_session(spark: Spark) -> SparkSession:
@@ -54,7 +53,7 @@ def get_session(spark: Spark) -> SparkSession:
     if active is not None:
         return active
     builder = _common(SparkSession.builder.appName(APP_NAME))
-    if submitted_master() is not None:
+    if under_spark_submit():
         # Master and resources come from the SparkApplication (spark-submit's configuration): keep them.
         return builder.getOrCreate()
     # The Python workers (pandas UDFs such as MLflow's spark_udf) run this interpreter, with this environment's
