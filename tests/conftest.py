@@ -24,8 +24,14 @@ os.environ.update(embedded_environment(_SESSION_HOME))
 
 # Tests that must not run beside each other's kind on two workers: the browser folder shares one expensive
 # package-scoped stack; the container tests (and the container fault drills) drive the machine-wide podman (pods,
-# volumes, secrets, the OOM killer's view of memory), so they run one after another on one worker.
-_GROUPS = {"browser": "browser", "containers": "containers", "test_faults_containers.py": "containers"}
+# volumes, secrets, the OOM killer's view of memory), so they run one after another on one worker. The Spark tests
+# share one SparkSession (one JVM, started once: tests/spark/conftest.py), so they too stay on one worker.
+_GROUPS = {
+    "browser": "browser",
+    "containers": "containers",
+    "test_faults_containers.py": "containers",
+    "spark": "spark",
+}
 
 
 def _group(relative: Path) -> str:

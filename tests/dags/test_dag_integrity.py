@@ -14,7 +14,9 @@ from mlcycle.config import UseCase, discover_usecases
 from mlcycle.settings import REPO_ROOT, embedded_environment
 from mlcycle.specs.names import DagFamily, Step
 
-HEAVY = ("pandas", "numpy", "sklearn", "torch", "mlflow", "great_expectations", "evidently", "pyarrow", "kubernetes")
+HEAVY = (
+    "pandas", "numpy", "sklearn", "torch", "mlflow", "great_expectations", "evidently", "pyarrow", "pyspark", "kubernetes",
+)  # fmt: skip
 
 # Chosen on purpose per family (see mlcycle.orchestration.dags): one training at a time (two would race for
 # @champion), one monitoring run at a time (the retraining policy decides in day order), one manual promotion

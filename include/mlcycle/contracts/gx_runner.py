@@ -60,7 +60,9 @@ def _batch_definition() -> Any:
 
 
 def _rows_json(rows: Any) -> list[dict[str, Any]]:
-    """A sample of rows as JSON-able records (timestamps in ISO form)."""
+    """A sample of rows as JSON-able records (timestamps in ISO form); GX on Spark gives them as a list of dicts."""
+    if isinstance(rows, list) and rows and all(isinstance(row, dict) for row in rows):
+        rows = pd.DataFrame(rows)
     if not isinstance(rows, pd.DataFrame) or rows.empty:
         return []
     loaded: list[dict[str, Any]] = json.loads(

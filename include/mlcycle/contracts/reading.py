@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from mlcycle.contracts.formats import EXPECTED, FORMATS
 from mlcycle.contracts.results import ContractResult, FailedExpectation
 from mlcycle.schema import DataContract
+from mlcycle.storage.layout import partition_files
 
 __all__ = ["UnreadableData", "read_csv", "read_partition", "unreadable_result"]
 
@@ -35,8 +36,13 @@ class UnreadableData(ValueError):
 def read_partition(path: Path, fmt: str, contract: DataContract) -> pd.DataFrame:
     """Read ``path`` (``parquet`` or ``csv``) for validation against ``contract``."""
     if fmt == "parquet":
+        # One file, or the part-*.parquet files of a multi-file partition (in name order, one table).
+        parts = partition_files(path)
+        if not parts:
+            raise UnreadableData(f"{path.name}: no such file")
         try:
-            return pq.read_table(path).to_pandas(types_mapper=_ARROW_STRINGS.get)
+            table = pa.concat_tables([pq.read_table(part) for part in parts])
+            return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise UnreadableData(f"{path.name} is not a readable Parquet file: {_first_line(exc)}") from exc
     if fmt == "csv":

@@ -1,8 +1,10 @@
 """ingest: landing/ds=D -> raw/ds=D, an immutable snapshot of what arrived, with its digest.
 
-A landing partition holds `data.parquet` or `data.csv` (UTF-8, comma-delimited, with a header). Raw keeps
-the original bytes under the original name and records the format in its manifest; the validate step
-reads either (see `mlcycle.contracts.reading`) and always commits Parquet to validated/.
+A landing partition holds `data.parquet`, `data.csv` (UTF-8, comma-delimited, with a header) or several
+`part-*.parquet` files (as Spark and most exporters write a table). Raw keeps the original bytes under the
+original names and records the format (and the file, or the parts' pattern) in its manifest; the validate step
+reads any of them, on either engine (see `mlcycle.contracts.reading`), and always commits one Parquet file to
+validated/.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from mlcycle.specs.catalog import IngestOptions
 from mlcycle.specs.names import Step
 from mlcycle.specs.results import IngestResult
 from mlcycle.steps.base import Rejected, StepContext
-from mlcycle.storage.layout import DATA_FILE, LANDING_FILES, Dataset, landed_file
-from mlcycle.storage.partitions import ManifestError, sha256_file
+from mlcycle.storage.layout import DATA_FILE, LANDING_FILES, PARTS_GLOB, Dataset, landed_file, partition_files
+from mlcycle.storage.partitions import ManifestError, sha256_files
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,10 @@ def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
     with ctx.storage.local_copy(landing) as folder:
         found = landed_file(folder)
         if found is None:
-            raise FileNotFoundError(f"{landing} has none of {', '.join(LANDING_FILES)}")
+            raise FileNotFoundError(f"{landing} has none of {', '.join([*LANDING_FILES, PARTS_GLOB])}")
         source, fmt = found
-        digest = sha256_file(source)
+        files = partition_files(source)  # one file, or the part-*.parquet files Spark and exporters write
+        digest = sha256_files(files)
         previous = ctx.storage.manifest(raw)
         if previous and previous.get("digest") == digest and previous.get("file", DATA_FILE) == source.name:
             return {"uri": raw, "digest": digest, "status": "unchanged", "format": fmt}
@@ -60,7 +63,8 @@ def ingest_partition(ctx: StepContext, day: dt.date) -> dict[str, str]:
             "airflow": ctx.produced_by(),
         }
         with ctx.storage.writer(raw, manifest) as staging:
-            shutil.copy2(source, staging / source.name)
+            for file in files:
+                shutil.copy2(file, staging / file.name)
     log.info("ingested %s -> %s (%s, sha256 %s)", landing, raw, fmt, digest[:12])
     return {"uri": raw, "digest": digest, "status": "written", "format": fmt}
 

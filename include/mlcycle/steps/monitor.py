@@ -16,6 +16,7 @@ run's MLflow parent run; the result (XCom) carries the per-column verdicts the r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -43,6 +44,7 @@ from mlcycle.storage.layout import (
     PREDICTION_DRIFT_SUB,
     REPORT_FILE,
     SHADOW_FILE,
+    STATISTICS_FILE,
     Dataset,
     Split,
     role_sub,
@@ -216,8 +218,17 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
         raise NothingToDo(f"no validated data for {partition} (not landed yet, or rejected and quarantined)")
     columns = [c.name for c in usecase.features]
     reference = _read(ctx, reference_uri, split_file(Split.TRAIN), columns=columns)
-    current = _read(ctx, current_uri, DATA_FILE, columns=columns)
+    statistics: dict[str, Any] | None = None
+    if usecase.engine == "spark":  # the day's statistics and test rows on Spark (mlcycle.spark.drift)
+        from mlcycle.spark.drift import current_for_drift
+
+        with ctx.storage.local_copy(current_uri) as folder:
+            current, statistics = current_for_drift(usecase, folder / DATA_FILE, reference, columns)
+    else:
+        current = _read(ctx, current_uri, DATA_FILE, columns=columns)
     summary, snapshot = _drift(usecase, reference, current, columns)
+    if statistics is not None:  # the tests saw the day's sample; the day itself had this many rows
+        summary = dataclasses.replace(summary, n_current=statistics["rows"])
 
     # Prediction drift: the champion's scores on its training split vs the scores it served on D.
     models = {version: load_model(usecase, version)}
@@ -246,6 +257,7 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
     target = ctx.uri(Dataset.MONITORING)
     manifest = {
         "step": "monitor",
+        "engine": usecase.engine,
         "reference": reference_uri,
         "current": current_uri,
         "champion": version,
@@ -267,6 +279,8 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
     }
     with ctx.storage.writer(target, manifest) as staging:
         save_report(snapshot, summary, staging)
+        if statistics is not None:
+            (staging / STATISTICS_FILE).write_text(json.dumps(statistics, indent=2) + "\n", encoding="utf-8")
         if prediction_report is not None:
             save_report(prediction_report[1], prediction_report[0], staging / PREDICTION_DRIFT_SUB)
         perf.save_performance(performance_report, performance, staging)
@@ -307,6 +321,7 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
             "new_labelled_rows": new_rows,
             "trained_through": trained_through.isoformat(),
             "champion_version": version,
+            "engine": usecase.engine,
         },
         inputs={
             "validated": current_uri,

@@ -210,7 +210,12 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
             scorer.staging = Path(scratch) / scorer.role
             scorer.staging.mkdir()
         check_inputs(usecase, folder / DATA_FILE, scorers)
-        score_partition(usecase, folder / DATA_FILE, scorers, partition)
+        if usecase.engine == "spark":  # each version as MLflow's spark_udf (mlcycle.spark.score)
+            from mlcycle.spark.score import score_partition_spark
+
+            score_partition_spark(usecase, folder / DATA_FILE, scorers, partition)
+        else:
+            score_partition(usecase, folder / DATA_FILE, scorers, partition)
         refuse_non_finite(usecase, scorers, source)
         # Commit each role on its own; a shadow that failed part-way is not committed at all.
         for scorer in scorers:
@@ -218,6 +223,7 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
                 continue
             manifest = {
                 "step": "score",
+                "engine": usecase.engine,
                 "model_version": scorer.version,
                 "model_role": scorer.role,
                 "source": source,
@@ -235,6 +241,7 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
         "rows": champion.rows,
         "positive_decisions": champion.positives,
         "model_version": champion.version,
+        "engine": usecase.engine,
     }
     for scorer in scorers[1:]:
         metrics["challenger_version"] = scorer.version

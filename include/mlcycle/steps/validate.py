@@ -47,8 +47,16 @@ from mlcycle.specs.catalog import ValidateOptions
 from mlcycle.specs.names import Step
 from mlcycle.specs.results import ValidateResult
 from mlcycle.steps.base import Rejected, StepContext
-from mlcycle.storage.layout import DATA_FILE, REASON_FILE, REPORT_FILE, VALIDATION_FILE, Dataset, raw_file
-from mlcycle.storage.partitions import sha256_file
+from mlcycle.storage.layout import (
+    DATA_FILE,
+    REASON_FILE,
+    REPORT_FILE,
+    VALIDATION_FILE,
+    Dataset,
+    partition_files,
+    raw_file,
+)
+from mlcycle.storage.partitions import merge_parquet, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +123,9 @@ def without_forbidden(source: Path, fmt: str, target: Path, dropped: list[str]) 
     """
     if not dropped:
         shutil.copy2(source, target)
-    elif fmt == "parquet":
-        pq.write_table(pq.read_table(source).drop_columns(dropped), target)
+    elif fmt == "parquet":  # a part of a multi-file delivery may lack a column another part has
+        table = pq.read_table(source)
+        pq.write_table(table.drop_columns([c for c in dropped if c in table.column_names]), target)
     else:  # CSV: every field as the text that arrived (no type conversion, empty stays empty)
         frame = pd.read_csv(source, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
         frame.drop(columns=dropped).to_csv(target, index=False)
@@ -181,22 +190,31 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
     with ctx.storage.local_copy(raw) as folder:
         source, fmt = raw_file(folder, raw_manifest)
         frame = None
-        try:
-            if not source.is_file():
-                raise UnreadableData(f"raw partition {raw} has no {source.name}")
-            frame = read_partition(source, fmt, contract)
-        except UnreadableData as exc:
-            outcome = unreadable_result(str(exc), fmt)
+        if ctx.usecase.engine == "spark":  # the same contract, run by GX on Spark (mlcycle.spark.validate)
+            from mlcycle.spark.validate import check_partition
+
+            outcome, rows, frame = check_partition(
+                ctx.usecase.spark, source, fmt, contract, partition=day, serving=profile == SERVING, history=history
+            )
         else:
-            outcome = validate_frame(frame, contract, partition=day, serving=profile == SERVING, history=history)
+            try:
+                if not partition_files(source):
+                    raise UnreadableData(f"raw partition {raw} has no {source.name}")
+                frame = read_partition(source, fmt, contract)
+            except UnreadableData as exc:
+                outcome = unreadable_result(str(exc), fmt)
+            else:
+                outcome = validate_frame(frame, contract, partition=day, serving=profile == SERVING, history=history)
+            rows = None if frame is None else len(frame)
         facts = {
             "source": raw,
             "raw_digest": raw_manifest["digest"],
             "format": fmt,
-            "rows": None if frame is None else len(frame),
+            "rows": rows,
         }
         manifest = {
             "step": "validate",
+            "engine": ctx.usecase.engine,
             "profile": profile,
             **facts,
             "contract_digest": contract_digest,
@@ -212,12 +230,14 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
                 dropped = None if frame is None else contract.forbidden_in(frame.columns)
                 if dropped:
                     drop_from_samples(outcome, dropped)
-                if source.is_file():
-                    without_forbidden(source, fmt, staging / source.name, dropped or [])
-                reason = _reason(ctx, day, profile, outcome, {**facts, **_quarantined_file(source.name, dropped)})
+                files = partition_files(source)  # the file, or every part of a multi-file delivery
+                for file in files:
+                    without_forbidden(file, fmt, staging / file.name, dropped or [])
+                kept = ", ".join(f.name for f in files) or source.name
+                reason = _reason(ctx, day, profile, outcome, {**facts, **_quarantined_file(kept, dropped)})
                 (staging / REASON_FILE).write_text(json.dumps(reason, indent=2, default=str), encoding="utf-8")
             elif fmt == "parquet":
-                shutil.copy2(source, staging / DATA_FILE)
+                merge_parquet(partition_files(source), staging / DATA_FILE)  # one file: copied as it arrived
             else:
                 assert frame is not None
                 frame.to_parquet(staging / DATA_FILE, index=False)
@@ -288,7 +308,7 @@ def rejection_reason(ctx: StepContext, day: dt.date, profile: str, outcome: Cont
 
 def main(ctx: StepContext, options: ValidateOptions) -> ValidateResult:
     profile = SERVING if options.serving else TRAINING
-    metrics: dict[str, Any] = {"profile": profile}
+    metrics: dict[str, Any] = {"profile": profile, "engine": ctx.usecase.engine}
     validations: list[tuple[dt.date, str]] = []
     current: dict[str, Any] = {}
     for day in ctx.window(options.lookback):

@@ -62,6 +62,8 @@ REPORT_FILE = "report.html"
 #: monitoring/ds=D: Evidently's drift report as JSON, and our summary of it (the per-column verdicts).
 REPORT_JSON_FILE = "report.json"
 SUMMARY_FILE = "summary.json"
+#: monitoring/ds=D (engine: spark): the day's per-column statistics, Spark aggregates on the reference's bins.
+STATISTICS_FILE = "statistics.json"
 #: monitoring/ds=D/prediction/: the same three files for the drift of the champion's served scores.
 PREDICTION_DRIFT_SUB = "prediction"
 #: monitoring/ds=D: the performance verdict (always), its report and the report's JSON (only once labels arrived).
@@ -85,12 +87,28 @@ VERSIONS_FOLDER = ".versions"
 _PARTITION_PREFIX = "ds="
 
 
+#: A landing (and raw) partition written by Spark or an exporter: several Parquet files, read in name order.
+PARTS_GLOB = "part-*.parquet"
+
+
 def landed_file(folder: Path) -> tuple[Path, str] | None:
-    """The data file of a landing or raw folder and its format (Parquet preferred), or None."""
+    """The data file of a landing or raw folder and its format (Parquet preferred), or None.
+
+    A partition of ``part-*.parquet`` files is named by that pattern (:func:`partition_files` lists them)."""
     for name, fmt in LANDING_FILES.items():
         if (folder / name).is_file():
             return folder / name, fmt
+    if partition_files(folder / PARTS_GLOB):
+        return folder / PARTS_GLOB, "parquet"
     return None
+
+
+def partition_files(source: Path) -> list[Path]:
+    """The files a partition's data path stands for: the file itself, or the part files a pattern names (in
+    name order); empty when there are none."""
+    if "*" in source.name:
+        return sorted(p for p in source.parent.glob(source.name) if p.is_file())
+    return [source] if source.is_file() else []
 
 
 def raw_file(folder: Path, manifest: dict[str, object]) -> tuple[Path, str]:

@@ -72,6 +72,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_files(paths: list[Path]) -> str:
+    """The digest of a partition's data: its file's sha256, or for several part files the sha256 of their
+    names and digests (so a renamed, added or removed part changes it too)."""
+    if len(paths) == 1:
+        return sha256_file(paths[0])
+    listing = "".join(f"{p.name}\0{sha256_file(p)}\n" for p in paths)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def merge_parquet(parts: list[Path], target: Path) -> None:
+    """One Parquet file at ``target`` holding ``parts`` in order: the file copied as it is when there is one,
+    else their row groups written one after the other (memory: one row group, whatever the partition's size)."""
+    import pyarrow.parquet as pq
+
+    if len(parts) == 1:
+        shutil.copy2(parts[0], target)
+        return
+    schema = pq.read_schema(parts[0])
+    with pq.ParquetWriter(target, schema) as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(group))
+
+
 def parse_partition(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
