@@ -4,6 +4,8 @@ each essential call, the table. No timing thresholds: the figures are only check
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,24 @@ def test_import_profile_names_the_costliest_packages() -> None:
     names = [name for name, _ in profile["top"]]
     assert "pandas" in names, names  # the features step reads Parquet with pandas
     assert profile["wall_seconds"] > 0 and all(seconds >= 0 for _, seconds in profile["top"])
+
+
+def _trusted_types(prepare: str) -> dict[str, object]:
+    """skops' trusted-type lists after `prepare` imported skops.io in a fresh interpreter, and whether torch came."""
+    code = (
+        f"import json, sys; {prepare}; import skops.io._trusted_types as t; print(json.dumps({{"
+        "'estimators': sorted(t.SKLEARN_ESTIMATOR_TYPE_NAMES), 'internal': sorted(map(str, t._SKLEARN_INTERNAL_TYPES)),"
+        "'torch': 'torch' in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_skops_without_torch_trusts_the_same_types() -> None:
+    # The fix the nightly benchmark measured: loading an sklearn model no longer imports torch (5-7 s a step).
+    hidden = _trusted_types("from mlcycle.training.skops_io import import_skops_io; import_skops_io()")
+    plain = _trusted_types("import skops.io")
+    assert hidden["torch"] is False
+    assert hidden["estimators"] == plain["estimators"] and hidden["internal"] == plain["internal"]
+    assert any(name.endswith("HistGradientBoostingClassifier") for name in hidden["estimators"])  # type: ignore[attr-defined]
