@@ -3,6 +3,7 @@ each essential call, the table. No timing thresholds: the figures are only check
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -100,3 +101,22 @@ def test_skops_without_torch_trusts_the_same_types() -> None:
     assert hidden["torch"] is False
     assert hidden["estimators"] == plain["estimators"] and hidden["internal"] == plain["internal"]
     assert any(name.endswith("HistGradientBoostingClassifier") for name in hidden["estimators"])  # type: ignore[attr-defined]
+
+
+def test_table_and_comparison_from_saved_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    essential = {"seconds": 2.0, "cpu_seconds": 1.0, "what": "pipeline fit (HGB) on the train split"}
+    train = bench.StepRun("training", "train", ["mlcycle", "train"], 5.0, 4.0, 600.0, essential=essential)
+    freshness = bench.StepRun("monitoring", "freshness", ["mlcycle", "freshness"], 3.0, 1.5, 200.0)
+    assert train.ratio == 2.5 and train.cpu_ratio == 4.0 and freshness.ratio is None
+    rows = bench.table_rows([train, freshness])
+    assert rows[0][:5] == ["training", "train", "5.0", "2.0", "2.50x"] and "4.00x" in rows[0]
+    assert rows[1][3:5] == ["—", "—"] and rows[1][-1] == "only fixed work"
+
+    saved = tmp_path / "night.json"
+    saved.write_text(json.dumps({"partial": True, "steps": [dataclasses.asdict(train), dataclasses.asdict(freshness)]}))
+    assert bench.main(["--render", str(saved), "--markdown", str(tmp_path / "t.md")]) == 0
+    assert "| training | train | 5.0 | 2.0 | 2.50x |" in (tmp_path / "t.md").read_text()
+    assert bench.main(["--compare", str(saved), str(saved)]) == 0
+    assert "| training | train | 5.0 | 5.0 | 4.0 | 4.0 | 600 | 600 |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="the runs differ"):
+        bench.comparison([train], [freshness])

@@ -14,8 +14,8 @@ in a subprocess, so each pays its interpreter start, imports and client set-up, 
 
 Per step: wall seconds, the child's CPU seconds and peak RSS (`os.wait4`'s rusage of that child; this driver
 imports no ML library, so the fork carries little of its own memory into the figure), and the load average while
-it ran (the machine may be shared: every figure is indicative, and the table says how loaded it was). Afterwards,
-on the same data, in a fresh interpreter per step, the essential call the step wraps
+it ran (the machine may be shared: every figure is indicative, and the table says how loaded it was). Right after
+each step, on the same data, in a fresh interpreter, the essential call the step wraps
 (`mlcycle_dev.benchmarks.nightly_essentials` says what each one is), the ratio step / essential, and the fixed
 part: the same step on a `--fixed-rows` partition (a second root, same sequence). The use case is run from a
 copy whose contract admits the benchmark's day sizes (`table.row_count`; YarnIt's is written for 2-5k rows a
@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,6 +83,13 @@ class StepRun:
             return None
         return self.wall_seconds / float(self.essential["seconds"])
 
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Step CPU s / essential CPU s: steadier than the wall ratio when other work shares the cores."""
+        if not self.essential or not self.essential.get("cpu_seconds"):
+            return None
+        return self.cpu_seconds / float(self.essential["cpu_seconds"])
+
 
 class LoadSampler:
     """The 1-minute load average, sampled every few seconds in a thread: how shared the machine was."""
@@ -123,7 +130,7 @@ def mlcycle_command() -> list[str]:
 def scaled_usecases(folder: Path, rows: int) -> Path:
     """A copy of the use case whose contract's `table.row_count` admits `rows` a day (weekends and winter days
     have up to ~1.6x the base rows; the fixed-cost run's few): YarnIt's contract is written for 2-5k sessions a
-    day. Every other rule, and the use case itself, stay as they are."""
+    day; and whose gate has a latency budget a loaded machine meets. Every other rule and setting stays."""
     import shutil
 
     import yaml
@@ -136,6 +143,13 @@ def scaled_usecases(folder: Path, rows: int) -> Path:
     contract = yaml.safe_load(contract_file.read_text())
     contract["table"]["row_count"] = {"min": 1, "max": max(100_000, 3 * rows)}
     contract_file.write_text(yaml.safe_dump(contract, sort_keys=False))
+    # The gate's single-row latency probe measures the machine's load as much as the model on a shared machine
+    # (221 ms against the 100 ms budget at load 16): a rejected candidate would leave scoring and monitoring with
+    # nothing to do. The benchmark times the steps; the gate's verdict is not what it measures.
+    usecase_file = target / USECASE / "usecase.yaml"
+    usecase = yaml.safe_load(usecase_file.read_text())
+    usecase["thresholds"]["gate"]["latency_p95_ms"] = 60_000
+    usecase_file.write_text(yaml.safe_dump(usecase, sort_keys=False))
     return target
 
 
@@ -182,9 +196,20 @@ def generate(root: Path, rows: int, first: dt.date, last: dt.date, env: dict[str
 
 
 def nightly(
-    root: Path, partition: dt.date, days: int, env: dict[str, str], logs: Path, load: LoadSampler
+    root: Path,
+    partition: dt.date,
+    days: int,
+    env: dict[str, str],
+    logs: Path,
+    load: LoadSampler,
+    *,
+    essentials: bool = False,
+    checkpoint: Callable[[list[StepRun]], None] | None = None,
 ) -> list[StepRun]:
-    """Every step of one night, in order, each in its own `mlcycle` process; a step that fails stops its DAG."""
+    """Every step of one night, in order, each in its own `mlcycle` process; a step that fails stops its DAG.
+
+    With `essentials`, each step's essential call runs right after it; `checkpoint` sees the runs after every step
+    (a long run interrupted keeps what it measured)."""
     base = ["--usecase", USECASE, "--partition", partition.isoformat()]
     window = ["--lookback", str(days)]
     plan: list[tuple[DagFamily, Step, list[str]]] = [
@@ -220,46 +245,35 @@ def nightly(
             known["decision"] = str(run.result.get("outputs", {}).get("decision", ""))
         if code not in (OK, NOTHING_TO_DO):
             failed.add(dag.value)
+        runs.append(run)
         print(
             f"  {dag.value:<10} {run.label:<24} exit {code:>3}  {wall:8.1f} s  CPU {cpu:8.1f} s  "
             f"peak {peak:7,.0f} MiB  load {run.load:4.1f}",
             flush=True,
         )
-        runs.append(run)
+        if essentials:
+            essential(run, partition, days, known.get("version", ""), env, load)
+        if checkpoint is not None:
+            checkpoint(runs)
     return runs
 
 
-def essentials(runs: list[StepRun], partition: dt.date, days: int, env: dict[str, str], load: LoadSampler) -> None:
-    """Each step's essential call on the same data, in a fresh interpreter per step (after the whole night ran)."""
+def essential(
+    run: StepRun, partition: dt.date, days: int, version: str, env: dict[str, str], load: LoadSampler
+) -> None:
+    """The step's essential call on the same data, in a fresh interpreter, right after the step (same load)."""
     from mlcycle_dev.benchmarks.nightly_essentials import ESSENTIALS
 
-    version = next(
-        (str(r.result.get("metrics", {}).get("model_version", "")) for r in runs if r.step == Step.TRAIN), ""
-    )
-    for run in runs:
-        lookback = "--lookback" in run.argv
-        # Scoring's ingest and validate find the day done by training: only a manifest check is left.
-        if (
-            run.step not in ESSENTIALS
-            or run.exit_code != OK
-            or (run.step in (Step.INGEST, Step.VALIDATE) and not lookback)
-        ):
-            continue
-        argv = [sys.executable, "-m", "mlcycle_dev.benchmarks.nightly_essentials", run.step]
-        argv += [
-            "--root",
-            env[STORAGE_ROOT_ENV],
-            "--partition",
-            partition.isoformat(),
-            "--days",
-            str(days),
-            "--version",
-            version,
-        ]
-        started = time.monotonic()
-        run.essential = run_isolated(argv, f"essential {run.step}", env)
-        run.essential["load"] = load.mean(started, time.monotonic())
-        print(f"  essential {run.label:<24} {run.essential['seconds']:8.1f} s  ({run.essential['what']})", flush=True)
+    # Scoring's ingest and validate find the day done by training: only a manifest check is left.
+    window = "--lookback" in run.argv or run.step not in (Step.INGEST, Step.VALIDATE)
+    if run.step not in ESSENTIALS or run.exit_code != OK or not window:
+        return
+    argv = [sys.executable, "-m", "mlcycle_dev.benchmarks.nightly_essentials", run.step, "--days", str(days)]
+    argv += ["--root", env[STORAGE_ROOT_ENV], "--partition", partition.isoformat(), "--version", version]
+    started = time.monotonic()
+    run.essential = run_isolated(argv, f"essential {run.step}", env)
+    run.essential["load"] = load.mean(started, time.monotonic())
+    print(f"  {'':<10} essential {run.essential['seconds']:8.1f} s  ({run.essential['what']})", flush=True)
 
 
 def import_profile(step: str, env: dict[str, str], top: int = 6) -> dict[str, Any]:
@@ -309,6 +323,8 @@ def table_rows(runs: list[StepRun]) -> list[list[str]]:
                 fixed,
                 f"{r.peak_rss_mib:,.0f}",
                 _seconds(r.cpu_seconds),
+                _seconds(r.essential.get("cpu_seconds")) if r.essential else "—",
+                f"{r.cpu_ratio:.2f}x" if r.cpu_ratio is not None else "—",
                 f"{r.load:.1f}",
                 r.essential["what"] if r.essential else "only fixed work",
             ]
@@ -325,6 +341,8 @@ HEADER = [
     "fixed s",
     "peak MiB",
     "CPU s",
+    "essential CPU s",
+    "CPU step / essential",
     "load",
     "essential call",
 ]
@@ -357,6 +375,10 @@ def print_table(runs: list[StepRun]) -> None:
 
 
 def markdown(runs: list[StepRun], facts: dict[str, Any]) -> str:
+    if "command" not in facts:  # an interrupted run's checkpoint: the steps measured so far
+        facts = {**facts, "totals": totals(runs)}
+        lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in table_rows(runs))]) + "\n"
     lines = [
         f"`{facts['command']}`: {_short(facts['rows_per_day'])} rows/day (base), {facts['rows']:,} rows in the "
         f"{facts['days']}-day window, day {facts['partition']} ({facts['day_rows']:,} rows); {facts['cpu']}, "
@@ -381,6 +403,22 @@ def markdown(runs: list[StepRun], facts: dict[str, Any]) -> str:
             assert r.imports is not None
             top = ", ".join(f"{name} {seconds:.1f}" for name, seconds in r.imports["top"])
             lines.append(f"| {r.dag} {r.label} | {r.imports['wall_seconds']:.1f} | {top} |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison(before: list[StepRun], after: list[StepRun]) -> str:
+    """Markdown: the same steps of two runs of the same command (e.g. before and after a change), side by side."""
+    lines = [
+        "| DAG | step | wall s before | wall s after | CPU s before | CPU s after | peak MiB before | peak MiB after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for old, new in zip(before, after, strict=False):
+        if (old.dag, old.step) != (new.dag, new.step):
+            raise ValueError(f"the runs differ: {old.dag} {old.step} against {new.dag} {new.step}")
+        lines.append(
+            f"| {old.dag} | {old.label} | {_seconds(old.wall_seconds)} | {_seconds(new.wall_seconds)} | "
+            f"{_seconds(old.cpu_seconds)} | {_seconds(new.cpu_seconds)} | {old.peak_rss_mib:,.0f} | {new.peak_rss_mib:,.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -412,7 +450,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="keep the stores and logs here (default: a temporary folder)")
     parser.add_argument("--markdown", default=None, help="write the table (markdown) to this file")
     parser.add_argument("--json", default=None, help="write every figure to this file")
+    parser.add_argument("--render", default=None, help="only print (and --markdown) the table of this --json file")
+    parser.add_argument("--compare", nargs=2, default=None, metavar=("BEFORE", "AFTER"), help="two --json files")
     args = parser.parse_args(argv)
+    if args.compare:
+        before, after = ([StepRun(**s) for s in json.loads(Path(f).read_text())["steps"]] for f in args.compare)
+        print(comparison(before, after), end="")
+        return 0
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        steps = [StepRun(**step) for step in saved.pop("steps")]
+        print_table(steps)
+        if args.markdown:
+            Path(args.markdown).write_text(markdown(steps, saved))
+        return 0
     first = args.partition - dt.timedelta(days=args.days - 1)
 
     print(
@@ -427,8 +478,14 @@ def main(argv: list[str] | None = None) -> int:
         env = environment(main_root, args.threads, usecases)
         data = generate(main_root, args.rows, first, args.partition, env, logs)
         print(f"  set-up: generate {data['rows']:,} rows in {data['seconds']:.1f} s", flush=True)
-        runs = nightly(main_root, args.partition, args.days, env, logs, load)
-        essentials(runs, args.partition, args.days, env, load)
+
+        def checkpoint(runs: list[StepRun]) -> None:
+            if args.json:
+                Path(args.json).write_text(
+                    json.dumps({"partial": True, "steps": [asdict(r) for r in runs]}, default=str)
+                )
+
+        runs = nightly(main_root, args.partition, args.days, env, logs, load, essentials=True, checkpoint=checkpoint)
         if args.fixed_rows:
             fixed_root, fixed_logs = work / "fixed", logs / "fixed"
             fixed_logs.mkdir(exist_ok=True)
