@@ -36,7 +36,6 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from mlcycle.contracts.gx_runner import validate_frame
 from mlcycle.contracts.profiles import SERVING, TRAINING, covers, profile_of
 from mlcycle.contracts.reading import UnreadableData, read_partition, unreadable_result
 from mlcycle.contracts.report import render_html
@@ -204,6 +203,10 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
             except UnreadableData as exc:
                 outcome = unreadable_result(str(exc), fmt)
             else:
+                # Imported here, not at module level: GX (with scipy and SQLAlchemy) takes ~8-25 s to import on
+                # this machine, and the scoring DAG's validate usually finds its day validated by training.
+                from mlcycle.contracts.gx_runner import validate_frame
+
                 outcome = validate_frame(frame, contract, partition=day, serving=profile == SERVING, history=history)
             rows = None if frame is None else len(frame)
         facts = {

@@ -24,14 +24,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import skops.io
 from mlflow.models import Model
 from mlflow.pyfunc import PyFuncModel
-from skops.io.exceptions import UntrustedTypesFoundException
 
 from mlcycle.config import UseCase
 from mlcycle.registry import integrity
 from mlcycle.registry.integrity import ArtifactRejected
+from mlcycle.training.skops_io import import_skops_io
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES
 
 MLMODEL = "MLmodel"
@@ -89,9 +88,11 @@ def _sklearn(folder: Path, sklearn: dict[str, Any], pyfunc: dict[str, Any], what
             f"{what}: file {MLMODEL} points at model file(s) {sorted(map(str, declared))} with loader "
             f"{pyfunc.get('loader_module')!r}, not {SKLEARN_MODEL_FILE} with {SKLEARN_LOADER}"
         )
+    # Without torch: an sklearn model does not need it, and importing it costs seconds (mlcycle.training.skops_io).
+    skops_io = import_skops_io()
     try:
-        return _Sklearn(skops.io.load(folder / SKLEARN_MODEL_FILE, trusted=SKOPS_TRUSTED_TYPES))
-    except UntrustedTypesFoundException as exc:
+        return _Sklearn(skops_io.load(folder / SKLEARN_MODEL_FILE, trusted=SKOPS_TRUSTED_TYPES))
+    except skops_io.exceptions.UntrustedTypesFoundException as exc:
         raise ArtifactRejected(f"{what}: file {SKLEARN_MODEL_FILE} holds types mlcycle does not trust: {exc}") from exc
 
 
@@ -128,9 +129,10 @@ def _torch(folder: Path, pyfunc: dict[str, Any], what: str) -> _ContextBound:
         raise ArtifactRejected(
             f"{what}: file {MLMODEL} declares artifacts {declared}, not mlcycle's {torch_pyfunc.LOGGED_ARTIFACTS}"
         )
+    skops_io = import_skops_io()  # already imported by torch_pyfunc
     try:
         model, context = torch_pyfunc.load_logged(folder)
-    except UntrustedTypesFoundException as exc:
+    except skops_io.exceptions.UntrustedTypesFoundException as exc:
         path = torch_pyfunc.LOGGED_ARTIFACTS[torch_pyfunc.PREPROCESSOR_ARTIFACT]
         raise ArtifactRejected(f"{what}: file {path} holds types mlcycle does not trust: {exc}") from exc
     except pickle.UnpicklingError as exc:
