@@ -137,9 +137,9 @@ def summary(env: dict[str, str]) -> None:
         tags = version.tags
         print(f"  v{version.version}: aliases={version.aliases or '-'} partition={tags.get(Tag.PARTITION)}")
         print(f"      gate: {tags.get(Tag.GATE_DECISION, '-')}: {tags.get(Tag.GATE_REASONS, '-')}")
-        canary = {k: v for k, v in tags.items() if "canary" in k or k == Tag.PROMOTED_BY}
-        if canary:
-            print(f"      canary: {canary}")
+        promotion = {k: v for k, v in tags.items() if "canary" in k or k == Tag.PROMOTED_BY}
+        if promotion:
+            print(f"      promotion: {json.dumps(promotion)[:600]}")
         search_run = tags.get(Tag.TUNED_FROM)
         if search_run:
             trials = client().search_runs(
@@ -151,9 +151,16 @@ def summary(env: dict[str, str]) -> None:
             print(f"      tuned by MLflow run {search_run} ({len(trials)} nested trial runs); params {best}")
     for record in sorted((Path(env["MLCYCLE_STORAGE_ROOT"]) / USECASE / "evaluation").glob("ds=*/v*/decision.json")):
         decision = json.loads(record.read_text())
-        baseline = {k: v for k, v in decision.items() if "baseline" in k}
+        evidence = decision.get("evidence") or {}
+        candidate, prior, simple = (
+            evidence.get("candidate") or {},
+            evidence.get("baseline"),
+            evidence.get("simple_model"),
+        )
         print(f"  decision record {record.parent.parent.name}/{record.parent.name}: {decision.get('decision')}")
-        print(f"      baselines: {json.dumps(baseline, default=str)[:400]}")
+        print(f"      candidate: {json.dumps(candidate.get('metrics'), default=str)[:300]}")
+        print(f"      constant prior (the floor): {json.dumps(prior, default=str)[:300]}")
+        print(f"      simple model: {json.dumps(simple, default=str)[:400]}")
 
 
 def explain(env: dict[str, str]) -> None:

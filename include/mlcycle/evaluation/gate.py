@@ -175,6 +175,11 @@ def decide(
         return GateDecision("reject", metric, value, champion_value, reasons, checks, flags, soft)
     if flags:
         return GateDecision("needs_manual_review", metric, value, champion_value, flags, checks, flags, soft)
-    why = "no champion yet" if champion_value is None else f"beats champion {champion_value:.4f}"
+    if champion_value is None:
+        why = "no champion yet"
+    elif sign * (value - champion_value) > 0:
+        why = f"beats champion {champion_value:.4f}"
+    else:  # a negative min_improvement lets a candidate within the margin through (e.g. a shadow canary decides)
+        why = f"within {thresholds.min_improvement} of champion {champion_value:.4f}"
     reasons = [f"{metric}={value:.4f} {why}"]
     return GateDecision("promote", metric, value, champion_value, reasons, checks, flags, soft)
