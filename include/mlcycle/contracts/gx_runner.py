@@ -134,13 +134,19 @@ def validate_frame(
     df = arrow_strings(df, contract)
     disable_batch_fingerprint()  # before the batch exists: GX fingerprints it as it builds it
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
+    return run_suite(batch, suite, df, sample_rows)
+
+
+def run_suite(batch: Any, suite: Any, columns: Any, sample_rows: int) -> ContractResult:
+    """Validate a GX batch (pandas or Spark) against the compiled suite; `columns` is what `describe_check`
+    reads the columns' types from (the frame, or the Spark engine's schema view)."""
     result = batch.validate(suite, result_format=_RESULT_FORMAT)
     raw: dict[str, Any] = result.to_json_dict()
     # The wall-clock time GX loaded the batch: the only field that differs between two validations of the same
     # data, so validation.json (stored with the partition) would never be byte-reproducible with it. The partition's
     # manifest records when it was committed.
     raw.get("meta", {}).get("batch_markers", {}).pop("ge_load_time", None)
-    checks = sorted((describe_check(res, df) for res in raw.get("results", [])), key=lambda item: item[0])
+    checks = sorted((describe_check(res, columns) for res in raw.get("results", [])), key=lambda item: item[0])
     failed = {order: check for order, success, check in checks if not success}
     if failed and sample_rows > 0:
         _sample_rows(batch, suite, failed, sample_rows)

@@ -28,9 +28,9 @@ from great_expectations.data_context.types.base import (
 
 from mlcycle.config import Spark
 from mlcycle.contracts.compile import build_suite
-from mlcycle.contracts.gx_runner import _RESULT_FORMAT, _sample_rows
+from mlcycle.contracts.gx_runner import run_suite
 from mlcycle.contracts.reading import UnreadableData, read_csv, unreadable_result
-from mlcycle.contracts.results import FIRST_VALUES, META_KEY, ContractResult, describe_check
+from mlcycle.contracts.results import FIRST_VALUES, META_KEY, ContractResult
 from mlcycle.schema import DataContract
 from mlcycle.spark.session import get_session
 from mlcycle.storage.layout import partition_files
@@ -124,24 +124,7 @@ def validate_spark_frame(
     """:func:`mlcycle.contracts.gx_runner.validate_frame` for a Spark DataFrame: same suite, same description."""
     suite = spark_suite(contract, partition=partition, serving=serving, history=history, present=frame.columns)
     batch = _batch(frame)
-    result = batch.validate(suite, result_format=_RESULT_FORMAT)
-    raw: dict[str, Any] = result.to_json_dict()
-    raw.get("meta", {}).get("batch_markers", {}).pop("ge_load_time", None)  # as the local engine: reproducible
-    schema = _Schema(frame)
-    checks = sorted((describe_check(res, schema) for res in raw.get("results", [])), key=lambda item: item[0])
-    failed = {order: check for order, success, check in checks if not success}
-    if failed and sample_rows > 0:
-        _sample_rows(batch, suite, failed, sample_rows)
-    hard = [f for f in failed.values() if f.severity == "hard"]
-    soft = [f for f in failed.values() if f.severity != "hard"]
-    return ContractResult(
-        success=not hard,
-        evaluated=len(raw.get("results", [])),
-        hard_failures=hard,
-        soft_failures=soft,
-        raw=raw,
-        checks=[{**check.to_dict(), "success": success} for _, success, check in checks],
-    )
+    return run_suite(batch, suite, _Schema(frame), sample_rows)
 
 
 def check_partition(
