@@ -97,9 +97,10 @@ def answer_approval(airflow: AirflowServices, pending: dict[str, Any]) -> dict[s
     )
     _say(f"Approval requested in {ti['dag_id']}/{ti['task_id']}: {pending.get('subject')}")
     print(f"    the reviewer reads the decision record and answers {answer!r}: {reason}", flush=True)
-    return airflow.respond(
-        ti["dag_id"], ti["dag_run_id"], ti["task_id"], [answer], {REASON_FIELD: reason}, map_index=ti["map_index"]
-    )
+    # The reason goes in the form's field where the request has one (mlcycle's review does); Airflow refuses an
+    # answer that names a field its request does not define.
+    form = {REASON_FIELD: reason} if REASON_FIELD in (pending.get("params") or {}) else {}
+    return airflow.respond(ti["dag_id"], ti["dag_run_id"], ti["task_id"], [answer], form, map_index=ti["map_index"])
 
 
 # ---- the story ----------------------------------------------------------------------------------------------

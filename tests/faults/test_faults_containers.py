@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,14 @@ def test_image_missing_a_module_fails_the_step_with_the_module_named_in_its_term
     log.write_text("")
     os.chown(log, RUN_AS_USER, RUN_AS_USER)
     home.mkdir()
+    # A raw partition to validate: validate imports GX only once it has a day to check (a missing day fails first).
+    env = {**os.environ, **embedded_environment(home)}
+    cli = str(Path(sys.executable).parent / "mlcycle")
+    day = ["--usecase", "yarnit"]
+    subprocess.run(
+        [cli, "generate", *day, "--start", str(DAY), "--end", str(DAY), "--rows", "300"], env=env, check=True
+    )
+    subprocess.run([cli, "ingest", *day, "--partition", str(DAY)], env=env, check=True, capture_output=True)
     _chown(home)
     with images.without_module("great_expectations") as derived:
         step = step_pod("yarnit_training", "validate", images, home, task_image=derived, termination_log=log)

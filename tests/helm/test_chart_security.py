@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from support.boundaries import task_namespace
+from support.boundaries import label_selector_matches, task_namespace
 from support.helm_release import NAMESPACE, Rendered
 from support.kube_checks import CHART, REPO, credential_literals, pod_specs
 from support.step_pods import StepPod
@@ -51,15 +51,7 @@ def _policies_in(release: Rendered, namespace: str) -> dict[str, dict[str, Any]]
 
 
 def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
-    selector = policy["podSelector"]
-    expressions = {
-        "In": lambda e: labels.get(e["key"]) in e["values"],
-        "NotIn": lambda e: labels.get(e["key"]) not in e["values"],
-        "Exists": lambda e: e["key"] in labels,
-        "DoesNotExist": lambda e: e["key"] not in labels,
-    }
-    matched = all(expressions[e["operator"]](e) for e in selector.get("matchExpressions") or [])
-    return matched and (selector.get("matchLabels") or {}).items() <= labels.items()
+    return label_selector_matches(policy["podSelector"], labels)
 
 
 def test_everything_is_denied_by_default(release: Rendered) -> None:

@@ -20,6 +20,7 @@ from mlcycle.exitcodes import ExitCode
 from mlcycle.orchestration.kubernetes import POD_ONLY_ENV, SCRATCH
 from mlcycle.settings import KubernetesSettings
 from mlcycle.specs.names import SPARK_STEPS
+from support.asyncio_run import in_fresh_thread
 from support.kube_checks import REPO, credential_literals, hardening_problems, restricted_violations
 from support.spark_apps import SPARK_RESOURCES, SparkStep, build_spark_steps
 from support.step_pods import CANARIES, dag_side_env
@@ -336,7 +337,8 @@ def test_the_operator_submits_the_application_and_returns_the_steps_result(
     ti = _Recorder(dag_id=step.dag_id, task_id="score", try_number=1, map_index=-1, pushed={})
     context = {"ti": ti, "task_instance": ti, "run_id": "scheduled__2026-09-14", "dag": task.dag}
     try:
-        returned = task.execute(context)
+        # The provider calls asyncio.run itself: in a thread of its own (see support.asyncio_run).
+        returned = in_fresh_thread(task.execute, context)
         seen = None
     except Exception as exc:  # the outcome under test is the exception's type
         seen, returned = type(exc).__name__, None

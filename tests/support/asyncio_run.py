@@ -8,14 +8,20 @@ A fresh thread has no loop: the coroutine runs there, as the triggerer runs a tr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
+def in_fresh_thread(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a thread of its own (no event loop marked running there), for code that calls
+    `asyncio.run` itself, e.g. the cncf-kubernetes provider's operators; its result, or its exception."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-asyncio") as pool:
+        return pool.submit(function, *args).result()
+
+
 def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(coroutine)` in a thread of its own; returns its result or raises its exception."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-asyncio") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+    return in_fresh_thread(asyncio.run, coroutine)

@@ -66,12 +66,25 @@ def _evaluate(expression: str, activation: dict[str, Any]) -> bool:
     return bool(result)
 
 
+_OPERATORS = {
+    "In": lambda e, labels: labels.get(e["key"]) in e["values"],
+    "NotIn": lambda e, labels: labels.get(e["key"]) not in e["values"],
+    "Exists": lambda e, labels: e["key"] in labels,
+    "DoesNotExist": lambda e, labels: e["key"] not in labels,
+}
+
+
+def label_selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions, all must hold) against an object's labels."""
+    selector = selector or {}
+    expressions = selector.get("matchExpressions") or []
+    matched = all(_OPERATORS[e["operator"]](e, labels) for e in expressions)
+    return matched and (selector.get("matchLabels") or {}).items() <= labels.items()
+
+
 def _selects_namespace(selector: dict[str, Any] | None, namespace: str) -> bool:
     # Namespaces carry kubernetes.io/metadata.name (set by the API server); the chart selects on it alone.
-    labels = {"kubernetes.io/metadata.name": namespace}
-    selector = selector or {}
-    assert "matchExpressions" not in selector, "this helper reads matchLabels only"
-    return (selector.get("matchLabels") or {}).items() <= labels.items()
+    return label_selector_matches(selector, {"kubernetes.io/metadata.name": namespace})
 
 
 def _matches_pod_create(policy: dict[str, Any]) -> bool:
@@ -128,9 +141,7 @@ def altered(pod: dict[str, Any], change: Any) -> dict[str, Any]:
 
 # ---- NetworkPolicy ----
 def _selects_pod(policy: dict[str, Any], labels: dict[str, str]) -> bool:
-    selector = policy["spec"]["podSelector"]
-    assert "matchExpressions" not in selector, "this helper reads matchLabels only"
-    return (selector.get("matchLabels") or {}).items() <= labels.items()
+    return label_selector_matches(policy["spec"]["podSelector"], labels)
 
 
 def _port_matches(entry: dict[str, Any], port: int) -> bool:

@@ -140,6 +140,8 @@ class TimedModel:
 
     def __init__(self, model: Any) -> None:
         self.model, self.seconds = model, 0.0
+        # The score step reads the version's logged signature (its input columns) from the pyfunc's metadata.
+        self.metadata = model.metadata
 
     def predict(self, frame: Any) -> Any:
         started = time.perf_counter()
