@@ -10,8 +10,7 @@ version and the file, @champion still points at v1, and nothing was committed fo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,11 @@ from mlcycle.specs.names import ModelRole
 from mlcycle.storage.layout import Dataset, role_sub
 from mlcycle.storage.partitions import Storage
 from support import artifacts as tamper
-from support.cli import step
+from support.cli import CaptureStdout, ok_result, step
 
 FIRST, TRAINED, SERVED = dt.date(2026, 9, 1), dt.date(2026, 9, 10), dt.date(2026, 9, 11)
 ROWS = 900
 MODEL = "yarnit_model"
-
-CaptureStdout = Callable[[], AbstractContextManager[Any]]
-
-
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +36,14 @@ def registry(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[
     assert cli_main(argv) == 0
     with capture_stdout() as out:
         for name, extra in (("ingest", ("--lookback", "10")), ("validate", ("--lookback", "10"))):
-            _ok(step(out, name, TRAINED, *extra))
-        _ok(step(out, "ingest", SERVED))
-        _ok(step(out, "validate", SERVED, "--serving"))
-        _ok(step(out, "features", TRAINED))
-        v1 = _ok(step(out, "train", TRAINED))["metrics"]["model_version"]
-        decision = _ok(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
-        _ok(step(out, "promote", TRAINED, "--decision", decision))
-        v2 = _ok(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
+            ok_result(step(out, name, TRAINED, *extra))
+        ok_result(step(out, "ingest", SERVED))
+        ok_result(step(out, "validate", SERVED, "--serving"))
+        ok_result(step(out, "features", TRAINED))
+        v1 = ok_result(step(out, "train", TRAINED))["metrics"]["model_version"]
+        decision = ok_result(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
+        ok_result(step(out, "promote", TRAINED, "--decision", decision))
+        v2 = ok_result(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
     assert (v1, v2) == ("1", "2")
     return module_env
 

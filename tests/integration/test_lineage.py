@@ -28,7 +28,7 @@ from mlcycle.cli import main as cli_main
 from mlcycle.config import USECASES_ENV
 from mlcycle.settings import embedded_environment
 from mlcycle.storage.layout import SUCCESS
-from support.cli import step
+from support.cli import ok_result, step
 from support.fixtures import StdoutCapture
 from support.s3 import use_s3_endpoint
 from support.usecases import lenient_usecases
@@ -39,25 +39,19 @@ FIRST, BROKEN, TRAINED, SCORED = (dt.date(2026, 9, d) for d in (1, 3, 6, 7))
 ROWS = 900
 
 
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
-
-
 def _run_chain(out: StdoutCapture) -> str:
     """generate -> ingest/validate (09-03 quarantined) -> features -> train -> evaluate -> promote -> score."""
     generate = ["generate", "--usecase", "yarnit", "--start", str(FIRST), "--end", str(SCORED), "--rows", str(ROWS)]
     assert cli_main([*generate, "--scenario", f"schema_break:{BROKEN}"]) == 0
-    _ok(step(out, "ingest", TRAINED, "--lookback", "6"))
-    _ok(step(out, "validate", TRAINED, "--lookback", "6"))
-    _ok(step(out, "features", TRAINED))
-    version = str(_ok(step(out, "train", TRAINED))["metrics"]["model_version"])
-    decision = _ok(step(out, "evaluate", TRAINED, "--model-version", version))["outputs"]["decision"]
-    _ok(step(out, "promote", TRAINED, "--decision", decision))
-    _ok(step(out, "ingest", SCORED))
-    _ok(step(out, "validate", SCORED, "--serving"))
-    _ok(step(out, "score", SCORED))
+    ok_result(step(out, "ingest", TRAINED, "--lookback", "6"))
+    ok_result(step(out, "validate", TRAINED, "--lookback", "6"))
+    ok_result(step(out, "features", TRAINED))
+    version = str(ok_result(step(out, "train", TRAINED))["metrics"]["model_version"])
+    decision = ok_result(step(out, "evaluate", TRAINED, "--model-version", version))["outputs"]["decision"]
+    ok_result(step(out, "promote", TRAINED, "--decision", decision))
+    ok_result(step(out, "ingest", SCORED))
+    ok_result(step(out, "validate", SCORED, "--serving"))
+    ok_result(step(out, "score", SCORED))
     return version
 
 

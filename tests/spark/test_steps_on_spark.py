@@ -12,8 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from mlcycle.cli import main as cli_main
 from mlcycle.config import USECASES_ENV
 from mlcycle.exitcodes import ExitCode
 from spark.conftest import spark_usecases
-from support.cli import step
+from support.cli import CaptureStdout, ok_result, step
 from support.cli import usecase_root as root
 from support.usecases import lenient_usecases
 
@@ -32,14 +31,6 @@ FIRST, TRAINED = dt.date(2026, 9, 1), dt.date(2026, 9, 10)
 SHIFTED = dt.date(2026, 9, 11)
 PARTS_LOCAL, PARTS_SPARK, REJECTED = (dt.date(2026, 9, d) for d in (12, 13, 14))
 ROWS = 900
-
-CaptureStdout = Callable[[], AbstractContextManager[Any]]
-
-
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +51,14 @@ def world(folders: dict[str, Path], module_env: dict[str, str], capture_stdout: 
     argv = ["generate", "--usecase", "yarnit", "--start", str(FIRST), "--end", str(SHIFTED), "--rows", str(ROWS)]
     assert cli_main([*argv, "--scenario", f"covariate_shift:{SHIFTED}"]) == 0
     with capture_stdout() as out:
-        _ok(step(out, "ingest", SHIFTED, "--lookback", "10"))
-        _ok(step(out, "validate", TRAINED, "--lookback", "9"))
-        _ok(step(out, "validate", SHIFTED, "--serving"))
-        _ok(step(out, "features", TRAINED))
-        v1 = _ok(step(out, "train", TRAINED))["metrics"]["model_version"]
-        decision = _ok(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
-        _ok(step(out, "promote", TRAINED, "--decision", decision))
-        v2 = _ok(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
+        ok_result(step(out, "ingest", SHIFTED, "--lookback", "10"))
+        ok_result(step(out, "validate", TRAINED, "--lookback", "9"))
+        ok_result(step(out, "validate", SHIFTED, "--serving"))
+        ok_result(step(out, "features", TRAINED))
+        v1 = ok_result(step(out, "train", TRAINED))["metrics"]["model_version"]
+        decision = ok_result(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
+        ok_result(step(out, "promote", TRAINED, "--decision", decision))
+        v2 = ok_result(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
     return {"champion": v1, "challenger": v2}
 
 
@@ -87,10 +78,10 @@ def manifest(folder: Path) -> dict[str, Any]:
 def test_scores_and_decisions_match_the_local_engine(
     world: dict[str, str], folders: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    local = _ok(step(capsys, "score", SHIFTED))
+    local = ok_result(step(capsys, "score", SHIFTED))
     expected = {o: predictions(local, o) for o in ("predictions", "predictions_challenger")}
     on_engine(folders, "spark", monkeypatch)
-    spark = _ok(step(capsys, "score", SHIFTED))
+    spark = ok_result(step(capsys, "score", SHIFTED))
 
     assert spark["metrics"]["engine"] == "spark" and local["metrics"]["engine"] == "local"
     for key in ("rows", "positive_decisions", "model_version", "challenger_version", "challenger_rows"):
@@ -118,10 +109,10 @@ def test_scores_and_decisions_match_the_local_engine(
 def test_drift_verdicts_match_the_local_engine(
     world: dict[str, str], folders: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ok(step(capsys, "score", SHIFTED))
-    local = _ok(step(capsys, "monitor", SHIFTED))["metrics"]
+    ok_result(step(capsys, "score", SHIFTED))
+    local = ok_result(step(capsys, "monitor", SHIFTED))["metrics"]
     on_engine(folders, "spark", monkeypatch)
-    result = _ok(step(capsys, "monitor", SHIFTED))
+    result = ok_result(step(capsys, "monitor", SHIFTED))
     spark = result["metrics"]
 
     assert local["dataset_drift"] is True, "the heatwave day drifts"
@@ -170,14 +161,14 @@ def test_a_multi_file_landing_partition_is_read_whole(
     frame = generate_day(day, base_rows=ROWS)
     parts = _land_parts(frame, day, 3)
     on_engine(folders, engine, monkeypatch)
-    ingested = _ok(step(capsys, "ingest", day))
+    ingested = ok_result(step(capsys, "ingest", day))
     raw = root(dict(os.environ)) / "raw" / f"ds={day}"
     assert sorted(p.name for p in raw.glob("part-*.parquet")) == [p.name for p in parts]
     assert manifest(raw)["file"] == "part-*.parquet" and ingested["metrics"]["format"] == "parquet"
-    again = _ok(step(capsys, "ingest", day))
+    again = ok_result(step(capsys, "ingest", day))
     assert again["metrics"]["unchanged"] == [day.isoformat()], "the same parts are the same delivery"
 
-    result = _ok(step(capsys, "validate", day))
+    result = ok_result(step(capsys, "validate", day))
     assert result["metrics"]["engine"] == engine
     validated = root(dict(os.environ)) / "validated" / f"ds={day}"
     assert manifest(validated)["rows"] == len(frame)
@@ -195,7 +186,7 @@ def test_a_rejected_day_is_quarantined_alike(
     folder.mkdir(parents=True)
     frame.to_parquet(folder / "data.parquet", index=False)
     (folder / "_SUCCESS").write_text("{}")
-    _ok(step(capsys, "ingest", REJECTED))
+    ok_result(step(capsys, "ingest", REJECTED))
     quarantine = root(dict(os.environ)) / "quarantine" / f"ds={REJECTED}"
 
     reasons = {}

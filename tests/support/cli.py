@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
 from mlcycle.cli import main as cli_main
+
+#: The session fixture `capture_stdout` (tests/support/fixtures.py): stdout capture for module-scoped set-ups.
+CaptureStdout = Callable[[], AbstractContextManager[Any]]
 
 
 class _Capture(Protocol):
@@ -19,6 +24,13 @@ def run(capsys: _Capture, *argv: str) -> tuple[int, dict[str, Any]]:
     code = cli_main(list(argv))
     lines = [line for line in capsys.readouterr().out.strip().splitlines() if line.startswith("{")]
     return code, json.loads(lines[-1])
+
+
+def ok_result(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON result of a command that must succeed (exit 0); the result is the assertion's message otherwise."""
+    code, document = result
+    assert code == 0, document
+    return document
 
 
 def step(capsys: _Capture, name: str, day: dt.date, *extra: str, usecase: str = "yarnit") -> tuple[int, dict[str, Any]]:

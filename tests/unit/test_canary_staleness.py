@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,13 @@ from mlcycle.cli import main as cli_main
 from mlcycle.config import USECASES_ENV
 from mlcycle.exitcodes import ExitCode
 from mlcycle.monitoring import staleness
-from support.cli import step
+from support.cli import CaptureStdout, ok_result, step
 from support.usecases import lenient_usecases
 
 FIRST, V1_WINDOW, V3_WINDOW = dt.date(2026, 9, 1), dt.date(2026, 9, 8), dt.date(2026, 9, 10)
 SHADOW_1, SHADOW_2, SUNDAY = dt.date(2026, 9, 11), dt.date(2026, 9, 12), dt.date(2026, 9, 13)
 ROWS = 900
 MODEL = "yarnit_model"
-CaptureStdout = Callable[[], AbstractContextManager[Any]]
-
-
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
 
 
 def _edit(usecases: Path, **changes: Any) -> None:
@@ -95,20 +87,20 @@ def data(usecases: Path, capture_stdout: CaptureStdout) -> None:
     assert cli_main(argv) == 0
     with capture_stdout() as out:
         for name in ("ingest", "validate"):
-            _ok(step(out, name, V3_WINDOW, "--lookback", "10"))
+            ok_result(step(out, name, V3_WINDOW, "--lookback", "10"))
         for day in (SHADOW_1, SHADOW_2, SUNDAY):
-            _ok(step(out, "ingest", day))
-            _ok(step(out, "validate", day, "--serving"))
+            ok_result(step(out, "ingest", day))
+            ok_result(step(out, "validate", day, "--serving"))
 
 
 def _train(out: Any, window: dt.date) -> str:
-    _ok(step(out, "features", window))
-    return str(_ok(step(out, "train", window, "--cache", "off"))["metrics"]["model_version"])
+    ok_result(step(out, "features", window))
+    return str(ok_result(step(out, "train", window, "--cache", "off"))["metrics"]["model_version"])
 
 
 def _score(out: Any) -> None:
     for day in (SHADOW_1, SHADOW_2):
-        _ok(step(out, "score", day))
+        ok_result(step(out, "score", day))
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +108,13 @@ def refused(data: None, usecases: Path, capture_stdout: CaptureStdout) -> dict[s
     """v1 champion (by hand); v2, a prior-only model, approved by the gate, shadow-scored, monitored, canaried."""
     with capture_stdout() as out:
         v1 = _train(out, V1_WINDOW)
-        _ok(step(out, "promote", V1_WINDOW, f"--model-version={v1}", "--approver=t", "--reason=first champion"))
+        ok_result(step(out, "promote", V1_WINDOW, f"--model-version={v1}", "--approver=t", "--reason=first champion"))
         _edit(usecases, model__family="dummy")
         v2 = _train(out, V3_WINDOW)
         entered = step(out, "promote", V3_WINDOW, "--decision", _gate_promotes(v2, v1))
         after_gate = _registry()
         _score(out)
-        monitor = _ok(step(out, "monitor", SHADOW_2))
+        monitor = ok_result(step(out, "monitor", SHADOW_2))
         verdict = step(out, "canary", SHADOW_2)
         again = step(out, "canary", SUNDAY)
     return {"versions": (v1, v2), "entered": entered, "after_gate": after_gate, "monitor": monitor,
@@ -139,8 +131,8 @@ def promoted(refused: dict[str, Any], usecases: Path, capture_stdout: CaptureStd
         code, entered = step(out, "promote", V3_WINDOW, "--decision", decision)
         assert (code, entered.get("canary")) == (ExitCode.NOTHING_TO_DO, "pending"), entered
         _score(out)
-        waiting = _ok(step(out, "canary", SHADOW_2))
-        done = _ok(step(out, "canary", SUNDAY))
+        waiting = ok_result(step(out, "canary", SHADOW_2))
+        done = ok_result(step(out, "canary", SUNDAY))
     return {"version": v3, "decision": decision, "waiting": waiting, "done": done, "after": _registry()}
 
 
@@ -148,7 +140,7 @@ def promoted(refused: dict[str, Any], usecases: Path, capture_stdout: CaptureStd
 def curve(promoted: dict[str, Any], capture_stdout: CaptureStdout) -> dict[str, Any]:
     with capture_stdout() as out:
         weekday = step(out, "staleness", SHADOW_2)
-        measured = _ok(step(out, "staleness", SUNDAY))
+        measured = ok_result(step(out, "staleness", SUNDAY))
     return {"weekday": weekday, "measured": measured}
 
 
@@ -260,7 +252,7 @@ def test_freshness_uses_the_measured_budget_and_falls_back_without_one(
 
     # No curve up to 09-11: the documented budget (max_model_age_days: 21).
     with capture_stdout() as out:
-        before = _ok(step(out, "freshness", SHADOW_1))["metrics"]
+        before = ok_result(step(out, "freshness", SHADOW_1))["metrics"]
     assert (before["age_budget_source"], before["age_budget_days"], before["staleness_curve"]) == ("fallback", 21, None)
     assert "no staleness curve measured up to 2026-09-11" in before["age_budget_reason"]
     # A curve committed for 09-12 whose points lose 0.05 a day: a measured budget of 1 day (drop 0.05).

@@ -19,8 +19,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ import yaml
 from mlcycle.cli import main as cli_main
 from mlcycle.config import USECASES_ENV, get_usecase
 from mlcycle.exitcodes import ExitCode
-from support.cli import run, step
+from support.cli import CaptureStdout, ok_result, run, step
 from support.cli import usecase_root as root
 from support.usecases import lenient_usecases
 
@@ -41,14 +40,6 @@ DAY1, DAY2, DAY3 = dt.date(2026, 9, 7), dt.date(2026, 9, 8), dt.date(2026, 9, 9)
 ROWS = 800
 ADDED, REMOVED = "discount_pct", "days_since_last_purchase"
 MODEL = "yarnit_model"
-
-CaptureStdout = Callable[[], AbstractContextManager[Any]]
-
-
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
 
 
 def _edit(
@@ -66,10 +57,10 @@ def _edit(
 
 
 def _train_and_promote(out: Any) -> str:
-    _ok(step(out, "features", TRAINED))
-    version = str(_ok(step(out, "train", TRAINED))["metrics"]["model_version"])
+    ok_result(step(out, "features", TRAINED))
+    version = str(ok_result(step(out, "train", TRAINED))["metrics"]["model_version"])
     promote = ["--action", "promote", "--model-version", version, "--approver", "test", "--reason", "test champion"]
-    _ok(step(out, "promote", TRAINED, *promote))
+    ok_result(step(out, "promote", TRAINED, *promote))
     return version
 
 
@@ -113,19 +104,19 @@ def world(
         assert cli_main(generate) == 0
         with capture_stdout() as out:
             _edit(config, family="sklearn_logreg", metadata=[ADDED])
-            _ok(step(out, "ingest", TRAINED, "--lookback", "6"))
-            _ok(step(out, "validate", TRAINED, "--lookback", "6"))
+            ok_result(step(out, "ingest", TRAINED, "--lookback", "6"))
+            ok_result(step(out, "validate", TRAINED, "--lookback", "6"))
             logreg = _train_and_promote(out)
             broken = _register_with_nan_coefficient(logreg)
             _edit(config, metadata=[])  # ADDED becomes a feature after v1 was trained
             for day in (DAY1, DAY2, DAY3):
-                _ok(step(out, "ingest", day))
-                _ok(step(out, "validate", day, "--serving"))
-            _ok(step(out, "score", DAY1))
+                ok_result(step(out, "ingest", day))
+                ok_result(step(out, "validate", day, "--serving"))
+            ok_result(step(out, "score", DAY1))
             _edit(config, family=hgb["family"], params=hgb["params"], metadata=[])
             trees = _train_and_promote(out)
             _edit(config, metadata=[REMOVED])  # REMOVED is no longer a feature after v3 was trained
-            _ok(step(out, "score", DAY2))
+            ok_result(step(out, "score", DAY2))
         yield {"env": {**module_env, USECASES_ENV: str(folder)}, "logreg": logreg, "broken": broken, "trees": trees}
     finally:
         mp.undo()
@@ -223,7 +214,7 @@ def test_non_finite_scores_are_never_committed(world: dict[str, Any], capsys: py
         # As the shadow: its predictions are dropped and reported; the champion's are committed.
         client.set_registered_model_alias(MODEL, "champion", world["trees"])
         client.set_registered_model_alias(MODEL, "challenger", world["broken"])
-        result = _ok(step(capsys, "score", DAY3))
+        result = ok_result(step(capsys, "score", DAY3))
         assert f"returned {bad} non-finite score(s)" in result["metrics"]["challenger_error"]
         assert (predictions / "role=champion").exists() and not (predictions / "role=challenger").exists()
     finally:

@@ -6,10 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,21 +15,12 @@ from mlcycle.cli import main as cli_main
 from mlcycle.config import DEFAULT_USECASES_DIR, USECASES_ENV, get_usecase
 from mlcycle.exitcodes import ExitCode
 from mlcycle.retraining import NONE, RETRAIN, retraining_decision
-from support.cli import step
+from support.cli import CaptureStdout, ok_result, step
 from support.cli import usecase_root as root
 
 FIRST, TRAINED = dt.date(2026, 9, 1), dt.date(2026, 9, 10)
 CALM, SHIFTED = dt.date(2026, 9, 11), dt.date(2026, 9, 12)
 ROWS = 900
-
-# The session fixture of tests/unit/conftest.py: stdout capture for module-scoped set-ups.
-CaptureStdout = Callable[[], AbstractContextManager[Any]]
-
-
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +30,10 @@ def env(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, 
     assert cli_main([*argv, "--scenario", f"covariate_shift:{SHIFTED}"]) == 0
     with capture_stdout() as out:
         for name, extra in (("ingest", ("--lookback", "10")), ("validate", ("--lookback", "10"))):
-            _ok(step(out, name, TRAINED, *extra))
+            ok_result(step(out, name, TRAINED, *extra))
         for day in (CALM, SHIFTED):
-            _ok(step(out, "ingest", day))
-            _ok(step(out, "validate", day, "--serving"))
+            ok_result(step(out, "ingest", day))
+            ok_result(step(out, "validate", day, "--serving"))
     return module_env
 
 
@@ -53,11 +41,11 @@ def env(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, 
 def versions(env: dict[str, str], capture_stdout: CaptureStdout) -> tuple[str, str]:
     """Version 1 trained on 09-10 and promoted to @champion, then version 2 as the shadow @challenger."""
     with capture_stdout() as out:
-        _ok(step(out, "features", TRAINED))
-        v1 = _ok(step(out, "train", TRAINED))["metrics"]["model_version"]
-        decision = _ok(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
-        _ok(step(out, "promote", TRAINED, "--decision", decision))
-        v2 = _ok(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
+        ok_result(step(out, "features", TRAINED))
+        v1 = ok_result(step(out, "train", TRAINED))["metrics"]["model_version"]
+        decision = ok_result(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
+        ok_result(step(out, "promote", TRAINED, "--decision", decision))
+        v2 = ok_result(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
     return v1, v2
 
 
@@ -71,7 +59,7 @@ def test_train_champion_and_a_shadow_challenger(versions: tuple[str, str]) -> No
 
 
 def test_scoring_keeps_the_shadow_apart(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    result = _ok(step(capsys, "score", CALM))
+    result = ok_result(step(capsys, "score", CALM))
     assert result["metrics"]["model_version"] == "1" and result["metrics"]["challenger_version"] == "2"
     served = pd.read_parquet(result["outputs"]["predictions"])
     shadow = pd.read_parquet(result["outputs"]["predictions_challenger"])
@@ -88,12 +76,12 @@ def test_rescoring_a_day_yields_identical_files(
     env: dict[str, str], versions: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = root(env) / "predictions" / f"ds={CALM}"
-    _ok(step(capsys, "score", CALM))
+    ok_result(step(capsys, "score", CALM))
     before = {
         role: json.loads((folder / role / "_SUCCESS").read_text())["files"]
         for role in ("role=champion", "role=challenger")
     }
-    _ok(step(capsys, "score", CALM))
+    ok_result(step(capsys, "score", CALM))
     after = {
         role: json.loads((folder / role / "_SUCCESS").read_text())["files"]
         for role in ("role=champion", "role=challenger")
@@ -103,7 +91,7 @@ def test_rescoring_a_day_yields_identical_files(
 
 def test_performance_waits_for_the_label_delay(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     # Monitoring 09-10 looks at 09-09's labels (delay 1 day); no test scores 09-09: nothing to join yet.
-    result = _ok(step(capsys, "monitor", TRAINED))
+    result = ok_result(step(capsys, "monitor", TRAINED))
     performance = result["metrics"]["performance"]
     assert performance["status"] == "pending" and performance["partition"] == str(TRAINED - dt.timedelta(days=1))
     assert "label delay 1 d" in performance["reason"]
@@ -111,8 +99,8 @@ def test_performance_waits_for_the_label_delay(versions: tuple[str, str], capsys
 
 def test_same_distribution_day_requests_nothing(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     for day in (TRAINED, CALM):  # the labelled day's predictions, and the day's own for prediction drift
-        _ok(step(capsys, "score", day))
-    result = _ok(step(capsys, "monitor", CALM))
+        ok_result(step(capsys, "score", day))
+    result = ok_result(step(capsys, "monitor", CALM))
     metrics = result["metrics"]
     assert metrics["dataset_drift"] is False
     assert metrics["prediction_drift"]["status"] == "computed"
@@ -128,8 +116,8 @@ def test_same_distribution_day_requests_nothing(versions: tuple[str, str], capsy
 
 
 def test_drifted_day_requests_a_retrain(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    _ok(step(capsys, "score", SHIFTED))
-    result = _ok(step(capsys, "monitor", SHIFTED))
+    ok_result(step(capsys, "score", SHIFTED))
+    result = ok_result(step(capsys, "monitor", SHIFTED))
     metrics = result["metrics"]
     assert metrics["dataset_drift"] is True and {"price", "fibre"} <= set(metrics["drifted_columns"])
     assert metrics["new_labelled_rows"] == pytest.approx(ROWS, rel=0.3)  # 09-11: after the window, labels arrived
@@ -142,7 +130,7 @@ def test_drifted_day_requests_a_retrain(versions: tuple[str, str], capsys: pytes
 
 def test_freshness(versions: tuple[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    fresh = _ok(step(capsys, "freshness", SHIFTED))["metrics"]
+    fresh = ok_result(step(capsys, "freshness", SHIFTED))["metrics"]
     assert fresh["model_age_days"] == 2 and fresh["training_gap_days"] == 2
     strict = tmp_path / "usecases"
     shutil.copytree(DEFAULT_USECASES_DIR / "yarnit", strict / "yarnit")

@@ -6,8 +6,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +13,11 @@ import pandas as pd
 import pytest
 
 from mlcycle.exitcodes import ExitCode
-from support.cli import run, step
+from support.cli import CaptureStdout, ok_result, run, step
 from support.cli import usecase_root as root
 
 FIRST, LAST = dt.date(2026, 9, 1), dt.date(2026, 9, 8)
 ROWS = 900
-
-# The session fixture of tests/unit/conftest.py: stdout capture for module-scoped set-ups.
-CaptureStdout = Callable[[], AbstractContextManager[Any]]
-
-
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
 
 
 def _generate(capsys: Any, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -54,9 +43,9 @@ def _champion() -> str:
 def env(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, str]:
     """Eight landed, ingested and validated YarnIt days, FIRST..LAST."""
     with capture_stdout() as out:
-        _ok(_generate(out))
+        ok_result(_generate(out))
         for name in ("ingest", "validate"):
-            _ok(step(out, name, LAST, "--lookback", "8"))
+            ok_result(step(out, name, LAST, "--lookback", "8"))
     return module_env
 
 
@@ -64,10 +53,12 @@ def env(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, 
 def champion(env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, dict[str, Any]]:
     """Version 1 trained on LAST's features, gated and promoted to @champion: each step's result."""
     with capture_stdout() as out:
-        results = {"features": _ok(step(out, "features", LAST)), "train": _ok(step(out, "train", LAST))}
+        results = {"features": ok_result(step(out, "features", LAST)), "train": ok_result(step(out, "train", LAST))}
         version = results["train"]["metrics"]["model_version"]
-        results["evaluate"] = _ok(step(out, "evaluate", LAST, "--model-version", version))
-        results["promote"] = _ok(step(out, "promote", LAST, "--decision", results["evaluate"]["outputs"]["decision"]))
+        results["evaluate"] = ok_result(step(out, "evaluate", LAST, "--model-version", version))
+        results["promote"] = ok_result(
+            step(out, "promote", LAST, "--decision", results["evaluate"]["outputs"]["decision"])
+        )
     return results
 
 
@@ -75,7 +66,7 @@ def champion(env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, di
 def candidate(champion: dict[str, dict[str, Any]], capture_stdout: CaptureStdout) -> str:
     """A second version, trained on the same inputs with the cache off, never promoted by any test."""
     with capture_stdout() as out:
-        trained = _ok(step(out, "train", LAST, "--cache", "off"))
+        trained = ok_result(step(out, "train", LAST, "--cache", "off"))
     assert not trained["metrics"]["cache_hit"]
     return str(trained["metrics"]["model_version"])
 
@@ -106,8 +97,8 @@ def test_ingest_without_landing_data_is_an_error(
 
 
 def test_validate_window(mlcycle_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    _ok(_generate(capsys))
-    _ok(step(capsys, "ingest", LAST, "--lookback", "8"))
+    ok_result(_generate(capsys))
+    ok_result(step(capsys, "ingest", LAST, "--lookback", "8"))
     code, result = step(capsys, "validate", LAST, "--lookback", "8")
     assert code == 0 and len(result["metrics"]["passed"]) == 8
     assert result["metrics"]["summary"]["success"] is True
@@ -241,7 +232,7 @@ def test_a_candidate_that_does_not_beat_the_simple_model_is_rejected(
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     monkeypatch.setenv("MLCYCLE_USECASES_DIR", str(tmp_path))
 
-    evaluated = _ok(step(capsys, "evaluate", LAST, "--model-version", candidate))
+    evaluated = ok_result(step(capsys, "evaluate", LAST, "--model-version", candidate))
     record = _record(evaluated)
     simple = record["evidence"]["simple_model"]["metrics"]["roc_auc"]
     assert record["decision"] == "reject" and record["checks"]["simple_model"] is False
@@ -264,7 +255,9 @@ def test_a_candidate_that_does_not_beat_the_simple_model_is_rejected(
 def test_stale_decision_loses_the_compare_and_set(
     champion: dict[str, dict[str, Any]], candidate: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    evaluated = _ok(step(capsys, "evaluate", LAST, "--model-version", candidate))  # evaluated while v1 is champion
+    evaluated = ok_result(
+        step(capsys, "evaluate", LAST, "--model-version", candidate)
+    )  # evaluated while v1 is champion
     decision_file = Path(evaluated["outputs"]["decision"]) / "decision.json"
     record = json.loads(decision_file.read_text())
     assert record["candidate_version"] == candidate and record["champion_version"] == "1"
@@ -279,7 +272,7 @@ def test_stale_decision_loses_the_compare_and_set(
 def test_rejected_candidate_leaves_the_champion(
     champion: dict[str, dict[str, Any]], candidate: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    evaluated = _ok(step(capsys, "evaluate", LAST, "--model-version", candidate))
+    evaluated = ok_result(step(capsys, "evaluate", LAST, "--model-version", candidate))
     decision_file = Path(evaluated["outputs"]["decision"]) / "decision.json"
     record = json.loads(decision_file.read_text())
     record.update(decision="reject", reasons=["roc_auc=0.70 does not beat champion 0.80 by 0.0"])
@@ -294,11 +287,11 @@ def test_same_inputs_twice_is_a_cache_hit(
 ) -> None:
     before = _versions()
     newest = str(max(int(v) for v in before))  # every version of this module is trained on LAST's inputs
-    again = _ok(step(capsys, "train", LAST))
+    again = ok_result(step(capsys, "train", LAST))
     assert again["metrics"]["cache_hit"] is True
     assert again["metrics"]["model_version"] == newest, "the newest identical run is reused"
     assert _versions() == before
-    forced = _ok(step(capsys, "train", LAST, "--cache", "off"))
+    forced = ok_result(step(capsys, "train", LAST, "--cache", "off"))
     assert forced["metrics"]["cache_hit"] is False and forced["metrics"]["model_version"] == str(int(newest) + 1)
     # Same data, config and seed: the retrained model measures the same.
     for metric in ("valid_roc_auc", "test_roc_auc", "test_log_loss"):
@@ -320,7 +313,7 @@ def test_manual_promote_and_rollback(champion: dict[str, dict[str, Any]], capsys
     from mlflow.tracking import MlflowClient
 
     # Its own version: the candidate fixture's must stay a version that was never champion.
-    reviewed = _ok(step(capsys, "train", LAST, "--cache", "off"))["metrics"]["model_version"]
+    reviewed = ok_result(step(capsys, "train", LAST, "--cache", "off"))["metrics"]["model_version"]
     code, _ = step(capsys, "promote", LAST, "--action", "promote", "--model-version", reviewed, "--approver", "ana",
                    "--reason", "reviewed")  # fmt: skip
     assert code == 0

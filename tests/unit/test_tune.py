@@ -9,8 +9,7 @@ import datetime as dt
 import itertools
 import json
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from mlcycle.config import DEFAULT_USECASES_DIR, UseCase, UseCaseConfigError, load_usecase
 from mlcycle.exitcodes import ExitCode
 from mlcycle.storage.layout import BEST_PARAMS_FILE, Dataset, split_file
-from support.cli import run, step
+from support.cli import CaptureStdout, ok_result, run, step
 from support.usecases import TUNED_SEARCH, tuned_usecase
 
 NAME = "tuned"
@@ -29,14 +28,6 @@ EARLIER = LAST - dt.timedelta(days=1)
 #: The day whose test labels one test withdraws: its own features and tuning partitions, read by no other test.
 POISONED = LAST - dt.timedelta(days=2)
 ROWS = 750
-
-CaptureStdout = Callable[[], AbstractContextManager[Any]]
-
-
-def _ok(result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    code, document = result
-    assert code == 0, document
-    return document
 
 
 def _usecase() -> UseCase:
@@ -81,11 +72,11 @@ def env(
     mp.setenv("MLCYCLE_USECASES_DIR", str(usecases))
     window = ("--start", str(FIRST), "--end", str(LAST), "--rows", str(ROWS))
     with capture_stdout() as out:
-        _ok(run(out, "generate", "--usecase", NAME, *window))
+        ok_result(run(out, "generate", "--usecase", NAME, *window))
         for name in ("ingest", "validate"):
-            _ok(step(out, name, LAST, "--lookback", "7", usecase=NAME))
+            ok_result(step(out, name, LAST, "--lookback", "7", usecase=NAME))
         for day in (POISONED, EARLIER, LAST):
-            _ok(step(out, "features", day, usecase=NAME))
+            ok_result(step(out, "features", day, usecase=NAME))
     yield module_env
     mp.undo()
 
@@ -94,7 +85,7 @@ def env(
 def searched(env: dict[str, str], capture_stdout: CaptureStdout) -> dict[str, Any]:
     """`mlcycle tune` on EARLIER: a search (`--reuse off`: whichever test ran before, EARLIER's search is new)."""
     with capture_stdout() as out:
-        return _ok(step(out, "tune", EARLIER, "--reuse", "off", usecase=NAME))
+        return ok_result(step(out, "tune", EARLIER, "--reuse", "off", usecase=NAME))
 
 
 def test_the_search_is_reproducible(searched: dict[str, Any]) -> None:
@@ -171,7 +162,7 @@ def test_the_search_scores_on_valid_and_never_reads_test(env: dict[str, str], ca
         for name, table in splits.items():
             unlabelled = table.assign(**{usecase.target.name: float("nan")}) if name == "test" else table
             unlabelled.to_parquet(staging / split_file(name), index=False)
-    metrics = _ok(step(capsys, "tune", POISONED, "--reuse", "off", usecase=NAME))["metrics"]
+    metrics = ok_result(step(capsys, "tune", POISONED, "--reuse", "off", usecase=NAME))["metrics"]
     assert metrics["reused"] is False and metrics["trials"] == 3 and metrics["metric"] == "roc_auc"
     model = build_model(with_params(usecase, metrics["params"]))
     target = usecase.target.name
@@ -204,7 +195,7 @@ def test_each_fit_is_a_nested_run_of_the_search(searched: dict[str, Any]) -> Non
 def test_a_search_younger_than_every_is_reused(searched: dict[str, Any], capsys: Any) -> None:
     from mlcycle.steps.tune import reusable, search_fingerprint
 
-    reused = _ok(step(capsys, "tune", LAST, usecase=NAME))
+    reused = ok_result(step(capsys, "tune", LAST, usecase=NAME))
     metrics = reused["metrics"]
     assert metrics["reused"] is True and metrics["stopped_by"] == "reused" and metrics["trials"] == 0
     assert metrics["search_run_id"] == searched["metrics"]["search_run_id"] and metrics["searched_on"] == str(EARLIER)
@@ -225,8 +216,8 @@ def test_train_fits_the_tuned_params_and_records_the_search(searched: dict[str, 
     from mlcycle.steps.train import cache_key
     from mlcycle.training.search import with_params
 
-    _ok(step(capsys, "tune", LAST, usecase=NAME))
-    trained = _ok(step(capsys, "train", LAST, usecase=NAME))
+    ok_result(step(capsys, "tune", LAST, usecase=NAME))
+    trained = ok_result(step(capsys, "train", LAST, usecase=NAME))
     tuned = searched["metrics"]["params"]
     client = MlflowClient()
     run = client.get_run(trained["metrics"]["run_id"])
