@@ -6,10 +6,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlcycle.settings import REPO_ROOT, embedded_environment
+from support.xdist_groups import make_scheduler
 
 USECASES = REPO_ROOT / "include" / "usecases"
 
@@ -22,33 +24,11 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlcycle-tests-"))
 os.environ.update(embedded_environment(_SESSION_HOME))
 
 
-# Tests that must not run beside each other's kind on two workers: the browser folder shares one expensive
-# package-scoped stack; the container tests (and the container fault drills) drive the machine-wide podman (pods,
-# volumes, secrets, the OOM killer's view of memory), so they run one after another on one worker. The Spark tests
-# share one SparkSession (one JVM, started once: tests/spark/conftest.py), so they too stay on one worker.
-_GROUPS = {
-    "browser": "browser",
-    "containers": "containers",
-    "test_faults_containers.py": "containers",
-    "spark": "spark",
-}
-
-
-def _group(relative: Path) -> str:
-    for part in relative.parts:
-        if part in _GROUPS:
-            return _GROUPS[part]
-    return relative.as_posix()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `pytest -n N --dist loadgroup` (make test), a module's tests stay on one worker, so module-scoped
-    set-ups (an Airflow stack, a trained champion) are built once; the groups above stay together too.
-    Runs before xdist reads the groups (tryfirst); without xdist the mark is inert."""
-    tests_root = Path(__file__).parent
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item.path.relative_to(tests_root))))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `make test` (`-n N --dist loadgroup`), a module's tests, and the groups of support.xdist_groups, stay
+    on one worker: module-scoped set-ups are built once and machine-wide resources are not raced for."""
+    return make_scheduler(config, log, Path(__file__).parent)
 
 
 @pytest.fixture
