@@ -1,7 +1,7 @@
 """Benchmark: the torch MLP trainer on CUDA against the same machine's CPU, with only torch + numpy.
 
     PYTHONPATH=include:dev python -m mlcycle_dev.benchmarks.torch_device [--baseline plain|cpu]
-        [--sizes 100000,1000000] [--devices cpu,cuda] [--batch-sizes 256,4096] [--cpu-threads 1] [--epochs 3]
+        [--sizes 100000,1000000] [--devices auto|cpu,cuda] [--batch-sizes 256,8192,16384] [--cpu-threads 1] [--epochs 3]
         [--repeats 2] [--json FILE]
 
 Two comparisons (``--baseline``):
@@ -206,11 +206,30 @@ def run_case(
     }
 
 
+def _release_free_heap() -> None:
+    """Return the C heap's free pages to the OS where the C library is glibc (elsewhere: nothing to do)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:  # no loadable C library: the figures then include reused memory, as the docstring says
+        trim = None
+    if trim is not None:
+        trim(0)
+
+
 class _PeakMemory:
     """Peak memory a block added on ``device``: CUDA's allocator peak, else the process's peak RSS growth.
 
     On CPU the figure is what the block allocated beyond the resident memory before it (tensors,
-    activations, optimizer state, copies); on CUDA it is the allocator's peak, inputs included.
+    activations, optimizer state, copies); on CUDA it is the allocator's peak, inputs included. Before
+    a CPU block, freed heap memory is handed back to the OS (glibc ``malloc_trim``): otherwise the
+    second of two fits would reuse what the first freed and show no growth at all.
     """
 
     def __init__(self, device: str) -> None:
@@ -225,6 +244,7 @@ class _PeakMemory:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         else:
+            _release_free_heap()
             self._before = status_mib("VmRSS") if reset_peak_rss() else None
         return self
 
@@ -431,8 +451,12 @@ def main(argv: list[str] | None = None) -> int:
         help="plain: the trainer vs a plain PyTorch loop on each device; cpu: the trainer on CUDA vs on CPU",
     )
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--devices", default="cpu,cuda", help="comma-separated: cpu, cuda")
-    parser.add_argument("--batch-sizes", default="256,4096", help="comma-separated mini-batch sizes")
+    parser.add_argument(
+        "--devices", default="auto", help="comma-separated: cpu, cuda (auto: cpu, and cuda where there is one)"
+    )
+    parser.add_argument(
+        "--batch-sizes", default="256,8192,16384", help="comma-separated mini-batch sizes (256: the trainer's default)"
+    )
     parser.add_argument(
         "--cpu-threads", type=int, default=1, help="torch threads for the CPU fits (1: the trainer's default)"
     )
@@ -455,7 +479,12 @@ def main(argv: list[str] | None = None) -> int:
         + f"; CPU {cpu_name()}, {os.cpu_count()} cores; scikit-learn "
         + ("absent (stand-ins used)" if stubbed else "present")
     )
-    devices = [d for d in args.devices.split(",") if d and (d == "cpu" or cuda)]
+    devices = (
+        (["cpu", "cuda"] if cuda else ["cpu"]) if args.devices == "auto" else [d for d in args.devices.split(",") if d]
+    )
+    if "cuda" in devices and not cuda:
+        print("FAILED: --devices names cuda, but torch sees no CUDA device (a CPU build of torch, or no driver)")
+        return 2
     if args.baseline == "plain":
         results, failures = _run_plain_baseline(args, devices)
     else:

@@ -95,7 +95,8 @@ class _Progress:
 @dataclass(frozen=True)
 class _Tensors:
     """The fit's arrays as tensors: the training set on the device once (batches are index gathers);
-    on CPU ``from_numpy`` shares the arrays' memory, on CUDA X is copied to the GPU once."""
+    on CPU ``from_numpy`` shares the arrays' memory, on CUDA X and the validation rows are copied to the
+    GPU once, not every epoch."""
 
     X: torch.Tensor
     y: torch.Tensor
@@ -109,7 +110,7 @@ class _Tensors:
             X=torch.from_numpy(data.X).to(device),
             y=torch.from_numpy(data.y).to(device),
             rows=torch.from_numpy(data.train_rows).to(device) if data.train_rows is not None else None,
-            X_valid=torch.from_numpy(data.X_valid) if data.X_valid is not None else None,
+            X_valid=torch.from_numpy(data.X_valid).to(device) if data.X_valid is not None else None,
             y_valid=data.y_valid,
         )
 
