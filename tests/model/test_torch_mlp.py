@@ -202,6 +202,51 @@ def test_non_finite_gradient_raises(matrices, monkeypatch: pytest.MonkeyPatch) -
         TorchMLPClassifier(**FAST).fit(X_train, y_train)
 
 
+def test_a_non_finite_step_is_skipped_and_named(matrices, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The loop checks once per epoch, not per batch: the bad step must still leave the weights as they
+    # were, training goes on from them, and the error names the first bad batch, not the epoch's end.
+    X_train, y_train, _, _ = matrices
+    backward_calls = [0]
+
+    class _PoisonThirdStep(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+            backward_calls[0] += 1
+            return grad * float("nan") if backward_calls[0] == 3 else grad
+
+    class _PoisonThird(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = _PoisonThirdStep.apply(x)
+            return out
+
+    real_network, real_optimizer = torch_loop.build_network, torch_loop.build_optimizer
+    weights_after_step: list[list[torch.Tensor]] = []
+
+    def poisoned(*args: Any) -> nn.Sequential:
+        layers = list(real_network(*args))
+        return nn.Sequential(layers[0], _PoisonThird(), *layers[1:])
+
+    def recording(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+        optimizer = real_optimizer(module, lr, weight_decay)
+        optimizer.register_step_post_hook(
+            lambda *_: weights_after_step.append([p.detach().clone() for p in module.parameters()])
+        )
+        return optimizer
+
+    monkeypatch.setattr(torch_loop, "build_network", poisoned)
+    monkeypatch.setattr(torch_loop, "build_optimizer", recording)
+    with pytest.raises(NonFiniteTrainingError, match=r"non-finite gradient norm \(nan\) at epoch 1 batch 3:"):
+        TorchMLPClassifier(**{**FAST, "epochs": 2}).fit(X_train[:2000], y_train[:2000])
+    assert len(weights_after_step) == 8  # 1,800 training rows in batches of 256: the epoch ran to its end
+    assert all(torch.equal(a, b) for a, b in zip(weights_after_step[1], weights_after_step[2], strict=True))
+    assert all(torch.isfinite(w).all() for w in weights_after_step[-1])
+    assert not all(torch.equal(a, b) for a, b in zip(weights_after_step[2], weights_after_step[3], strict=True))
+
+
 def test_cuda_falls_back_to_cpu_without_a_gpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

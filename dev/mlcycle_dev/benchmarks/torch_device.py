@@ -1,7 +1,18 @@
 """Benchmark: the torch MLP trainer on CUDA against the same machine's CPU, with only torch + numpy.
 
-    PYTHONPATH=include:dev python -m mlcycle_dev.benchmarks.torch_device [--sizes 100000,1000000]
-        [--devices cpu,cuda] [--batch-sizes 256,4096] [--cpu-threads 1] [--epochs 3] [--json FILE]
+    PYTHONPATH=include:dev python -m mlcycle_dev.benchmarks.torch_device [--baseline plain|cpu]
+        [--sizes 100000,1000000] [--devices auto|cpu,cuda] [--batch-sizes 256,8192,16384] [--cpu-threads 1] [--epochs 3]
+        [--repeats 2] [--json FILE]
+
+Two comparisons (``--baseline``):
+
+- ``plain`` (the default): on each device, the production trainer against a plain PyTorch loop of the
+  same MLP (:func:`plain_loop`: the tensor already on the device, index batches, forward, BCE loss,
+  backward, AdamW step; no DataLoader, no validation, no clipping, no checks), same rows, batch size,
+  layers, optimizer, lr and epochs. The two alternate (trainer, plain, trainer, plain, ...) so that drift
+  in the machine's load hits both; rows/s is over every epoch of every repeat (median), and the ratio
+  trainer / plain says what the trainer's extras cost. Both must reach a similar train loss.
+- ``cpu``: the trainer on CUDA against the same trainer on the same machine's CPU (below).
 
 Why a second training benchmark: ``mlcycle_dev.benchmarks.train`` builds YarnIt rows and one-hot encodes them
 with pandas + scikit-learn, and the GPU machines lent to this project have PyTorch + CUDA but reach no
@@ -13,7 +24,7 @@ on its values, so rows/s are comparable with the training benchmark's torch rows
 missing, the few names the trainer imports from it (base classes, ``roc_auc_score``, ``check_is_fitted``)
 are replaced by minimal stand-ins, which is enough to train and evaluate.
 
-Per (rows, device, batch size) it prints rows/s per epoch (training rows / median epoch seconds; 10 % of
+With ``--baseline cpu``, per (rows, device, batch size) it prints rows/s per epoch (training rows / median epoch seconds; 10 % of
 the rows are held out for per-epoch validation, as in a default fit), the fit's seconds, peak GPU memory,
 the final train loss and validation AUC. It then checks the CUDA path: every loss finite, and the same
 seed on CPU and CUDA giving close results (loss, AUC, max |p_cpu - p_cuda| on the validation rows) --
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.machinery
+import itertools
 import json
 import math
 import os
@@ -35,7 +47,7 @@ import time
 import types
 from typing import Any
 
-from mlcycle_dev.benchmarks.harness import cpu_name
+from mlcycle_dev.benchmarks.harness import cpu_name, reset_peak_rss, status_mib
 
 N_FEATURES = 49  # width of the YarnIt one-hot + scaled matrix (see mlcycle_dev.benchmarks.train's output)
 _N_NUMERIC = 9
@@ -142,7 +154,6 @@ def run_case(
     dropout: float = 0.1,  # the trainer's default
 ) -> dict[str, Any]:
     """One fit of the production trainer; returns timings and what the same-seed comparison needs."""
-    import numpy as np
     import torch
 
     from mlcycle.training.torch_mlp import TorchMLPClassifier
@@ -161,15 +172,17 @@ def run_case(
     if on_cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    # CPU seconds per epoch, from the trainer's own epoch callback: the first epoch's includes the fit's
+    # set-up (data checks, network), like its wall seconds in ``history_`` do not; medians absorb it.
+    cpu_marks = [time.process_time()]
     started = time.perf_counter()
-    estimator.fit(X, y)
+    estimator.fit(X, y, epoch_callback=lambda epoch, record: cpu_marks.append(time.process_time()))
     fit_seconds = time.perf_counter() - started
     # The trainer holds out the same rows for every device (seeded permutation): score them again here.
-    n_valid = max(1, round(estimator.validation_fraction * X.shape[0]))
-    valid_idx = np.sort(np.random.default_rng(seed).permutation(X.shape[0])[:n_valid])
+    train_idx, valid_idx = held_out_split(X.shape[0], seed, estimator.validation_fraction)
     proba = estimator.predict_proba(X[valid_idx])[:, 1]
     epoch_seconds = [r["seconds"] for r in estimator.history_]
-    train_rows = X.shape[0] - n_valid
+    train_rows = len(train_idx)
     return {
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]),
@@ -180,6 +193,7 @@ def run_case(
         "epochs": epochs,
         "fit_seconds": fit_seconds,
         "epoch_seconds": epoch_seconds,
+        "epoch_cpu_seconds": [b - a for a, b in itertools.pairwise(cpu_marks)],
         "epoch_rows_per_second": train_rows / statistics.median(epoch_seconds),
         "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if on_cuda else None,
         "losses_finite": all(
@@ -190,6 +204,224 @@ def run_case(
         "final_valid_auc": estimator.history_[-1]["valid_auc"],
         "_proba": proba,
     }
+
+
+def _release_free_heap() -> None:
+    """Return the C heap's free pages to the OS where the C library is glibc (elsewhere: nothing to do)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+    except OSError:  # no loadable C library: the figures then include reused memory, as the docstring says
+        trim = None
+    if trim is not None:
+        trim(0)
+
+
+class _PeakMemory:
+    """Peak memory a block added on ``device``: CUDA's allocator peak, else the process's peak RSS growth.
+
+    On CPU the figure is what the block allocated beyond the resident memory before it (tensors,
+    activations, optimizer state, copies); on CUDA it is the allocator's peak, inputs included. Before
+    a CPU block, freed heap memory is handed back to the OS (glibc ``malloc_trim``): otherwise the
+    second of two fits would reuse what the first freed and show no growth at all.
+    """
+
+    def __init__(self, device: str) -> None:
+        self.on_cuda = device.startswith("cuda")
+        self.mib: float | None = None
+
+    def __enter__(self) -> _PeakMemory:
+        import torch
+
+        if self.on_cuda:
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            _release_free_heap()
+            self._before = status_mib("VmRSS") if reset_peak_rss() else None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        if self.on_cuda:
+            torch.cuda.synchronize()
+            self.mib = torch.cuda.max_memory_allocated() / 2**20
+        elif self._before is not None:
+            peak = status_mib("VmHWM")
+            self.mib = None if peak is None else max(0.0, peak - self._before)
+
+
+def plain_loop(
+    X: Any,
+    y: Any,
+    train_rows: Any,
+    device: str,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    cpu_threads: int | None = 1,
+) -> dict[str, Any]:
+    """The baseline: a plain PyTorch training loop of the trainer's MLP on ``X[train_rows]``.
+
+    The network, optimizer and their settings are the trainer's (``build_network``, ``build_optimizer``
+    and ``TorchMLPClassifier()``'s default params), so only the loop around them differs: X goes to the device
+    once, each epoch draws a random order on the device, and each batch is an index gather, forward,
+    BCE-with-logits, backward and AdamW step. The loss is summed on the device and read once an
+    epoch, which is also the only host sync (epoch times are then complete on CUDA too).
+    """
+    import torch
+    from torch import nn
+
+    from mlcycle.training.torch_loop import build_optimizer
+    from mlcycle.training.torch_mlp import TorchMLPClassifier
+    from mlcycle.training.torch_network import build_network, hidden_widths
+    from mlcycle.training.torch_runtime import torch_threads
+
+    params = TorchMLPClassifier().get_params()
+    on = torch.device(device)
+    with torch_threads(cpu_threads):
+        torch.manual_seed(seed)
+        model = build_network(X.shape[1], hidden_widths(params["hidden_sizes"]), params["dropout"]).to(on)
+        optimizer = build_optimizer(model, params["lr"], params["weight_decay"])
+        loss_fn = nn.BCEWithLogitsLoss()
+        X_dev = torch.from_numpy(X).to(on)
+        y_dev = torch.from_numpy(y.astype("float32")).to(on)
+        rows = torch.from_numpy(train_rows).to(on)
+        n_rows = len(rows)
+        epoch_seconds, epoch_cpu_seconds, losses = [], [], []
+        model.train()
+        for _ in range(epochs):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            order = rows[torch.randperm(n_rows, device=on)]
+            total = torch.zeros((), device=on)
+            for begin in range(0, n_rows, batch_size):
+                idx = order[begin : begin + batch_size]
+                loss = loss_fn(model(X_dev[idx]).squeeze(1), y_dev[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(idx)
+            losses.append(float(total.item()) / n_rows)
+            epoch_seconds.append(time.perf_counter() - started)
+            epoch_cpu_seconds.append(time.process_time() - started_cpu)
+    return {
+        "epoch_seconds": epoch_seconds,
+        "epoch_cpu_seconds": epoch_cpu_seconds,
+        "losses": losses,
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def held_out_split(n_rows: int, seed: int, validation_fraction: float = 0.1) -> tuple[Any, Any]:
+    """(train rows, validation rows) as the trainer chooses them in a default fit (seeded permutation)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n_rows)
+    n_valid = max(1, round(validation_fraction * n_rows))
+    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+
+def compare_with_plain(
+    X: Any, y: Any, device: str, batch_size: int, epochs: int, seed: int, repeats: int, cpu_threads: int
+) -> dict[str, Any]:
+    """The trainer and the plain loop, alternated ``repeats`` times each on the same rows and device."""
+    import statistics as stats
+
+    train_rows, _ = held_out_split(X.shape[0], seed)
+    runs: dict[str, dict[str, list[float]]] = {
+        name: {"epoch_seconds": [], "epoch_cpu_seconds": [], "final_loss": [], "peak_mib": []}
+        for name in ("trainer", "plain")
+    }
+    device_name = ""
+    for _ in range(repeats):
+        for name in ("trainer", "plain"):
+            with _PeakMemory(device) as peak:
+                if name == "trainer":
+                    r = run_case(X, y, device, batch_size, epochs, seed, cpu_threads)
+                    device_name = r["device_name"]
+                    seconds, cpu_seconds, final_loss = r["epoch_seconds"], r["epoch_cpu_seconds"], r["final_train_loss"]
+                else:
+                    p = plain_loop(X, y, train_rows, device, batch_size, epochs, seed, cpu_threads)
+                    seconds, cpu_seconds, final_loss = p["epoch_seconds"], p["epoch_cpu_seconds"], p["losses"][-1]
+            runs[name]["epoch_seconds"] += seconds
+            runs[name]["epoch_cpu_seconds"] += cpu_seconds
+            runs[name]["final_loss"].append(final_loss)
+            if peak.mib is not None:
+                runs[name]["peak_mib"].append(peak.mib)
+    result: dict[str, Any] = {
+        "rows": int(X.shape[0]),
+        "train_rows": len(train_rows),
+        "features": int(X.shape[1]),
+        "device": device,
+        "device_name": device_name,
+        "cpu_threads": cpu_threads,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "repeats": repeats,
+    }
+    for name, run in runs.items():
+        result[name] = {
+            "epoch_seconds": run["epoch_seconds"],
+            "epoch_cpu_seconds": run["epoch_cpu_seconds"],
+            "rows_per_second": len(train_rows) / stats.median(run["epoch_seconds"]),
+            "rows_per_cpu_second": len(train_rows) / stats.median(run["epoch_cpu_seconds"]),
+            "final_train_loss": stats.median(run["final_loss"]),
+            "peak_mib": max(run["peak_mib"]) if run["peak_mib"] else None,
+        }
+    result["ratio"] = result["trainer"]["rows_per_second"] / result["plain"]["rows_per_second"]
+    # On a shared machine the load stretches wall time but barely CPU time; on CUDA the host's CPU time
+    # includes waiting for the GPU, so there the wall ratio is the one that counts.
+    result["cpu_ratio"] = result["trainer"]["rows_per_cpu_second"] / result["plain"]["rows_per_cpu_second"]
+    result["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    result["abs_loss_diff"] = abs(result["trainer"]["final_train_loss"] - result["plain"]["final_train_loss"])
+    return result
+
+
+def _warm_up(devices: list[str], seed: int, cpu_threads: int) -> None:
+    """One tiny fit of each on each device: lazy initialisation (CUDA context, cuBLAS handles) is not timed."""
+    X, y = synthetic_matrix(2_000, seed=seed)
+    for device in devices:
+        compare_with_plain(X, y, device, 256, 1, seed, 1, cpu_threads)
+
+
+def _mib(value: float | None) -> str:
+    return f"{value:,.0f} MiB" if value is not None else "n/a"
+
+
+def _run_plain_baseline(args: argparse.Namespace, devices: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    _warm_up(devices, args.seed, args.cpu_threads)
+    for n_rows in [int(s) for s in args.sizes.split(",") if s]:
+        X, y = synthetic_matrix(n_rows)
+        for device in devices:
+            for batch_size in [int(b) for b in args.batch_sizes.split(",") if b]:
+                r = compare_with_plain(X, y, device, batch_size, args.epochs, args.seed, args.repeats, args.cpu_threads)
+                results.append(r)
+                t, p = r["trainer"], r["plain"]
+                print(
+                    f"  {n_rows:>9,} rows | {device:6s} batch {batch_size:>5} | trainer {t['rows_per_second']:>11,.0f} "
+                    f"rows/s, plain {p['rows_per_second']:>11,.0f} rows/s: {r['ratio']:.2f}x (per CPU s "
+                    f"{r['cpu_ratio']:.2f}x) | peak {_mib(t['peak_mib'])} / {_mib(p['peak_mib'])} | train loss "
+                    f"{t['final_train_loss']:.4f} / {p['final_train_loss']:.4f} | load {r['load_average']:.1f}",
+                    flush=True,
+                )
+                # Same network, same init, another shuffle order and the trainer's clipping: the losses
+                # differ a little; a loop that does not learn, or learns something else, differs by more.
+                if r["abs_loss_diff"] > 0.02:
+                    failures.append(
+                        f"trainer and plain loop reach different losses: {n_rows} rows on {device}, "
+                        f"batch {batch_size}: {t['final_train_loss']:.4f} vs {p['final_train_loss']:.4f}"
+                    )
+    return results, failures
 
 
 def _parity_check(seed: int) -> list[str]:
@@ -212,13 +444,26 @@ def _parity_check(seed: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--baseline",
+        choices=("plain", "cpu"),
+        default="plain",
+        help="plain: the trainer vs a plain PyTorch loop on each device; cpu: the trainer on CUDA vs on CPU",
+    )
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--devices", default="cpu,cuda", help="comma-separated: cpu, cuda")
-    parser.add_argument("--batch-sizes", default="256,4096", help="comma-separated mini-batch sizes")
+    parser.add_argument(
+        "--devices", default="auto", help="comma-separated: cpu, cuda (auto: cpu, and cuda where there is one)"
+    )
+    parser.add_argument(
+        "--batch-sizes", default="256,8192,16384", help="comma-separated mini-batch sizes (256: the trainer's default)"
+    )
     parser.add_argument(
         "--cpu-threads", type=int, default=1, help="torch threads for the CPU fits (1: the trainer's default)"
     )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit (no early stopping)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="--baseline plain: fits of each, alternated (trainer, plain, ...)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -234,7 +479,29 @@ def main(argv: list[str] | None = None) -> int:
         + f"; CPU {cpu_name()}, {os.cpu_count()} cores; scikit-learn "
         + ("absent (stand-ins used)" if stubbed else "present")
     )
-    devices = [d for d in args.devices.split(",") if d and (d == "cpu" or cuda)]
+    devices = (
+        (["cpu", "cuda"] if cuda else ["cpu"]) if args.devices == "auto" else [d for d in args.devices.split(",") if d]
+    )
+    if "cuda" in devices and not cuda:
+        print("FAILED: --devices names cuda, but torch sees no CUDA device (a CPU build of torch, or no driver)")
+        return 2
+    if args.baseline == "plain":
+        results, failures = _run_plain_baseline(args, devices)
+    else:
+        results, failures = _run_cpu_baseline(args, devices)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
+def _run_cpu_baseline(args: argparse.Namespace, devices: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.is_available()
     results: list[dict[str, Any]] = []
     failures: list[str] = []
     if cuda and "cpu" in devices and "cuda" in devices:
@@ -280,12 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 if d_auc > 0.01 or d_loss > 0.01:
                     failures.append(f"CPU and CUDA disagree: {n_rows} rows, batch {batch_size}")
         results += [{k: v for k, v in r.items() if not k.startswith("_")} for r in by_key.values()]
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
-    for failure in failures:
-        print(f"FAILED: {failure}")
-    return 1 if failures else 0
+    return results, failures
 
 
 if __name__ == "__main__":

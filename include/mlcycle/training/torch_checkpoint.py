@@ -30,7 +30,7 @@ __all__ = [
     "rng_states",
 ]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the fused AdamW (its state dict says so; a format-1 run is not resumed)
 CHECKPOINT_PREFIX = "torchmlp-"
 
 

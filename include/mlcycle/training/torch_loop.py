@@ -35,7 +35,14 @@ from mlcycle.training.torch_data import FitData
 from mlcycle.training.torch_network import build_network, network_logits
 from mlcycle.training.torch_runtime import seed_everything
 
-__all__ = ["EpochCallback", "LoopSettings", "NonFiniteTrainingError", "TrainedNetwork", "train_network"]
+__all__ = [
+    "EpochCallback",
+    "LoopSettings",
+    "NonFiniteTrainingError",
+    "TrainedNetwork",
+    "build_optimizer",
+    "train_network",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +95,8 @@ class _Progress:
 @dataclass(frozen=True)
 class _Tensors:
     """The fit's arrays as tensors: the training set on the device once (batches are index gathers);
-    on CPU ``from_numpy`` shares the arrays' memory, on CUDA X is copied to the GPU once."""
+    on CPU ``from_numpy`` shares the arrays' memory, on CUDA X and the validation rows are copied to the
+    GPU once, not every epoch."""
 
     X: torch.Tensor
     y: torch.Tensor
@@ -102,7 +110,7 @@ class _Tensors:
             X=torch.from_numpy(data.X).to(device),
             y=torch.from_numpy(data.y).to(device),
             rows=torch.from_numpy(data.train_rows).to(device) if data.train_rows is not None else None,
-            X_valid=torch.from_numpy(data.X_valid) if data.X_valid is not None else None,
+            X_valid=torch.from_numpy(data.X_valid).to(device) if data.X_valid is not None else None,
             y_valid=data.y_valid,
         )
 
@@ -126,7 +134,7 @@ def train_network(
     """
     seed_everything(settings.seed)
     module = build_network(data.n_features, settings.hidden_sizes, settings.dropout).to(device)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    optimizer = build_optimizer(module, settings.lr, settings.weight_decay)
     shuffle = torch.Generator(device="cpu").manual_seed(settings.seed)
     tensors = _Tensors.of(data, device)
 
@@ -176,6 +184,17 @@ def train_network(
     return TrainedNetwork(module, progress.history, progress.best_epoch, resumed_from)
 
 
+def build_optimizer(module: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """The trainer's AdamW: fused, one kernel per step for all the parameters (CPU and CUDA).
+
+    Fused because a step of this small network is dominated by per-operation overhead, not arithmetic
+    (~15 % of a CPU epoch at batch 256; on CUDA a dozen kernel launches become one), and because only
+    the fused implementation takes ``found_inf``: a non-finite step is skipped on the device, without
+    waiting for the device to say so (see ``_train_epoch``).
+    """
+    return torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def _train_epoch(
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -186,38 +205,55 @@ def _train_epoch(
     epoch: int,
     device: torch.device,
 ) -> float:
-    """One pass over the training rows in a seeded order; returns the mean training loss."""
+    """One pass over the training rows in a seeded order; returns the mean training loss.
+
+    No host sync per batch: a step whose loss or gradient norm is not finite is skipped on the device
+    (the fused AdamW's ``found_inf``: weights and optimizer state stay as they were), and the epoch's
+    losses and norms are checked once at its end, which raises naming the first bad batch before the
+    epoch is validated, selected or checkpointed. On CUDA a per-batch check would stall the queue of
+    kernels every step; on the CPU it is just fewer small operations.
+    """
     module.train()
     loss_fn = nn.BCEWithLogitsLoss()
     clip = float(settings.max_grad_norm) if settings.max_grad_norm else math.inf
     order = torch.randperm(n_rows, generator=shuffle).to(device)
     if tensors.rows is not None:
         order = tensors.rows[order]
-    total = torch.zeros((), device=device, dtype=torch.float64)
-    for batch, begin in enumerate(range(0, n_rows, settings.batch_size), start=1):
+    losses: list[torch.Tensor] = []
+    grad_norms: list[torch.Tensor] = []
+    for begin in range(0, n_rows, settings.batch_size):
         idx = order[begin : begin + settings.batch_size]
         logits = module(tensors.X[idx]).squeeze(1)
         loss = loss_fn(logits, tensors.y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-        _check_step(loss, grad_norm, epoch, batch)
+        loss = loss.detach()
+        bad_step = torch.isfinite(loss).logical_and_(torch.isfinite(grad_norm)).logical_not_()
+        optimizer.found_inf = bad_step.float()  # type: ignore[attr-defined]
         optimizer.step()
-        total += loss.detach().double() * len(idx)
-    return float(total.item()) / n_rows
+        losses.append(loss)
+        grad_norms.append(grad_norm)
+    del optimizer.found_inf  # type: ignore[attr-defined]  # a later step (a resumed fit) must not inherit it
+    return _epoch_loss(torch.stack(losses), torch.stack(grad_norms), settings.batch_size, n_rows, epoch)
 
 
-def _check_step(loss: torch.Tensor, grad_norm: torch.Tensor, epoch: int, batch: int) -> None:
-    """Raise before a non-finite loss or gradient touches the weights."""
-    # One host sync per batch: a bad step must stop training before it touches the weights.
-    if not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
-        value, what = float(loss.detach()), "loss"
+def _epoch_loss(losses: torch.Tensor, grad_norms: torch.Tensor, batch_size: int, n_rows: int, epoch: int) -> float:
+    """The epoch's mean training loss (rows-weighted); raises naming the first non-finite batch."""
+    finite = torch.isfinite(losses) & torch.isfinite(grad_norms)
+    bad = torch.nonzero(~finite).flatten().cpu()  # the epoch's one host sync
+    if len(bad):
+        first = int(bad[0])
+        value, what = float(losses[first]), "loss"
         if math.isfinite(value):
-            value, what = float(grad_norm), "gradient norm"
+            value, what = float(grad_norms[first]), "gradient norm"
         raise NonFiniteTrainingError(
-            f"non-finite {what} ({value}) at epoch {epoch} batch {batch}: "
+            f"non-finite {what} ({value}) at epoch {epoch} batch {first + 1}: "
             "lower lr, check the input scaling, or set max_grad_norm"
         )
+    rows = torch.full_like(losses, batch_size, dtype=torch.float64)
+    rows[-1] = n_rows - batch_size * (len(losses) - 1)  # the last batch may be short
+    return float((losses.double() * rows).sum()) / n_rows
 
 
 def _validate(module: nn.Module, tensors: _Tensors, epoch: int) -> tuple[float, float]:

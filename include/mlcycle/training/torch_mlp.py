@@ -18,7 +18,9 @@ What it adds over a plain training loop:
   params (a retried Airflow task) resumes after the last completed epoch and ends where an
   uninterrupted run would have ended; `resumed_from_epoch_` says from where (None: fresh start).
 - **Loud on numerical trouble.** Non-finite inputs raise `ValueError`; a non-finite loss or gradient
-  raises `NonFiniteTrainingError` (a `FloatingPointError`) naming the epoch and batch.
+  raises `NonFiniteTrainingError` (a `FloatingPointError`) naming the epoch and batch. The bad step is
+  skipped on the device and the check runs once per epoch (no host sync per batch), before the epoch
+  is validated or checkpointed.
 - **Observable.** `history_` holds per-epoch train loss, validation loss, validation ROC AUC and
   seconds, for per-epoch MLflow curves.
 - **CPU first.** `device="auto"` uses CUDA only when `use_gpu=True` *and* a GPU is present; an explicit
