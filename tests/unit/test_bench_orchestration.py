@@ -202,3 +202,28 @@ def test_airflow_settings_must_be_airflow_configuration_keys() -> None:
     }
     with pytest.raises(SystemExit, match="AIRFLOW__SECTION__KEY=VALUE"):
         bench._settings(["PARALLELISM=3"])
+
+
+def test_only_a_step_s_json_result_line_counts_as_its_result() -> None:
+    assert bench.is_result(json.dumps(_step("ingest", 1.0)))
+    assert not bench.is_result('{"status" is mentioned but this is not JSON')
+    assert not bench.is_result('["status"]')
+    assert not bench.is_result('{"step": "ingest"}')
+
+
+def test_the_mlcycle_command_exits_with_the_code_of_its_result(tmp_path: Any) -> None:
+    """`mlcycle.cli.entrypoint` (the console script since the exit-cost fix) returns what `main` decided."""
+    import os
+    import subprocess
+    import sys
+
+    from mlcycle.exitcodes import STATUS_BY_CODE
+    from mlcycle.settings import embedded_environment
+
+    # An empty store: the day has not landed, which the step reports in its result and its exit code.
+    env = {**os.environ, **embedded_environment(tmp_path)}
+    argv = [sys.executable, "-m", "mlcycle.cli", "ingest", "--usecase", "yarnit", "--partition", "2026-08-01"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["step"] == "ingest" and done.returncode != 0
+    assert STATUS_BY_CODE[done.returncode] == result["status"], (done.returncode, result)

@@ -239,14 +239,20 @@ def log_marks(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             marks["execute_at"] = stamp
         elif text == "Worker startup parse complete" and "dag_file_parse_ms" in event:
             marks["dag_parse_ms"] = float(event["dag_file_parse_ms"])
-        elif text.startswith("{") and '"status"' in text:
-            try:
-                document = json.loads(text)
-            except ValueError:
-                continue  # a log line that only looks like JSON: not the result
-            if isinstance(document, dict) and "status" in document:
-                marks["result_at"] = stamp
+        elif is_result(text):
+            marks["result_at"] = stamp
     return marks
+
+
+def is_result(line: str) -> bool:
+    """Whether an output line is a step's JSON result (an object with a "status", `mlcycle.cli`)."""
+    if not (line.startswith("{") and '"status"' in line):
+        return False
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return False  # a line that only looks like JSON: not the result
+    return isinstance(document, dict) and "status" in document
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -531,6 +537,57 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return {"facts": facts, "runs": [asdict(run) for run in runs]}
 
 
+# --- the step process's exit, A/B (`--exit-cost N`) -----------------------------------------------------------------
+
+EXIT_VARIANTS = ("main", "entrypoint")
+
+
+def timed_step(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, float]:
+    """Run a step; wall, CPU seconds, and result -> exit: from its JSON result line to the process's end."""
+    started = time.perf_counter()
+    child = subprocess.Popen(list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert child.stdout is not None
+    result_at = None
+    for line in child.stdout:
+        if is_result(line.strip()):
+            result_at = time.perf_counter()
+    _, status, usage = os.wait4(child.pid, 0)
+    ended = time.perf_counter()
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    if child.returncode != 0 or result_at is None:
+        raise RuntimeError(f"{shlex.join(argv)} exited with {child.returncode} (result line seen: {bool(result_at)})")
+    return {"wall": ended - started, "cpu": usage.ru_utime + usage.ru_stime, "result_to_exit": ended - result_at}
+
+
+def exit_cost(repeat: int, work: Path) -> dict[str, Any]:
+    """The validate step (GX + MLflow imported) through `mlcycle.cli.main` and `.entrypoint`, interleaved.
+
+    `main` ends the process as before (the interpreter's normal shutdown); `entrypoint` is the `mlcycle` command
+    since this benchmark's fix (frozen objects at exit). Each run gets fresh embedded stores (a local folder,
+    MLflow on SQLite) with one generated and ingested day: a day validated once is not validated again.
+    """
+    from mlcycle.config import USECASES_ENV
+    from mlcycle.settings import embedded_environment
+    from mlcycle_dev.benchmarks.nightly import mlcycle_command, scaled_usecases
+
+    usecases = str(scaled_usecases(work, 10_000))
+    day = ["--usecase", USECASE, "--partition", FIRST_DAY.isoformat()]
+    runs: dict[str, list[dict[str, float]]] = {variant: [] for variant in EXIT_VARIANTS}
+    for round_ in range(repeat):
+        for variant in EXIT_VARIANTS:
+            root = work / f"{variant}-{round_}"
+            env = {**os.environ, **embedded_environment(root), USECASES_ENV: usecases}
+            _generate(env, None, FIRST_DAY, FIRST_DAY, work / "generate.log")
+            timed_step([*mlcycle_command(), "ingest", *day], env)
+            code = f"import sys; from mlcycle.cli import {variant}; sys.argv[0] = 'mlcycle'; sys.exit({variant}())"
+            runs[variant].append(timed_step([sys.executable, "-c", code, "validate", *day], env))
+    return {
+        variant: {key: statistics.median(r[key] for r in found) for key in ("wall", "cpu", "result_to_exit")}
+        | {"n": len(found)}
+        for variant, found in runs.items()
+    }
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -547,7 +604,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write every figure to this file")
     parser.add_argument("--markdown", default=None, help="write the tables (markdown) to this file")
     parser.add_argument("--render", default=None, help="only print (and --markdown) the tables of this --json file")
+    parser.add_argument(
+        "--exit-cost", type=int, default=0, metavar="N", help="only the A/B of the step process's exit, N rounds"
+    )
     args = parser.parse_args(argv)
+    if args.exit_cost:
+        with tempfile.TemporaryDirectory(prefix="mlcycle-bench-exit-") as tmp:
+            load = os.getloadavg()[0]
+            found = exit_cost(args.exit_cost, Path(tmp))
+        print(f"validate, {args.exit_cost} rounds, medians (load average {load:.1f} -> {os.getloadavg()[0]:.1f}):")
+        for variant, row in found.items():
+            print(
+                f"  mlcycle.cli.{variant:<10} wall {row['wall']:.2f} s, CPU {row['cpu']:.2f} s, "
+                f"result -> exit {row['result_to_exit']:.2f} s"
+            )
+        return 0
     if args.render:
         saved = json.loads(Path(args.render).read_text())
     else:
