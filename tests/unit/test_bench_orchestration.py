@@ -227,3 +227,10 @@ def test_the_mlcycle_command_exits_with_the_code_of_its_result(tmp_path: Any) ->
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["step"] == "ingest" and done.returncode != 0
     assert STATUS_BY_CODE[done.returncode] == result["status"], (done.returncode, result)
+
+
+def test_a_collected_backfill_spans_its_first_start_to_its_last_end() -> None:
+    first = _scoring_run()  # 0 -> 40 s
+    second = dataclasses.replace(first, run_id="backfill__2", start_date=_at(30), end_date=_at(95))
+    assert bench._span([second, first]) == 95.0
+    assert bench._span([]) == 0.0

@@ -453,6 +453,30 @@ def collect_run(client: Any, dag_id: str, run: Mapping[str, Any]) -> RunTiming:
     )
 
 
+# The runs a benchmark counts: its triggered training run, the backfill's scoring runs, the monitoring runs those start.
+COUNTED_RUN_TYPES = {"training": ("manual",), "scoring": ("backfill",), "monitoring": ("asset_triggered",)}
+
+
+def collect_finished(state_file: Path) -> list[RunTiming]:
+    """Every finished run of the counted types on a running `make up` stack (its state.json), e.g. a backfill that
+    was stopped before its end, or runs a person drove by hand."""
+    from mlcycle.airflow_api import AirflowClient
+
+    state = json.loads(state_file.read_text())
+    credentials = state["credentials"]["airflow"]
+    client = AirflowClient(
+        state["env"]["AIRFLOW_API_URL"], username=credentials["user"], password=credentials["password"]
+    )
+    runs = []
+    for family, run_types in COUNTED_RUN_TYPES.items():
+        dag_id = f"{USECASE}_{family}"
+        listed = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100, "order_by": "run_after"})
+        for run in listed["dag_runs"]:
+            if run["run_type"] in run_types and run["state"] in ("success", "failed"):
+                runs.append(collect_run(client, dag_id, run))
+    return runs
+
+
 def _settings(pairs: Sequence[str]) -> dict[str, str]:
     settings = {}
     for pair in pairs:
@@ -588,6 +612,13 @@ def exit_cost(repeat: int, work: Path) -> dict[str, Any]:
     }
 
 
+def _span(runs: Sequence[RunTiming]) -> float:
+    """First start -> last end over `runs` (0 without any)."""
+    starts = [t for t in (parse_time(r.start_date) for r in runs) if t is not None]
+    ends = [t for t in (parse_time(r.end_date) for r in runs) if t is not None]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -607,7 +638,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--exit-cost", type=int, default=0, metavar="N", help="only the A/B of the step process's exit, N rounds"
     )
+    parser.add_argument(
+        "--collect", default=None, metavar="STATE_JSON", help="only read the finished runs of a running stack"
+    )
     args = parser.parse_args(argv)
+    if args.collect:
+        from mlcycle_dev.benchmarks.harness import cpu_name
+
+        runs = collect_finished(Path(args.collect))
+        load = os.getloadavg()[0]
+        facts: dict[str, Any] = {
+            "command": f"python -m mlcycle_dev.benchmarks.orchestration --collect {args.collect}",
+            "cpu": cpu_name(),
+        }
+        facts |= {"cores": os.cpu_count(), "load_min": load, "load_max": load, "airflow_settings": {}, "day_rows": 0}
+        facts["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        facts["backfill"] = {
+            "days": sum(1 for r in runs if r.family == "scoring"),
+            "wall_seconds": _span([r for r in runs if r.family != "training"]),
+            "fixed": fixed_share([r for r in runs if r.family != "training"]),
+        }
+        saved: dict[str, Any] = {"facts": facts, "runs": [asdict(run) for run in runs]}
+        if args.json:
+            Path(args.json).write_text(json.dumps(saved, indent=2))
+        print(markdown(saved))
+        return 0
     if args.exit_cost:
         with tempfile.TemporaryDirectory(prefix="mlcycle-bench-exit-") as tmp:
             load = os.getloadavg()[0]
