@@ -413,7 +413,8 @@ def markdown(saved: Mapping[str, Any]) -> str:
         share = backfill["fixed"]
         lines += [
             "",
-            f"Backfill of {backfill['days']} days (scoring + monitoring): **{backfill['wall_seconds']:,.0f} s wall**; "
+            f"Backfill of {backfill.get('label') or str(backfill['days']) + ' days (scoring + monitoring)'}: "
+            f"**{backfill['wall_seconds']:,.0f} s wall**; "
             f"{share['tasks']} step tasks, {share['task_wall_seconds']:,.0f} s of task walls, of which "
             f"{share['launch_seconds']:,.0f} s ({share['launch_share']:.0%}) launch cost (task wall - the step's own "
             f"seconds) and {share['step_body_seconds']:,.0f} s inside the steps.",
@@ -653,8 +654,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         facts |= {"cores": os.cpu_count(), "load_min": load, "load_max": load, "airflow_settings": {}, "day_rows": 0}
         facts["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        counted = {family: sum(1 for r in runs if r.family == family) for family in ("scoring", "monitoring")}
         facts["backfill"] = {
-            "days": sum(1 for r in runs if r.family == "scoring"),
+            "label": f"{counted['scoring']} scoring + {counted['monitoring']} monitoring runs (finished ones, collected)",
+            "days": counted["scoring"],
             "wall_seconds": _span([r for r in runs if r.family != "training"]),
             "fixed": fixed_share([r for r in runs if r.family != "training"]),
         }
