@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock check-locks venv-airflow lint test test-fast demo demo-quality ui up down backfill bench bench-nightly image image-cuda image-spark base-image test-containers clean
+.PHONY: help install lock check-locks venv-airflow lint test test-fast demo demo-quality ui up down backfill bench bench-nightly bench-orchestration image image-cuda image-spark base-image test-containers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -102,6 +102,9 @@ bench: install  ## benchmarks: DAG parse; training rows/s (SIZES=); GX vs pandas
 
 bench-nightly: install  ## the whole nightly lifecycle (CLI steps) vs each step's essential call: NIGHTLY_ROWS=250k (docs/benchmarks.md, Nightly)
 	$(BIN)/python -m mlcycle_dev.benchmarks.nightly --rows $(or $(NIGHTLY_ROWS),250k) --importtime
+
+bench-orchestration: install  ## Airflow's overhead around the steps under the `make up` stack + a 30-day scoring/monitoring backfill: ORCH_ROWS= ORCH_DAYS=30 ORCH_PORT=18200 (docs/benchmarks.md)
+	$(BIN)/python -m mlcycle_dev.benchmarks.orchestration --days $(or $(ORCH_DAYS),30) --base-port $(or $(ORCH_PORT),18200) $(if $(ORCH_ROWS),--rows $(ORCH_ROWS),)
 
 # docker when a daemon answers, else podman (with this machine's quirks handled: mlcycle_dev.containers.runtime).
 # Two images, two locks (ADR 0009): the task image (requirements-task.lock) and Airflow's (requirements-airflow.lock),

@@ -7,6 +7,6 @@ which spark-submit passes on as its own (docs/adr/0011-spark-steps-as-sparkappli
 
 import sys
 
-from mlcycle.cli import main
+from mlcycle.cli import entrypoint
 
-sys.exit(main())
+sys.exit(entrypoint())

@@ -183,5 +183,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command(args, options)
 
 
+def entrypoint() -> int:
+    """The `mlcycle` command (console script, `python -m mlcycle.cli`): `main`, then a quick interpreter exit.
+
+    Once the result is printed, what is left is the interpreter's shutdown, whose garbage collections walk every
+    object the step's imports created (GX, MLflow, sklearn, pydantic models): 2-25 s per step task at load 15-28,
+    0.1-1 s with those objects frozen (docs/benchmarks.md, Orchestration overhead). `gc.freeze` leaves them to the
+    process's end, which frees all memory anyway; atexit handlers (MLflow's) still run and module teardown still
+    closes files. Tests call `main` in-process and are not affected.
+    """
+    import gc
+
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entrypoint())

@@ -107,7 +107,7 @@ def test_the_entrypoint_is_the_mlcycle_cli(dockerfile: tuple) -> None:
     _, by_name, _ = dockerfile
     assert by_name["task"].all("ENTRYPOINT") == ['["mlcycle"]']
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["mlcycle"] == "mlcycle.cli:main"
+    assert scripts["mlcycle"] == "mlcycle.cli:entrypoint"
 
 
 def test_torch_comes_from_the_lock(dockerfile: tuple, lock: str) -> None:

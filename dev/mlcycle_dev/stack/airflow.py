@@ -69,6 +69,7 @@ class AirflowServices(AirflowClient):
         components: Sequence[str] = COMPONENTS,
         *,
         port: int | None = None,
+        log_server_ports: Sequence[int] | None = None,
         host: str = "127.0.0.1",
         username: str = "admin",
         password: str | None = None,
@@ -87,7 +88,10 @@ class AirflowServices(AirflowClient):
         # One call, so the API and the two log-server ports are distinct.
         ports = [p for p in free_ports(3, host) if p != port]
         self.port = port or ports.pop()
-        self._log_server_ports = ports[:2]
+        # Given ports (a caller confined to a port range): the worker's and the triggerer's log servers.
+        self._log_server_ports = list(log_server_ports or ports[:2])
+        if len(self._log_server_ports) != 2:
+            raise ValueError(f"log_server_ports: expected 2 ports (worker, triggerer), got {log_server_ports}")
         self.startup_timeout = startup_timeout
         self.home = Path(env["AIRFLOW_HOME"])
         self.logs_dir = self.home / "logs" / "services"

@@ -62,6 +62,7 @@ class LocalStack:
     """Start the whole stack into `root` (`start`), describe it (`state`), stop it (`stop`, in-process).
 
     `extra_env` is added to every service's environment (tests shorten Airflow's timeouts with it);
+    `base_port` pins the six ports the stack listens on to base_port..base_port+5 (else free ports are picked);
     `task_retry_delay` installs an Airflow cluster policy that overrides every task's retry delay
     (tests: seconds instead of the DAGs' 2 minutes) -- configuration of the environment, not of the DAGs.
     """
@@ -74,6 +75,7 @@ class LocalStack:
         extra_env: Mapping[str, str] | None = None,
         task_retry_delay: float | None = None,
         startup_timeout: float = 360.0,
+        base_port: int | None = None,
     ) -> None:
         self.root = (root or default_root()).resolve()
         self.components = tuple(components)
@@ -89,7 +91,12 @@ class LocalStack:
             "mlflow_pipeline_password": secrets.token_urlsafe(18),
             "airflow_password": secrets.token_urlsafe(18),
         }
-        pg_port, s3_port, mlflow_port = free_ports(3)
+        # base_port: six consecutive ports (PostgreSQL, S3, MLflow, Airflow's API and its two log servers) for a
+        # caller that must stay inside a port range; else the OS picks free ones.
+        self.base_port = base_port
+        pg_port, s3_port, mlflow_port = (
+            free_ports(3) if base_port is None else [base_port, base_port + 1, base_port + 2]
+        )
         self.postgres = PostgresServer(
             self.root / "pg", pg_port, self.credentials["postgres_password"], log_path=self.logs / "postgres.log"
         )
@@ -194,8 +201,14 @@ class LocalStack:
         airflow_home = Path(env["AIRFLOW_HOME"])
         if self.task_retry_delay is not None:
             _write_retry_policy(airflow_home, self.task_retry_delay)
+        base = self.base_port
         self.airflow = AirflowServices(
-            env, self.components, password=self.credentials["airflow_password"], startup_timeout=self.startup_timeout
+            env,
+            self.components,
+            port=None if base is None else base + 3,
+            log_server_ports=None if base is None else [base + 4, base + 5],
+            password=self.credentials["airflow_password"],
+            startup_timeout=self.startup_timeout,
         )
         return self.airflow.launch()
 
