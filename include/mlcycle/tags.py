@@ -33,6 +33,9 @@ class Tag:
     TRIAL = "mlcycle.tune.trial"
     # Set by registry.integrity: the sha256 of every artifact file, checked before a version is loaded.
     ARTIFACT_SHA256 = "mlcycle.artifact_sha256"
+    # Set by the train step: the sha256 of the version's reference scores (monitoring.reference_scores), which the
+    # monitor reads instead of re-scoring the version's splits every day. Absent on versions registered before.
+    REFERENCE_SCORES = "mlcycle.reference_scores"
     # The gate (steps/evaluate.py): its decision, why, and where its decision record lies.
     GATE_DECISION = "mlcycle.gate.decision"
     GATE_REASONS = "mlcycle.gate.reasons"

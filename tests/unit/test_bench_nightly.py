@@ -120,3 +120,20 @@ def test_table_and_comparison_from_saved_runs(tmp_path: Path, capsys: pytest.Cap
     assert "| training | train | 5.0 | 5.0 | 4.0 | 4.0 | 600 | 600 |" in capsys.readouterr().out
     with pytest.raises(ValueError, match="the runs differ"):
         bench.comparison([train], [freshness])
+
+
+def test_a_step_past_the_memory_cap_is_killed_and_says_so(tmp_path: Path) -> None:
+    """The watchdog (`--memory-cap-gib`): a child that grows past the cap is killed, never left to the OOM killer."""
+    import json
+    import sys
+
+    from mlcycle_dev.benchmarks.nightly import run_child
+
+    grow = "import time\nblocks = []\nwhile True:\n    blocks.append(bytearray(20 * 2**20))\n    time.sleep(0.05)"
+    code, _, _, peak, last = run_child([sys.executable, "-c", grow], {}, tmp_path / "child.log", memory_cap_mib=200)
+    assert code == -9 and json.loads(last) == {"status": "memory", "reason": "exceeded 0.2 GiB (killed)"}
+    assert peak >= 200
+    code, _, _, _, last = run_child(
+        [sys.executable, "-c", "print('done')"], {}, tmp_path / "ok.log", memory_cap_mib=200
+    )
+    assert code == 0 and last == "done"

@@ -187,6 +187,28 @@ def test_a_version_needing_a_column_the_data_lacks_is_refused_by_name(world: dic
     assert shadow.error.startswith(f"{MODEL} v{world['logreg']} (challenger) needs column(s) ['price']")
 
 
+def test_monitor_scores_an_older_champion_with_its_own_signature(
+    world: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A champion registered before reference scores were stored with versions (issue 16): the monitor scores its
+    training split itself, fed its signature's columns (REMOVED, no longer in usecase.yaml, included)."""
+    from mlflow.tracking import MlflowClient
+
+    from mlcycle.tags import Tag
+
+    client, version = MlflowClient(), world["trees"]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == version
+    recorded = client.get_model_version(MODEL, version).tags[Tag.REFERENCE_SCORES]
+    client.delete_model_version_tag(MODEL, version, Tag.REFERENCE_SCORES)
+    try:
+        result = ok_result(step(capsys, "monitor", DAY2))
+    finally:
+        client.set_model_version_tag(MODEL, version, Tag.REFERENCE_SCORES, recorded)
+    assert result["metrics"]["champion_version"] == version
+    prediction = result["metrics"]["prediction_drift"]
+    assert prediction["status"] == "computed" and prediction["reference"] == "computed", prediction
+
+
 # ------------------------------------------------------------------ item 8b: no NaN or inf is ever served
 
 

@@ -115,6 +115,40 @@ def test_same_distribution_day_requests_nothing(versions: tuple[str, str], capsy
     assert retraining_decision(result | {"status": "success"}, policy)["decision"] == NONE
 
 
+def test_monitor_reads_the_reference_scores_stored_with_the_version(
+    versions: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The champion's scores on its splits are stored when it is trained (issue 16 item 2); a version without them
+    (registered before) gets them computed, the same at this size; a record its files do not match is an error."""
+    from mlflow.tracking import MlflowClient
+
+    from mlcycle.tags import Tag
+
+    client = MlflowClient()
+    for day in (TRAINED, CALM):  # the labelled day's predictions, and the day's own for prediction drift
+        ok_result(step(capsys, "score", day))
+    recorded = client.get_model_version("yarnit_model", "1").tags[Tag.REFERENCE_SCORES]
+    assert set(json.loads(recorded)) == {"reference_profile.parquet", "performance_reference.parquet"}
+    stored = ok_result(step(capsys, "monitor", CALM))["metrics"]
+    assert stored["prediction_drift"]["reference"] == "stored" and stored["performance"]["status"] == "computed"
+    client.delete_model_version_tag("yarnit_model", "1", Tag.REFERENCE_SCORES)
+    try:
+        computed = ok_result(step(capsys, "monitor", CALM))["metrics"]
+        assert computed["prediction_drift"]["reference"] == "computed"
+        # The train split (~5k rows) is under the sample's 100k rows: the stored sketch is the scores of all of it.
+        assert {k: v for k, v in stored["prediction_drift"].items() if k != "reference"} == {
+            k: v for k, v in computed["prediction_drift"].items() if k != "reference"
+        }
+        assert stored["performance"] == computed["performance"]
+        wrong = json.dumps({name: "0" * 64 for name in json.loads(recorded)})
+        client.set_model_version_tag("yarnit_model", "1", Tag.REFERENCE_SCORES, wrong)
+        code, result = step(capsys, "monitor", CALM)
+        assert code == ExitCode.ERROR, result
+        assert "yarnit_model version 1 (reference scores)" in result["reason"] and "does not match" in result["reason"]
+    finally:
+        client.set_model_version_tag("yarnit_model", "1", Tag.REFERENCE_SCORES, recorded)
+
+
 def test_drifted_day_requests_a_retrain(versions: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     ok_result(step(capsys, "score", SHIFTED))
     result = ok_result(step(capsys, "monitor", SHIFTED))

@@ -2,6 +2,7 @@
 
     python -m mlcycle_dev.benchmarks.nightly --rows 250k [--fixed-rows 1] [--days 14] [--threads N]
                                              [--importtime] [--markdown FILE] [--json FILE] [--workdir DIR]
+                                             [--memory-cap-gib G]
 
 Set-up (timed, reported apart): a fresh storage root and a local MLflow (SQLite + a local artifact folder,
 `mlcycle.settings.embedded_environment`), and `mlcycle generate` of the use case's window (YarnIt, 14 days ending
@@ -22,6 +23,8 @@ copy whose contract admits the benchmark's day sizes (`table.row_count`; YarnIt'
 day); every other rule applies. `--importtime` adds, per step,
 how long importing the CLI and the step's module takes in a fresh interpreter and which packages cost most
 (`python -X importtime`). `--markdown` writes the table for docs/benchmarks.md.
+`--memory-cap-gib G` runs each step under a watchdog that kills it past G GiB resident and records
+"exceeded G GiB" as its outcome (for sizes that may not fit the machine).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -162,12 +166,56 @@ def environment(root: Path, threads: int | None, usecases: Path | None = None) -
     return env
 
 
-def run_child(argv: Sequence[str], env: dict[str, str], log: Path) -> tuple[int, float, float, float, str]:
-    """Run `argv`, stdout and stderr to `log`; (exit code, wall s, CPU s, peak RSS MiB, last stdout line)."""
+def _rss_mib(pid: int) -> float | None:
+    """The process's resident set (VmRSS) in MiB, None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):  # it ended between two polls: nothing left to watch
+        return None
+    return None
+
+
+class MemoryWatchdog:
+    """Kills a child whose resident memory passes `cap_mib` (polled twice a second), so that a step too large for
+    the machine is measured as "exceeded N GiB" instead of leaving the kernel's OOM killer to pick a victim among
+    the machine's other processes."""
+
+    def __init__(self, pid: int, cap_mib: float) -> None:
+        self.pid, self.cap_mib, self.exceeded = pid, cap_mib, False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.5):
+            rss = _rss_mib(self.pid)
+            if rss is None:
+                return
+            if rss > self.cap_mib:
+                self.exceeded = True
+                os.kill(self.pid, signal.SIGKILL)
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def run_child(
+    argv: Sequence[str], env: dict[str, str], log: Path, memory_cap_mib: float | None = None
+) -> tuple[int, float, float, float, str]:
+    """Run `argv`, stdout and stderr to `log`; (exit code, wall s, CPU s, peak RSS MiB, last stdout line).
+
+    With `memory_cap_mib`, a child that passes it is killed (exit -9) and its last line says so."""
     with open(log, "w") as out, tempfile.TemporaryFile("w+") as stdout:
         started = time.perf_counter()
         child = subprocess.Popen(list(argv), env=env, stdout=stdout, stderr=out, text=True)
+        watchdog = MemoryWatchdog(child.pid, memory_cap_mib) if memory_cap_mib else None
         _, status, usage = os.wait4(child.pid, 0)
+        if watchdog is not None:
+            watchdog.stop()
         wall = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
         stdout.seek(0)
@@ -175,6 +223,8 @@ def run_child(argv: Sequence[str], env: dict[str, str], log: Path) -> tuple[int,
         out.write(text)
     last = text.strip().splitlines()[-1] if text.strip() else ""
     peak = usage.ru_maxrss / 2**20 if sys.platform == "darwin" else usage.ru_maxrss / 2**10
+    if watchdog is not None and watchdog.exceeded:
+        last = json.dumps({"status": "memory", "reason": f"exceeded {watchdog.cap_mib / 1024:.1f} GiB (killed)"})
     return child.returncode, wall, usage.ru_utime + usage.ru_stime, peak, last
 
 
@@ -205,6 +255,7 @@ def nightly(
     *,
     essentials: bool = False,
     checkpoint: Callable[[list[StepRun]], None] | None = None,
+    memory_cap_mib: float | None = None,
 ) -> list[StepRun]:
     """Every step of one night, in order, each in its own `mlcycle` process; a step that fails stops its DAG.
 
@@ -235,7 +286,8 @@ def nightly(
         argv = [*mlcycle_command(), step.value, *base, *(a.format(**known) if "{" in a else a for a in extra)]
         run = StepRun(dag.value, step.value, argv)
         started = time.monotonic()
-        code, wall, cpu, peak, line = run_child(argv, env, logs / f"{len(runs):02d}-{dag.value}-{step.value}.log")
+        log = logs / f"{len(runs):02d}-{dag.value}-{step.value}.log"
+        code, wall, cpu, peak, line = run_child(argv, env, log, memory_cap_mib)
         run.exit_code, run.wall_seconds, run.cpu_seconds, run.peak_rss_mib = code, wall, cpu, peak
         run.load = load.mean(started, time.monotonic())
         run.result = _json(line)
@@ -248,7 +300,8 @@ def nightly(
         runs.append(run)
         print(
             f"  {dag.value:<10} {run.label:<24} exit {code:>3}  {wall:8.1f} s  CPU {cpu:8.1f} s  "
-            f"peak {peak:7,.0f} MiB  load {run.load:4.1f}",
+            f"peak {peak:7,.0f} MiB  load {run.load:4.1f}"
+            + (f"  {run.result['reason']}" if run.result.get("status") == "memory" else ""),
             flush=True,
         )
         if essentials:
@@ -446,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         "the label rate, cannot pass on a few rows, and a rejected day takes another path)",
     )
     parser.add_argument("--threads", type=int, default=None, help="OMP/BLAS threads per step (default: libraries')")
+    parser.add_argument(
+        "--memory-cap-gib", type=float, default=None, help="kill a step past this resident memory (a watchdog)"
+    )
     parser.add_argument("--importtime", action="store_true", help="also profile each step's imports")
     parser.add_argument("--workdir", default=None, help="keep the stores and logs here (default: a temporary folder)")
     parser.add_argument("--markdown", default=None, help="write the table (markdown) to this file")
@@ -485,7 +541,18 @@ def main(argv: list[str] | None = None) -> int:
                     json.dumps({"partial": True, "steps": [asdict(r) for r in runs]}, default=str)
                 )
 
-        runs = nightly(main_root, args.partition, args.days, env, logs, load, essentials=True, checkpoint=checkpoint)
+        cap = args.memory_cap_gib * 1024 if args.memory_cap_gib else None
+        runs = nightly(
+            main_root,
+            args.partition,
+            args.days,
+            env,
+            logs,
+            load,
+            essentials=True,
+            checkpoint=checkpoint,
+            memory_cap_mib=cap,
+        )
         if args.fixed_rows:
             fixed_root, fixed_logs = work / "fixed", logs / "fixed"
             fixed_logs.mkdir(exist_ok=True)

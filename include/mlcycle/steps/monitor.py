@@ -5,6 +5,9 @@
   training split: a model can react to drift in columns that look harmless one by one.
 - Performance: on L = D - label_delay_days, the served predictions joined with L's labels, against the
   serving version's test metric at training time (monitoring.performance).
+- Both references (the version's scores on its train and test splits) are stored with the version when it is
+  trained (monitoring.reference_scores); a version registered before has none, and they are computed here from
+  its splits, fed the columns of its own signature.
 - Shadow challenger: on L, the @challenger's shadow predictions against the champion's served ones on the same
   labelled rows (monitoring.canary; what `promotion: shadow_canary` decides on), and each version's labelled-day
   metric logged on its training run beside its offline test metric (the offline-vs-online table).
@@ -28,10 +31,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
-from mlcycle.monitoring import canary
+from mlcycle.monitoring import canary, reference_scores
 from mlcycle.monitoring import performance as perf
 from mlcycle.monitoring.drift import DriftSummary, run_drift_report, save_report
-from mlcycle.registry import tracking
+from mlcycle.monitoring.reference_profile import ReferenceProfile
+from mlcycle.registry import integrity, tracking
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import MonitorResult
@@ -51,7 +55,7 @@ from mlcycle.storage.layout import (
     split_file,
 )
 from mlcycle.tags import Tag
-from mlcycle.training.model_io import feature_frame, predict_score
+from mlcycle.training.model_io import model_input, predict_score
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,36 @@ def _read(ctx: StepContext, uri: str, file: str | None, columns: list[str] | Non
         return pd.concat([pd.read_parquet(p, columns=columns) for p in parts], ignore_index=True)
 
 
+class _Models:
+    """The versions' pyfuncs, each loaded (downloaded, verified, deserialised: seconds) on first use only: with
+    stored reference scores the monitor needs none."""
+
+    def __init__(self, usecase: UseCase) -> None:
+        self.usecase, self.loaded = usecase, dict[str, Any]()
+
+    def get(self, version: str) -> Any:
+        if version not in self.loaded:
+            self.loaded[version] = load_model(self.usecase, version)
+        return self.loaded[version]
+
+
+def _scores(model: Any, table: pd.DataFrame, what: str) -> Any:
+    """The version's scores of `table`, fed the columns of its own signature (what it was trained on)."""
+    return predict_score(model, model_input(model, table, what))
+
+
+def _stored_references(usecase: UseCase, version: str, tags: dict[str, Any]) -> reference_scores.ReferenceScores | None:
+    stored = reference_scores.stored(usecase, version, tags)
+    if stored is None:
+        log.info(
+            "%s has no stored reference scores (registered before they were stored): scoring its splits instead",
+            integrity.describe(usecase, version),
+        )
+    return stored
+
+
 def _drift(
-    usecase: UseCase, reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]
+    usecase: UseCase, reference: pd.DataFrame | ReferenceProfile, current: pd.DataFrame, columns: list[str]
 ) -> tuple[DriftSummary, Any]:
     drift = usecase.thresholds.drift
     numeric = [c for c in columns if c in usecase.numeric_features or c == PREDICTION_COLUMN]
@@ -88,6 +120,18 @@ def _drift(
     )
 
 
+def _expected_scores(
+    ctx: StepContext, models: _Models, version: str, tags: dict[str, Any], reference_uri: str
+) -> pd.DataFrame | ReferenceProfile:
+    """The champion's scores on its training split: the sketch stored with it, or scored here (older versions)."""
+    stored = _stored_references(ctx.usecase, version, tags)
+    if stored is not None:
+        return stored.prediction
+    train = _read(ctx, reference_uri, split_file(Split.TRAIN))
+    what = integrity.describe(ctx.usecase, version)
+    return pd.DataFrame({PREDICTION_COLUMN: _scores(models.get(version), train, what)})
+
+
 def _training_metric(usecase: UseCase, version: str) -> float:
     """The version's gate metric on its frozen test split, as logged when it was trained."""
     run_id = tracking.version_tags(usecase, version).get(Tag.RUN_ID, "")
@@ -98,7 +142,23 @@ def _training_metric(usecase: UseCase, version: str) -> float:
     return float(value)
 
 
-def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Performance, Any | None]:
+def _performance_reference(ctx: StepContext, models: _Models, version: str) -> pd.DataFrame:
+    """The serving version's (target, score) on its test split: stored with it, or scored here (older versions)."""
+    usecase = ctx.usecase
+    tags = tracking.version_tags(usecase, version)
+    stored = _stored_references(usecase, version, tags)
+    if stored is not None:
+        return stored.performance
+    test = _read(ctx, tags[Tag.FEATURES_URI], split_file(Split.TEST))
+    return pd.DataFrame(
+        {
+            "target": test[usecase.target.name].astype("int64"),
+            "score": _scores(models.get(version), test, integrity.describe(usecase, version)),
+        }
+    )
+
+
+def _performance(ctx: StepContext, models: _Models) -> tuple[perf.Performance, Any | None]:
     """Champion performance on the day whose labels have arrived, and its Evidently report."""
     usecase = ctx.usecase
     delay = usecase.target.label_delay_days
@@ -127,16 +187,7 @@ def _performance(ctx: StepContext, models: dict[str, Any]) -> tuple[perf.Perform
     )
     if result.status != "computed":
         return result, None
-    model = models.get(version) or load_model(usecase, version)
-    test_uri = tracking.version_tags(usecase, version)[Tag.FEATURES_URI]
-    test = _read(ctx, test_uri, split_file(Split.TEST))
-    reference = pd.DataFrame(
-        {
-            "target": test[usecase.target.name].astype("int64"),
-            "score": predict_score(model, feature_frame(usecase, test)),
-        }
-    )
-    return result, perf.classification_report(reference, current, threshold)
+    return result, perf.classification_report(_performance_reference(ctx, models, version), current, threshold)
 
 
 def _shadow(ctx: StepContext) -> canary.ShadowDay:
@@ -231,13 +282,13 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
         summary = dataclasses.replace(summary, n_current=statistics["rows"])
 
     # Prediction drift: the champion's scores on its training split vs the scores it served on D.
-    models = {version: load_model(usecase, version)}
+    models = _Models(usecase)
     served_uri = ctx.uri(Dataset.PREDICTIONS, sub=role_sub(ModelRole.CHAMPION))
     prediction: dict[str, Any] = {"status": "pending", "reason": f"no champion predictions for {partition} yet"}
     prediction_report: tuple[DriftSummary, Any] | None = None
     if ctx.storage.exists(served_uri):
         served = _read(ctx, served_uri, None, columns=[PREDICTION_COLUMN])
-        expected = pd.DataFrame({PREDICTION_COLUMN: predict_score(models[version], reference)})
+        expected = _expected_scores(ctx, models, version, tags, reference_uri)
         prediction_report = _drift(usecase, expected, served, [PREDICTION_COLUMN])
         column = prediction_report[0].columns[0]
         prediction = {
@@ -245,6 +296,8 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
             "drifted": column.drifted,
             "score": column.score,
             "stattest": column.stattest,
+            # Where the training-split scores came from: stored with the version, or computed here (older versions).
+            "reference": "stored" if isinstance(expected, ReferenceProfile) else "computed",
         }
 
     performance, performance_report = _performance(ctx, models)

@@ -1,7 +1,7 @@
 """train: features/ds=D -> a fitted model, logged to MLflow and registered as `@challenger`.
 
 load splits -> fit and measure (pure: :func:`mlcycle.training.fit.fit_and_measure`) -> log to MLflow ->
-register. A version trained on the same data digests, config and code is reused instead (the cache).
+register -> the diagnostic figures (after registration: nothing before it needs them). A version trained on the same data digests, config and code is reused instead (the cache).
 With `model.search` set, the tune step's best parameters (tuning/ds=D) override `model.params`: they are
 in the cache key (through the model config it hashes) and the run and version carry `mlcycle.tuned_from`.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.data.pandas_dataset
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
@@ -24,6 +24,7 @@ from mlflow.models.model import ModelInfo
 from mlcycle.config import UseCase
 from mlcycle.evaluation import compute
 from mlcycle.evaluation.plots import close, diagnostic_figures
+from mlcycle.monitoring import reference_scores
 from mlcycle.registry import integrity, tracking
 from mlcycle.settings import home
 from mlcycle.specs.catalog import TrainOptions
@@ -33,6 +34,7 @@ from mlcycle.steps.base import StepContext
 from mlcycle.steps.tune import tuned_params
 from mlcycle.storage.layout import SPLITS, Dataset, split_file
 from mlcycle.tags import Tag
+from mlcycle.training.datasets import split_dataset
 from mlcycle.training.fit import FittedCandidate, fit_and_measure
 from mlcycle.training.model_io import feature_frame
 from mlcycle.training.sampling import TrainSample, sample_train
@@ -129,14 +131,32 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
         ) as run,
     ):
         log_inputs(usecase, features_uri, manifest, splits, sample)
-        fitted = fit_and_measure(usecase, model, splits, checkpoint_dir=checkpoint_dir(ctx))
+        fitted = fit_and_measure(
+            usecase,
+            model,
+            splits,
+            train_metric_rows=reference_scores.train_sample_rows(usecase.thresholds.drift.sample_rows),
+            checkpoint_dir=checkpoint_dir(ctx),
+        )
         log_measurements(usecase, fitted)
+        references = log_reference_scores(usecase, fitted)
         info = log_model(usecase, fitted.model, splits["train"])
         # The step's peak so far, its fit and the model's logging included (evaluate compares it with the champion's).
         mlflow.log_metric(compute.PEAK_MEMORY_MB, compute.peak_memory_mb())
         candidate_run_id = run.info.run_id
 
-    version = register(ctx, info.model_uri, manifest, key, candidate_run_id, parent_id, tuned_from=tuned_from)
+    version = register(
+        ctx,
+        info.model_uri,
+        manifest,
+        key,
+        candidate_run_id,
+        parent_id,
+        tuned_from=tuned_from,
+        extra_tags={Tag.REFERENCE_SCORES: references},
+    )
+    with mlflow.start_run(run_id=candidate_run_id):
+        log_figures(usecase, fitted)
     return _result(ctx, version, candidate_run_id, parent_id, fitted.metrics, cache_hit=False)
 
 
@@ -182,7 +202,7 @@ def log_inputs(
     """The candidate run's datasets (source URI + digest), params (the train sample's bound and seed included)
     and training days."""
     for split, table in splits.items():
-        dataset = mlflow.data.pandas_dataset.from_pandas(
+        dataset = split_dataset(
             table,
             source=f"{features_uri}/{split_file(split)}",
             name=f"{usecase.name}-{split}",
@@ -204,7 +224,8 @@ def log_inputs(
 
 
 def log_measurements(usecase: UseCase, fitted: FittedCandidate) -> None:
-    """The torch trainer's curves and facts, the diagnostic figures and the metrics, in the active run."""
+    """The torch trainer's curves and facts and the metrics (the train split's on a sample: its seed is the
+    `train_metrics_seed` param, its size the `train_sample_rows` metric), in the active run."""
     if fitted.torch is not None:
         from mlcycle.training.pyfunc import log_epoch_history
 
@@ -217,13 +238,30 @@ def log_measurements(usecase: UseCase, fitted: FittedCandidate) -> None:
             }
         )
         mlflow.set_tag(Tag.RESUMED_FROM_EPOCH, str(fitted.torch.resumed_from_epoch))
+    mlflow.log_param("train_metrics_seed", usecase.model.seed)
+    mlflow.log_metrics(fitted.metrics)
+
+
+def log_reference_scores(usecase: UseCase, fitted: FittedCandidate) -> str:
+    """Log the monitor's reference scores (mlcycle.monitoring.reference_scores) in the active run; the version tag
+    that records their digests."""
+    references = reference_scores.build(
+        fitted.train_sample_scores, fitted.test_labels, fitted.test_scores, usecase.thresholds.drift.sample_rows
+    )
+    with tempfile.TemporaryDirectory(prefix="mlcycle-reference-") as scratch:
+        folder = reference_scores.save(references, Path(scratch))
+        mlflow.log_artifacts(str(folder), artifact_path=reference_scores.ARTIFACT_PATH)
+        return reference_scores.record(folder)
+
+
+def log_figures(usecase: UseCase, fitted: FittedCandidate) -> None:
+    """The diagnostic figures of the test split, in the active run (matplotlib: seconds to import and draw)."""
     figures = diagnostic_figures(
         fitted.test_labels, fitted.test_scores, usecase.model.decision_threshold, fitted.slices
     )
     for path, figure in figures.items():
         mlflow.log_figure(figure, path)
     close(figures)
-    mlflow.log_metrics(fitted.metrics)
 
 
 def log_model(usecase: UseCase, model: Any, train: pd.DataFrame) -> ModelInfo:
@@ -261,10 +299,12 @@ def register(
     parent_id: str,
     *,
     tuned_from: str = "",
+    extra_tags: dict[str, str] | None = None,
 ) -> str:
     """Register the logged model with its lineage tags and point ``@challenger`` at it; returns the version.
 
     ``tuned_from``: the search run its parameters came from (tagged ``mlcycle.tuned_from``), "" when untuned.
+    ``extra_tags``: more version tags, set in the same call (the reference scores' record).
 
     The tags include the sha256 of every logged file, read back from the artifact store: every step verifies them
     before it loads the version (`mlcycle.registry.integrity`). Only this step needs to write model artifacts.
@@ -283,6 +323,7 @@ def register(
         # The days each split holds, aligned with the digests above: the partitions `mlcycle lineage` follows.
         **{Tag.days(s): ",".join(manifest["days"][s]) for s in SPLITS},
         **({Tag.TUNED_FROM: tuned_from} if tuned_from else {}),
+        **(extra_tags or {}),
     }
     version = mlflow.register_model(model_uri, usecase.registered_model_name, tags=tags)
     tracking.client().set_registered_model_alias(usecase.registered_model_name, ModelRole.CHALLENGER, version.version)

@@ -2,6 +2,11 @@
 
 No MLflow here: :func:`fit_and_measure` returns what the step logs (metrics, the test scores the
 diagnostic figures are drawn from, the torch trainer's curves) and registers (the fitted pipeline).
+
+After the fit, valid and test are scored whole (the gate and the model card read them), but the train split only
+on a seeded sample of `train_metric_rows` rows (`train_sample_*` metrics): scoring all of it cost as much again as
+the fit, for metrics nobody compares across versions. The same sample's scores are the monitor's prediction-drift
+reference (mlcycle.monitoring.reference_scores).
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from sklearn.pipeline import Pipeline
 from mlcycle.config import UseCase
 from mlcycle.training.metrics import classification_metrics, slice_metrics
 from mlcycle.training.model_io import feature_frame
+from mlcycle.training.sampling import sample_train
 
-__all__ = ["FittedCandidate", "TorchFitReport", "fit_and_measure"]
+__all__ = ["TRAIN_SAMPLE", "FittedCandidate", "TorchFitReport", "fit_and_measure"]
+
+# The metrics' prefix for the train split's sample: `train_sample_roc_auc`, never read as the whole split's.
+TRAIN_SAMPLE = "train_sample"
 
 
 @dataclass(frozen=True)
@@ -37,9 +46,11 @@ class TorchFitReport:
 class FittedCandidate:
     """A fitted pipeline and its measurements.
 
-    ``metrics``: ``fit_seconds``, then ``<split>_<metric>`` for every split in order, the test slices
+    ``metrics``: ``fit_seconds``, then ``train_sample_<metric>`` (the train split's sample; its size is
+    ``train_sample_rows``) and ``<split>_<metric>`` for valid and test, the test slices
     (``test_roc_auc.<column>.<value>``) right after the test split's metrics. ``test_labels`` /
-    ``test_scores`` / ``slices`` are what the diagnostic figures are drawn from.
+    ``test_scores`` / ``slices`` are what the diagnostic figures are drawn from; ``train_sample_scores`` are the
+    scores of the sampled train rows (in the window's order).
     """
 
     model: Pipeline
@@ -48,12 +59,19 @@ class FittedCandidate:
     test_scores: np.ndarray
     slices: dict[str, float]
     torch: TorchFitReport | None
+    train_sample_scores: np.ndarray
 
 
 def fit_and_measure(
-    usecase: UseCase, model: Pipeline, splits: dict[str, pd.DataFrame], *, checkpoint_dir: Path | None = None
+    usecase: UseCase,
+    model: Pipeline,
+    splits: dict[str, pd.DataFrame],
+    *,
+    train_metric_rows: int | None,
+    checkpoint_dir: Path | None = None,
 ) -> FittedCandidate:
-    """Fit ``model`` (unfitted, from ``build_model``) on ``splits["train"]`` and score every split.
+    """Fit ``model`` (unfitted, from ``build_model``) on ``splits["train"]``; score valid and test whole and the
+    train split on a sample of ``train_metric_rows`` rows drawn with ``model.seed`` (None: all of it).
 
     A torch pipeline early-stops on ``splits["valid"]`` and checkpoints every epoch under
     ``checkpoint_dir`` (a retried fit resumes); the other families ignore ``checkpoint_dir``.
@@ -67,16 +85,21 @@ def fit_and_measure(
         model.fit(feature_frame(usecase, splits["train"]), splits["train"][target])
     metrics: dict[str, float] = {"fit_seconds": time.perf_counter() - started}
 
-    test_labels, test_scores, slices = np.empty(0), np.empty(0), {}
-    for split, table in splits.items():
-        score = model.predict_proba(feature_frame(usecase, table))[:, 1]
+    train_sample, _ = sample_train(splits["train"], train_metric_rows, usecase.model.seed)
+    measured = {TRAIN_SAMPLE: train_sample, **{s: t for s, t in splits.items() if s != "train"}}
+    scores: dict[str, np.ndarray] = {}
+    test_labels, slices = np.empty(0), {}
+    for split, table in measured.items():
+        scores[split] = score = model.predict_proba(feature_frame(usecase, table))[:, 1]
         for name, value in classification_metrics(table[target].to_numpy(), score, threshold).items():
             metrics[f"{split}_{name}"] = value
         if split == "test":
             slices = slice_metrics(table, table[target], score, usecase.slices)
             metrics.update({f"test_{k}": v for k, v in slices.items()})
-            test_labels, test_scores = table[target].to_numpy(), score
-    return FittedCandidate(model, metrics, test_labels, test_scores, slices, torch_report)
+            test_labels = table[target].to_numpy()
+    return FittedCandidate(
+        model, metrics, test_labels, scores.get("test", np.empty(0)), slices, torch_report, scores[TRAIN_SAMPLE]
+    )
 
 
 def _fit_torch(
