@@ -141,22 +141,29 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         earlier_importances(usecase, candidate_version, thresholds.unimportant_feature_trainings - 1),
         thresholds.unimportant_feature_trainings,
     )
+    regressions = (
+        []
+        if champion_compute is None
+        else compute.regressions(candidate_compute, champion_compute, thresholds.compute_regression_factor)
+    )
     gate = decide(
         thresholds,
         candidate,
         champion_evidence,
         baseline,
         simple_model=simple,
-        compute_regressions=(
-            []
-            if champion_compute is None
-            else compute.regressions(candidate_compute, champion_compute, thresholds.compute_regression_factor)
-        ),
+        compute_regressions=[r.text for r in regressions],
         warnings=feature_value.warnings_for(unimportant, thresholds.metric),
     )
     if champion_version == candidate_version:
         gate.decision, gate.reasons = "reject", [f"version {candidate_version} is already @champion"]
 
+    # What the training DAG's `compute-regression` alert reads from the result (the figures are in the record too).
+    compute_comparison: dict[str, Any] = {
+        "factor": thresholds.compute_regression_factor,
+        "mode": thresholds.compute_regression,
+        "regressions": [r.model_dump() for r in regressions],
+    }
     record: dict[str, Any] = {
         "usecase": usecase.name,
         "partition": partition,
@@ -183,8 +190,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         "compute": {
             "candidate": candidate_compute,
             "champion": champion_compute,
-            "factor": thresholds.compute_regression_factor,
-            "mode": thresholds.compute_regression,
+            **compute_comparison,
         },
         **gate.to_dict(),
         "airflow": ctx.airflow.tags(),
@@ -243,6 +249,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
             if simple is None
             else {"family": simple.family, gate.metric: round(simple.metrics[gate.metric], 5)},
             "recent_window": recent_days,
+            "compute": compute_comparison,
             "slices": slice_comparison(
                 candidate.slices, None if champion_evidence is None else champion_evidence.slices
             ),
