@@ -110,7 +110,12 @@ _UPSTREAM = {
     },
     "evaluate": {
         "outputs": {"decision": "s3://b/yarnit/evaluation/ds=2026-09-14"},
-        "metrics": {"decision": "promote", "candidate_version": "7"},
+        "metrics": {
+            "decision": "promote",
+            "candidate_version": "7",
+            "champion_version": "6",
+            "compute": {"mode": "soft", "factor": 2.0, "regressions": []},
+        },
     },
 }
 

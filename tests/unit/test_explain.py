@@ -209,6 +209,40 @@ def test_monitor_scores_an_older_champion_with_its_own_signature(
     assert prediction["status"] == "computed" and prediction["reference"] == "computed", prediction
 
 
+def test_evaluate_judges_the_champion_on_its_own_signature(
+    world: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Champion v3 was trained with REMOVED, which usecase.yaml no longer lists (so today's features lack it): a new
+    candidate is evaluated against it, and the champion is measured on the same test rows with its own columns."""
+    from mlflow.tracking import MlflowClient
+    from sklearn.metrics import roc_auc_score
+
+    from mlcycle.steps.models import load_model
+    from mlcycle.training.model_io import signature_columns
+
+    usecase, champion = get_usecase("yarnit"), world["trees"]
+    assert REMOVED not in [c.name for c in usecase.features]
+    day = TRAINED - dt.timedelta(days=1)  # a features partition of its own: explain reads TRAINED's
+    try:
+        features = Path(ok_result(step(capsys, "features", day))["outputs"]["features"])
+        candidate = str(ok_result(step(capsys, "train", day))["metrics"]["model_version"])
+        evaluated = ok_result(step(capsys, "evaluate", day, "--model-version", candidate))
+    finally:
+        MlflowClient().delete_registered_model_alias(MODEL, "challenger")  # train made the candidate @challenger
+    record = json.loads((Path(evaluated["outputs"]["decision"]) / "decision.json").read_text())
+    test = pd.read_parquet(features / "test.parquet")
+    assert record["champion_version"] == champion and REMOVED not in test.columns
+    # By hand: the same test rows, the champion's signature columns from the validated days they came from.
+    test_days = sorted(set(test["event_ts"].dt.date))
+    validated = pd.concat([_validated(test_day) for test_day in test_days], ignore_index=True)
+    rows = test[[usecase.key, usecase.target.name]].merge(validated.drop(columns=usecase.target.name), on=usecase.key)
+    model = load_model(usecase, champion)
+    columns = signature_columns(model, champion)
+    assert REMOVED in columns and len(rows) == len(test)
+    expected = roc_auc_score(rows[usecase.target.name], model.get_raw_model().predict_proba(rows[columns])[:, 1])
+    assert record["evidence"]["champion"]["metrics"]["roc_auc"] == pytest.approx(expected, abs=1e-12)
+
+
 # ------------------------------------------------------------------ item 8b: no NaN or inf is ever served
 
 

@@ -47,9 +47,12 @@ def test_computing_performance_regressions_beyond_the_factor() -> None:
     assert regressions(champion, champion, 2.0) == []
     slower = {**champion, "fit_seconds": 25.0, "throughput_rows_s": 4e4, "latency_p95_ms": 9.0}
     found = regressions(slower, champion, 2.0)
-    assert [line.split()[2] for line in found] == ["fit_seconds", "throughput_rows_s"], found
-    assert all(line.startswith(REGRESSION_PREFIX) for line in found)
-    assert "2.5x worse" in found[0] and "2.5x worse" in found[1]
+    assert [(r.figure, r.candidate, r.champion, r.worse_by) for r in found] == [
+        ("fit_seconds", 25.0, 10.0, 2.5),
+        ("throughput_rows_s", 4e4, 1e5, 2.5),
+    ], found
+    assert all(r.text.startswith(REGRESSION_PREFIX) and r.factor == 2.0 for r in found)
+    assert found[0].text == f"{REGRESSION_PREFIX} fit_seconds 25 vs champion 10 (2.5x worse, factor 2.0)"
     # A figure the champion never logged (a version trained before it was measured) is not compared.
     assert regressions(slower, {**champion, "fit_seconds": None, "throughput_rows_s": None}, 2.0) == []
 

@@ -36,7 +36,12 @@ def evaluate_result() -> dict[str, Any]:
         "yarnit",
         "2026-09-08",
         outputs={"decision": f"{ROOT}/evaluation/ds=2026-09-08/v3", "mlflow_run_id": "c0ffee"},
-        metrics={"decision": "promote", "candidate_version": "3", "champion_version": None},
+        metrics={
+            "decision": "promote",
+            "candidate_version": "3",
+            "champion_version": None,
+            "compute": {"mode": "soft", "factor": 2.0, "regressions": []},
+        },
     ).to_dict()
 
 

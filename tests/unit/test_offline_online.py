@@ -6,8 +6,13 @@ The registry holds versions without artifacts, each pointing at a run with its `
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import json
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +60,41 @@ def test_online_metrics_per_version_and_their_correlation_with_offline(mlcycle_e
     # Two versions are too few to call a correlation.
     client.delete_model_version(MODEL, "3")
     assert canary.offline_online(usecase)["correlation"] is None
+
+
+#: What `mlcycle report` must not load through mlcycle: it lists versions and the offline/online table, no data.
+DATA_LIBRARIES = {"pandas", "numpy", "sklearn"}
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """The top-level packages a module imports when it is loaded (not the lazy imports inside its functions)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_mlcycle_report_loads_no_data_library_of_its_own(mlcycle_env: dict[str, str]) -> None:
+    """In a fresh interpreter: `mlcycle report` loads no sklearn, and none of the mlcycle modules it loads imports
+    pandas, numpy or sklearn (MLflow 3.17 imports pandas and numpy itself at `import mlflow`: not ours to avoid)."""
+    probe = (
+        "import json, sys\n"
+        "from mlcycle.cli import main\n"
+        "code = main(['report', '--usecase', 'yarnit'])\n"
+        "files = {m: getattr(v, '__file__', None) for m, v in list(sys.modules.items()) if m.startswith('mlcycle')}\n"
+        "print(json.dumps({'code': code, 'sklearn': 'sklearn' in sys.modules, 'mlcycle': files}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=mlcycle_env, capture_output=True, text=True, timeout=600)
+    probed = json.loads(out.stdout.splitlines()[-1])
+    assert probed["code"] == 0 and probed["sklearn"] is False, out.stderr[-2000:]
+    loaded = probed["mlcycle"]
+    assert "mlcycle.monitoring.offline_online" in loaded and "mlcycle.monitoring.canary" not in loaded
+    heavy = {
+        module: sorted(_module_level_imports(Path(file)) & DATA_LIBRARIES)
+        for module, file in loaded.items()
+        if file and _module_level_imports(Path(file)) & DATA_LIBRARIES
+    }
+    assert heavy == {}, f"mlcycle report loads modules that import data libraries: {heavy}"

@@ -37,6 +37,7 @@ def evaluate_result(decision: str = "needs_manual_review", experiment: str = "4"
             "decision": decision,
             "candidate_version": "2",
             "champion_version": "1",
+            "compute": {"mode": "soft", "factor": 2.0, "regressions": []},
             "metric": "roc_auc",
             "candidate": 0.99912,
             "champion": 0.71,

@@ -82,7 +82,12 @@ UPSTREAM_RESULTS = {
         "usecase": "yarnit",
         "partition": "2026-09-14",
         "outputs": {"decision": "/data/yarnit/evaluation/ds=2026-09-14/v7"},
-        "metrics": {"decision": "promote", "candidate_version": "7"},
+        "metrics": {
+            "decision": "promote",
+            "candidate_version": "7",
+            "champion_version": "6",
+            "compute": {"mode": "soft", "factor": 2.0, "regressions": []},
+        },
     },
     # The training run's human review (orchestration/approval.py): its answer, as promote's templates read it.
     "review_candidate": {"chosen_options": ["Approve"], "review": "approved", "reviewer": "ana", "reason": "checked"},

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from mlcycle.evaluation.compute import regressions
 from mlcycle.exitcodes import ExitCode
 from support.cli import CaptureStdout, ok_result, run, step
 from support.cli import usecase_root as root
@@ -196,6 +197,8 @@ def test_evaluate_records_the_simple_model_feature_value_and_compute(champion: d
     figures = record["compute"]["candidate"]
     assert all(figures[name] > 0 for name in ("fit_seconds", "train_peak_memory_mb", "latency_p95_ms")), figures
     assert figures["throughput_rows_s"] > 0 and record["compute"]["champion"] is None, "no champion to compare with"
+    # What the training DAG's compute-regression alert reads: nothing to compare with, so no regression.
+    assert champion["evaluate"]["metrics"]["compute"] == {"mode": "soft", "factor": 2.0, "regressions": []}
 
     metrics = _run_metrics("1")
     assert metrics["baseline.simple_model.roc_auc"] == pytest.approx(simple["metrics"]["roc_auc"])
@@ -241,8 +244,12 @@ def test_a_candidate_that_does_not_beat_the_simple_model_is_rejected(
         in record["reasons"]
     )
     assert record["evidence"]["candidate"]["metrics"]["roc_auc"] == record["candidate"], "both metrics in the record"
-    # The champion's computing performance, measured beside the candidate's.
+    # The champion's computing performance, measured beside the candidate's; the result carries the comparison the
+    # training DAG's compute-regression alert reads, the same as the record's.
     assert all(value > 0 for value in record["compute"]["champion"].values()), record["compute"]
+    figures = record["compute"]
+    expected = [r.model_dump() for r in regressions(figures["candidate"], figures["champion"], figures["factor"])]
+    assert evaluated["metrics"]["compute"]["regressions"] == figures["regressions"] == expected
     earlier = {k.removeprefix("importance."): v for k, v in _run_metrics("1").items() if k.startswith("importance.")}
     importance = record["feature_value"]["importance"]
     expected = {name for name, value in importance.items() if value <= 0 and earlier[name] <= 0}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlcycle.specs.results import ComputeRegression
 from mlcycle.training.model_io import predict_score
 
 #: The run metrics that hold each figure; higher is worse for all but throughput.
@@ -22,8 +23,7 @@ PEAK_MEMORY_MB = "train_peak_memory_mb"
 LATENCY_P95_MS = "latency_p95_ms"
 THROUGHPUT_ROWS_S = "throughput_rows_s"
 HIGHER_IS_BETTER = {THROUGHPUT_ROWS_S}
-#: Every regression text starts so: the record's reader (and the container comparison) can tell them apart.
-REGRESSION_PREFIX = "computing performance:"
+REGRESSION_PREFIX = ComputeRegression.PREFIX
 
 
 def peak_memory_mb() -> float:
@@ -48,8 +48,10 @@ def throughput_rows_s(model: Any, inputs: pd.DataFrame) -> float:
     return len(inputs) / max(best, 1e-9)
 
 
-def regressions(candidate: dict[str, float | None], champion: dict[str, float | None], factor: float) -> list[str]:
-    """One line per figure where the candidate is worse than ``factor`` times the champion (missing figures skip)."""
+def regressions(
+    candidate: dict[str, float | None], champion: dict[str, float | None], factor: float
+) -> list[ComputeRegression]:
+    """Each figure where the candidate is worse than ``factor`` times the champion (missing figures skip)."""
     out = []
     for name in (FIT_SECONDS, PEAK_MEMORY_MB, LATENCY_P95_MS, THROUGHPUT_ROWS_S):
         new, old = candidate.get(name), champion.get(name)
@@ -57,7 +59,5 @@ def regressions(candidate: dict[str, float | None], champion: dict[str, float | 
             continue
         worse = old / new if name in HIGHER_IS_BETTER else new / old
         if worse > factor:
-            out.append(
-                f"{REGRESSION_PREFIX} {name} {new:.4g} vs champion {old:.4g} ({worse:.1f}x worse, factor {factor})"
-            )
+            out.append(ComputeRegression(figure=name, candidate=new, champion=old, worse_by=worse, factor=factor))
     return out

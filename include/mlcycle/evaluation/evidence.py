@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_limits
 from mlcycle.config import UseCase
 from mlcycle.evaluation.gate import Evidence, SimpleModel
 from mlcycle.training.metrics import classification_metrics, slice_metrics
-from mlcycle.training.model_io import feature_frame, predict_score
+from mlcycle.training.model_io import feature_frame, model_input, predict_score
 from mlcycle.training.trainers import build_model
 
 # Rows timed one at a time for the per-row latency percentile, and the smallest group the 80 % rule
@@ -54,15 +54,23 @@ def measure(
     recent: pd.DataFrame | None,
     *,
     with_latency: bool,
+    what: str,
 ) -> tuple[Evidence, np.ndarray]:
+    """The gate's evidence on ``model``: its metrics on the frozen test set, the recent window and the slices.
+
+    The model gets the columns of its own logged signature, as scoring feeds it: a champion trained before
+    `usecase.yaml`'s feature list changed is judged on what it was trained on (``what`` names it in the error
+    when the data lacks one of them).
+    """
     target, threshold = usecase.target.name, usecase.model.decision_threshold
-    score = predict_score(model, feature_frame(usecase, test))
+    inputs = model_input(model, test, what)
+    score = predict_score(model, inputs)
     finite = bool(np.isfinite(score).all())
     safe = np.nan_to_num(score, nan=0.5, posinf=1.0, neginf=0.0)
     metrics = classification_metrics(test[target].to_numpy(), safe, threshold)
     recent_metrics = None
     if recent is not None and len(recent):
-        recent_score = predict_score(model, feature_frame(usecase, recent))
+        recent_score = predict_score(model, model_input(model, recent, what))
         finite = finite and bool(np.isfinite(recent_score).all())
         recent_metrics = classification_metrics(
             recent[target].to_numpy(), np.nan_to_num(recent_score, nan=0.5), threshold
@@ -71,7 +79,7 @@ def measure(
         metrics=metrics,
         recent=recent_metrics,
         slices=slice_metrics(test, test[target], safe, usecase.slices),
-        latency_p95_ms=latency_p95_ms(model, feature_frame(usecase, test)) if with_latency else None,
+        latency_p95_ms=latency_p95_ms(model, inputs) if with_latency else None,
         selection_rates=selection_rates(test, safe, usecase.thresholds.gate.fairness_group, threshold),
         finite=finite,
     )

@@ -5,16 +5,16 @@
   step logs it every day).
 - `verdict`: `promotion: shadow_canary` promotes a gate-approved challenger once it has K labelled shadow days
   on none of which it trails the champion by more than the tolerance; the first trailing day refuses it.
-- `log_online` / `offline_online`: every labelled day's online metric of a version is logged on the MLflow run
-  that trained it (metric `online_<metric>`, one step per day), next to its offline `test_<metric>`; the table
-  of both per version, and their correlation across versions, shows whether the offline test predicts serving.
+- `log_online`: every labelled day's online metric of a version is logged on the MLflow run that trained it
+  (metric `online_<metric>`, one step per day), next to its offline `test_<metric>`; the table of both per
+  version and their correlation across versions (`mlcycle.monitoring.offline_online`, free of pandas and
+  sklearn so that `mlcycle report` stays light) shows whether the offline test predicts serving.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -22,12 +22,12 @@ from typing import Any, Literal
 import pandas as pd
 
 from mlcycle.config import UseCase
-from mlcycle.monitoring.performance import MIN_LABELLED_ROWS, labelled, metric_of, shortfall
+from mlcycle.monitoring.offline_online import offline_online as offline_online  # re-exported: monitor.py's name
+from mlcycle.monitoring.offline_online import offline_online_table as offline_online_table
+from mlcycle.monitoring.offline_online import online_metric_key, shortfall
+from mlcycle.monitoring.performance import MIN_LABELLED_ROWS, labelled, metric_of
 from mlcycle.registry import tracking
 from mlcycle.tags import Tag
-
-#: Versions needed before a correlation of offline vs online metrics is worth printing.
-MIN_VERSIONS_FOR_CORRELATION = 3
 
 
 def _clean(value: Any) -> Any:
@@ -134,11 +134,6 @@ def verdict(days: Sequence[ShadowDay], *, required: int, tolerance: float) -> Ca
     return CanaryVerdict("promote", reason, required, tolerance, judged)
 
 
-def online_metric_key(metric: str) -> str:
-    """The MLflow metric, on a version's training run, of its labelled live days (step: the day's ordinal)."""
-    return f"online_{metric}"
-
-
 def _training_run(usecase: UseCase, version: str) -> str:
     run_id = tracking.version_tags(usecase, version).get(Tag.RUN_ID, "")
     if not run_id:
@@ -152,55 +147,3 @@ def log_online(usecase: UseCase, version: str, day: dt.date, value: float) -> No
     timestamp = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
     key = online_metric_key(usecase.thresholds.gate.metric)
     tracking.client().log_metric(_training_run(usecase, version), key, value, timestamp=timestamp, step=day.toordinal())
-
-
-def offline_online(usecase: UseCase) -> dict[str, Any]:
-    """Per version with online days: its offline test metric, its mean online metric and the days behind it;
-    and the Pearson correlation of the two across versions (None below MIN_VERSIONS_FOR_CORRELATION)."""
-    metric = usecase.thresholds.gate.metric
-    client = tracking.client()
-    rows: list[dict[str, Any]] = []
-    for version in tracking.all_versions(usecase):
-        run_id = version.tags.get(Tag.RUN_ID)
-        if not run_id:
-            continue
-        history = client.get_metric_history(run_id, online_metric_key(metric))
-        offline = client.get_run(run_id).data.metrics.get(f"test_{metric}")
-        if not history or offline is None:
-            continue
-        by_day = {m.step: m.value for m in sorted(history, key=lambda m: m.timestamp)}  # a day re-logged: its last
-        online = statistics.fmean(by_day.values())
-        rows.append(
-            {
-                "version": str(version.version),
-                "offline": round(float(offline), 6),
-                "online": round(online, 6),
-                "online_days": len(by_day),
-                "online_shortfall": round(shortfall(metric, reference=float(offline), value=online), 6),
-            }
-        )
-    correlation = None
-    if len(rows) >= MIN_VERSIONS_FOR_CORRELATION:
-        offline_values = [float(r["offline"]) for r in rows]
-        online_values = [float(r["online"]) for r in rows]
-        if len(set(offline_values)) > 1 and len(set(online_values)) > 1:
-            correlation = round(statistics.correlation(offline_values, online_values), 6)
-    return {"metric": metric, "versions": rows, "correlation": correlation}
-
-
-def offline_online_table(table: dict[str, Any]) -> str:
-    """The table as text, for the monitoring log and report folder."""
-    metric = table["metric"]
-    lines = [f"version  test_{metric}  online_{metric}  online days  online shortfall"]
-    for row in table["versions"]:
-        lines.append(
-            f"v{row['version']:<7} {row['offline']:<12.4f} {row['online']:<14.4f} {row['online_days']:<12d} "
-            f"{row['online_shortfall']:+.4f}"
-        )
-    r = table["correlation"]
-    lines.append(
-        f"correlation across versions: {r:.3f}"
-        if r is not None
-        else f"correlation across versions: needs {MIN_VERSIONS_FOR_CORRELATION} versions with online days"
-    )
-    return "\n".join(lines)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlcycle.monitoring.offline_online import shortfall
 from mlcycle.monitoring.report_text import html_and_json
 from mlcycle.storage.layout import PERFORMANCE_FILE, PERFORMANCE_REPORT_FILE, PERFORMANCE_REPORT_JSON_FILE
 from mlcycle.training.metrics import classification_metrics
@@ -47,14 +48,6 @@ def labelled(predictions: pd.DataFrame, labels: pd.DataFrame, key: str, target: 
     """Predictions joined with the labels that have arrived (rows without a label are left out)."""
     joined = predictions[[key, "score", "decision"]].merge(labels[[key, target]], on=key, how="inner")
     return joined[joined[target].notna()].rename(columns={target: "target"}).astype({"target": "int64"})
-
-
-def shortfall(metric: str, *, reference: float, value: float) -> float:
-    """How much worse `value` is than `reference`: positive when worse, whichever way the metric points.
-
-    Losses grow when quality drops, ranking metrics shrink.
-    """
-    return (value - reference) if metric in ("log_loss", "brier") else (reference - value)
 
 
 def metric_of(current: pd.DataFrame, metric: str, threshold: float) -> float:

@@ -38,9 +38,10 @@ from urllib.parse import urlsplit
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from mlcycle.orchestration.macros import mlcycle_partition
+from mlcycle.orchestration.macros import mlcycle_partition, mlcycle_result
 from mlcycle.specs.catalog import runbook_for_task
-from mlcycle.specs.names import AUTO_RERUN_LABEL, Runbook, UnknownDagError, parse_dag_id
+from mlcycle.specs.names import AUTO_RERUN_LABEL, Runbook, Step, UnknownDagError, parse_dag_id
+from mlcycle.specs.results import EvaluateResult
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ RUNBOOKS: dict[Runbook, str] = {
     Runbook.PROMOTION_REJECTED: "A promotion lost its compare-and-set or was refused.",
     Runbook.DATA_LATE: "The day's landing partition was not complete by the use case's data deadline.",
     Runbook.DEADLINE_MISSED: "A DAG run had not finished by the deadline of its day.",
+    Runbook.COMPUTE_REGRESSION: "A candidate trains, predicts or scores worse than the champion beyond the factor.",
 }
 _WEBHOOK_TIMEOUT_S = 10
 #: Fields of the message that become Alertmanager labels (what identifies the alert and groups it).
@@ -280,3 +282,64 @@ class FailureAlert(BaseNotifier):
 
     def notify(self, context: Any) -> None:
         send(failure_message(context))
+
+
+def compute_regression_message(
+    result: EvaluateResult, *, dag_id: str, task_id: str, run_id: str, log_url: str = ""
+) -> dict[str, Any] | None:
+    """The `compute-regression` alert for an evaluate result that reports computing-performance regressions
+    (one alert for all of them: they are one candidate's one evaluation); None when it reports none."""
+    metrics = result.metrics
+    comparison = metrics.compute
+    if not comparison.regressions:
+        return None
+    figures = "; ".join(
+        f"{r.figure} {r.candidate:.4g} vs {r.champion:.4g} ({r.worse_by:.1f}x worse)" for r in comparison.regressions
+    )
+    consequence = (
+        "the gate rejected it (compute_regression: hard)"
+        if comparison.mode == "hard"
+        else f"it still goes through the gate (compute_regression: soft; the gate decided {metrics.decision})"
+    )
+    return build_message(
+        alert=Runbook.COMPUTE_REGRESSION,
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=run_id,
+        partition=result.partition,
+        reason=f"version {metrics.candidate_version} is worse than champion version {metrics.champion_version} "
+        f"beyond the factor {comparison.factor}: {figures}; {consequence}",
+        severity="warning",
+        log_url=log_url,
+        details={
+            "candidate_version": metrics.candidate_version,
+            "champion_version": metrics.champion_version,
+            "decision": metrics.decision,
+            "factor": comparison.factor,
+            "mode": comparison.mode,
+            "regressions": [r.model_dump() for r in comparison.regressions],
+        },
+    )
+
+
+class ComputeRegressionAlert(BaseNotifier):
+    """`on_success_callback` of the training DAG's evaluate task: sends `compute-regression` when its result
+    reports computing-performance regressions against the champion (Airflow runs it after the result's XCom
+    is pushed), nothing otherwise."""
+
+    def notify(self, context: Any) -> None:
+        ti = context.get("ti") or context.get("task_instance")
+        result = mlcycle_result(ti, Step.EVALUATE.value)
+        assert isinstance(result, EvaluateResult)  # mlcycle_result validates into the step's result model
+        dag_run = context.get("dag_run")
+        message = compute_regression_message(
+            result,
+            dag_id=getattr(dag_run, "dag_id", "") or getattr(ti, "dag_id", ""),
+            task_id=getattr(ti, "task_id", "") or Step.EVALUATE.value,
+            run_id=getattr(dag_run, "run_id", "") or "",
+            log_url=getattr(ti, "log_url", "") or "",
+        )
+        if message is None:
+            log.info("evaluate found no computing-performance regression: no %s alert", Runbook.COMPUTE_REGRESSION)
+            return
+        send(message)

@@ -26,7 +26,7 @@ from airflow.sdk import DAG, Asset, BaseOperator, Param, PartitionedAssetTimetab
 from airflow.sdk.api.datamodels._generated import DagRunType
 
 from mlcycle.config import UseCase, UseCaseConfigError, discover
-from mlcycle.orchestration.alerts import FailureAlert, build_message, send
+from mlcycle.orchestration.alerts import ComputeRegressionAlert, FailureAlert, build_message, send
 from mlcycle.orchestration.approval import CandidateReview, review_form, review_template
 from mlcycle.orchestration.deadlines import dag_deadline
 from mlcycle.orchestration.factory import step_operator
@@ -165,7 +165,9 @@ def _tune(usecase: UseCase) -> list[BaseOperator]:
 def _gate_and_promote(usecase: UseCase) -> BaseOperator:
     """evaluate -> review_candidate (a person, only when the gate asks for one) -> promote; returns evaluate."""
     evaluate = step_operator(
-        StepSpec(Step.EVALUATE, usecase, EvaluateOptions.for_task(model_version=upstream(Step.TRAIN, "model_version")))
+        StepSpec(Step.EVALUATE, usecase, EvaluateOptions.for_task(model_version=upstream(Step.TRAIN, "model_version"))),
+        # A computing-performance regression beyond the factor tells people (compute-regression), whatever the gate.
+        on_success_callback=[ComputeRegressionAlert()],
     )
     review = CandidateReview(task_id=REVIEW_TASK, usecase=usecase, params=review_form())
     options = PromoteOptions.for_task(

@@ -73,6 +73,9 @@ class Runbook(StrEnum):
     PROMOTION_REJECTED = "promotion-rejected"
     DATA_LATE = "data-late"  # the landing partition was not complete by the use case's data deadline
     DEADLINE_MISSED = "deadline-missed"  # a DAG run had not finished by its deadline (usecase.yaml `deadlines:`)
+    # evaluate found the candidate's training time, peak memory, latency or throughput worse than the champion's
+    # beyond `thresholds.gate.compute_regression_factor` (sent by the training DAG's evaluate task on success)
+    COMPUTE_REGRESSION = "compute-regression"
 
 
 class UnknownDagError(ValueError):

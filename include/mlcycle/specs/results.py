@@ -9,7 +9,7 @@ the JSON shape of every step stays what it was. Standard library and pydantic on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Generic, Literal, Self, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -141,9 +141,41 @@ class EvaluateOutputs(Part):
     mlflow_experiment_id: str = ""
 
 
+class ComputeRegression(Part):
+    """One computing-performance figure of the candidate worse than ``factor`` times the champion's (ML Test Score,
+    Monitoring 6): what the decision record, the gate's warning or reason and the `compute-regression` alert say."""
+
+    #: Every regression's text starts so: a reader of the record's warnings (and the container comparison, which
+    #: leaves timings out) can tell them apart.
+    PREFIX: ClassVar[str] = "computing performance:"
+
+    figure: str  # the run metric: fit_seconds, train_peak_memory_mb, latency_p95_ms, throughput_rows_s
+    candidate: float
+    champion: float
+    worse_by: float  # how many times worse than the champion's (for throughput: the champion's / the candidate's)
+    factor: float  # the use case's `compute_regression_factor` it exceeded
+
+    @property
+    def text(self) -> str:
+        return (
+            f"{self.PREFIX} {self.figure} {self.candidate:.4g} vs champion {self.champion:.4g} "
+            f"({self.worse_by:.1f}x worse, factor {self.factor})"
+        )
+
+
+class ComputeComparison(Part):
+    """The candidate's computing performance against the champion's, as evaluate judged it."""
+
+    mode: Literal["soft", "hard"]  # soft: the regressions are warnings; hard: they reject the candidate
+    factor: float
+    regressions: list[ComputeRegression]  # empty without a champion to compare with
+
+
 class EvaluateMetrics(Part):
     decision: Literal["promote", "reject", "needs_manual_review"]
     candidate_version: str
+    champion_version: str | None  # the @champion evaluate compared with (None: the first model)
+    compute: ComputeComparison  # read by the training DAG's `compute-regression` alert
 
 
 class EvaluateResult(StepResultModel[EvaluateOutputs, EvaluateMetrics]):

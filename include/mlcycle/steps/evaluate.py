@@ -20,11 +20,11 @@ from mlcycle.registry import tracking
 from mlcycle.specs.catalog import EvaluateOptions
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import EvaluateResult
-from mlcycle.steps.base import StepContext
+from mlcycle.steps.base import Rejected, StepContext
 from mlcycle.steps.models import load_model
-from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, Dataset, Split, split_file
+from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, SUCCESS, Dataset, Split, split_file
 from mlcycle.tags import Tag
-from mlcycle.training.model_io import feature_frame
+from mlcycle.training.model_io import model_input, signature_columns
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,34 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
                 frames.append(pd.read_parquet(folder / DATA_FILE))
             used.append(day.isoformat())
     return (pd.concat(frames, ignore_index=True) if frames else None), used
+
+
+def with_columns(ctx: StepContext, test: pd.DataFrame, features: dict[str, Any], columns: list[str]) -> pd.DataFrame:
+    """The frozen test set with those of ``columns`` it lacks read from the validated partitions it was built from.
+
+    A champion trained before `usecase.yaml` dropped a feature needs that column (its logged signature), which
+    today's `features` no longer keeps: it comes from the same validated days (the features manifest's `days`,
+    each checked against the digest `features` read), joined on the key, so both versions are judged on the
+    same rows. `Rejected` when a day changed since or a test row has no match (retrying cannot help).
+    """
+    missing = [c for c in columns if c not in test.columns]
+    if not missing:
+        return test
+    key, parts = ctx.usecase.key, []
+    for day in sorted(set(features["days"][Split.TEST.value])):
+        with ctx.storage.local_copy(ctx.uri(Dataset.VALIDATED, dt.date.fromisoformat(day))) as folder:
+            digest = json.loads((folder / SUCCESS).read_text()).get("files", {}).get(DATA_FILE, {}).get("sha256")
+            if digest != features["validated_digests"].get(day):
+                raise Rejected(
+                    f"validated {day} changed since the features of this test set were built: its {missing} "
+                    "cannot be joined to the frozen test set; run features again"
+                )
+            parts.append(pd.read_parquet(folder / DATA_FILE, columns=[key, *missing]))
+    joined = test.merge(pd.concat(parts, ignore_index=True), on=key, how="left", validate="one_to_one", indicator=True)
+    unmatched = int((joined.pop("_merge") != "both").sum())
+    if unmatched:
+        raise Rejected(f"{unmatched} test rows have no {missing} in the validated days they came from")
+    return joined
 
 
 def slice_comparison(
@@ -111,27 +139,33 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     with ctx.storage.local_copy(features_uri) as folder:
         test = pd.read_parquet(folder / split_file(Split.TEST))
         train = pd.read_parquet(folder / split_file(Split.TRAIN))
+        features_manifest = json.loads((folder / SUCCESS).read_text())
     recent, recent_days = recent_window(ctx)
 
     # Pin the champion seen now: promotion later is a compare-and-set against exactly this version.
     champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     champion_version = str(champion.version) if champion else None
     candidate_model = load_model(usecase, candidate_version)
-    thresholds, inputs = usecase.thresholds.gate, feature_frame(usecase, test)
-    candidate, _ = measure(usecase, candidate_model, test, recent, with_latency=True)
+    thresholds, what = usecase.thresholds.gate, f"candidate version {candidate_version}"
+    # Each version gets the columns of its own logged signature (as scoring feeds it), not the YAML's list now.
+    candidate, _ = measure(usecase, candidate_model, test, recent, with_latency=True, what=what)
     candidate_compute = compute_figures(
-        candidate, run_metrics(usecase, candidate_version), compute.throughput_rows_s(candidate_model, inputs)
+        candidate,
+        run_metrics(usecase, candidate_version),
+        compute.throughput_rows_s(candidate_model, model_input(candidate_model, test, what)),
     )
     champion_evidence, champion_compute = None, None
     if champion_version is not None and champion_version != candidate_version:
         champion_model = load_model(usecase, champion_version)
         # The champion's latency and throughput are measured again here, beside the candidate's: a figure logged
         # on another day would compare two states of the machine, not two models.
-        champion_evidence, _ = measure(usecase, champion_model, test, recent, with_latency=True)
+        what = f"champion version {champion_version}"
+        champion_test = with_columns(ctx, test, features_manifest, signature_columns(champion_model, what))
+        champion_evidence, _ = measure(usecase, champion_model, champion_test, recent, with_latency=True, what=what)
         champion_compute = compute_figures(
             champion_evidence,
             run_metrics(usecase, champion_version),
-            compute.throughput_rows_s(champion_model, inputs),
+            compute.throughput_rows_s(champion_model, model_input(champion_model, champion_test, what)),
         )
     baseline = baseline_metrics(usecase, train, test)
     simple = simple_model(usecase, train, test)
@@ -141,22 +175,29 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         earlier_importances(usecase, candidate_version, thresholds.unimportant_feature_trainings - 1),
         thresholds.unimportant_feature_trainings,
     )
+    regressions = (
+        []
+        if champion_compute is None
+        else compute.regressions(candidate_compute, champion_compute, thresholds.compute_regression_factor)
+    )
     gate = decide(
         thresholds,
         candidate,
         champion_evidence,
         baseline,
         simple_model=simple,
-        compute_regressions=(
-            []
-            if champion_compute is None
-            else compute.regressions(candidate_compute, champion_compute, thresholds.compute_regression_factor)
-        ),
+        compute_regressions=[r.text for r in regressions],
         warnings=feature_value.warnings_for(unimportant, thresholds.metric),
     )
     if champion_version == candidate_version:
         gate.decision, gate.reasons = "reject", [f"version {candidate_version} is already @champion"]
 
+    # What the training DAG's `compute-regression` alert reads from the result (the figures are in the record too).
+    compute_comparison: dict[str, Any] = {
+        "factor": thresholds.compute_regression_factor,
+        "mode": thresholds.compute_regression,
+        "regressions": [r.model_dump() for r in regressions],
+    }
     record: dict[str, Any] = {
         "usecase": usecase.name,
         "partition": partition,
@@ -183,8 +224,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         "compute": {
             "candidate": candidate_compute,
             "champion": champion_compute,
-            "factor": thresholds.compute_regression_factor,
-            "mode": thresholds.compute_regression,
+            **compute_comparison,
         },
         **gate.to_dict(),
         "airflow": ctx.airflow.tags(),
@@ -243,6 +283,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
             if simple is None
             else {"family": simple.family, gate.metric: round(simple.metrics[gate.metric], 5)},
             "recent_window": recent_days,
+            "compute": compute_comparison,
             "slices": slice_comparison(
                 candidate.slices, None if champion_evidence is None else champion_evidence.slices
             ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcycle.monitoring.canary import offline_online, offline_online_table
+from mlcycle.monitoring.offline_online import offline_online, offline_online_table
 from mlcycle.registry import tracking
 from mlcycle.registry.champion import PREVIOUS, champion_periods
 from mlcycle.specs.names import Tool
