@@ -20,6 +20,8 @@ from mlcycle_dev.benchmarks.engines import (
     compare_predictions,
     drift_facts,
     land_partition,
+    landed_parts,
+    remove_partition,
     run_watched,
     session_ids,
     validate_facts,
@@ -52,6 +54,29 @@ def test_a_landed_partition_has_exactly_the_rows_in_parts_with_unique_keys(tmp_p
     assert frame["session_id"].is_unique
     assert frame["session_id"].str.fullmatch(SESSION_REGEX).all()
     assert frame["event_ts"].dt.date.eq(DAY).all(), "every event inside the partition's day"
+
+
+def test_a_complete_landing_is_reused_and_a_partial_one_removed(tmp_path: Path) -> None:
+    folder = tmp_path / f"ds={DAY}"
+    parts = land_partition(folder, DAY, 1_500, part_rows=1_000)
+    assert landed_parts(folder, 1_500) == parts
+    assert landed_parts(folder, 2_000) is None and not folder.exists(), "not the rows asked for: written again"
+    assert landed_parts(folder, 1_500) is None
+
+
+def test_removing_a_committed_partition_removes_its_versions(tmp_path: Path) -> None:
+    from mlcycle.storage.partitions import Storage
+
+    storage = Storage(str(tmp_path))
+    uri = str(tmp_path / "validated" / f"ds={DAY}")
+    for content in ("first", "second"):
+        with storage.writer(uri, {"step": "test"}) as staging:
+            (staging / "data.parquet").write_text(content)
+    folder = Path(uri)
+    assert folder.is_symlink()
+    remove_partition(folder)
+    assert not folder.exists() and not folder.is_symlink()
+    assert not (folder.parent / ".versions" / folder.name).exists()
 
 
 def _predictions(folder: Path, frame: pd.DataFrame, sizes: list[int]) -> Path:

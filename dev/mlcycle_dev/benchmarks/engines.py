@@ -49,6 +49,7 @@ from typing import Any
 from mlcycle.config import USECASES_ENV
 from mlcycle.settings import STORAGE_ROOT_ENV
 from mlcycle.specs.names import Step
+from mlcycle.storage.layout import VERSIONS_FOLDER
 from mlcycle_dev.benchmarks.harness import cpu_name
 from mlcycle_dev.benchmarks.nightly import (
     USECASE,
@@ -212,6 +213,20 @@ def land_partition(folder: Path, day: dt.date, rows: int, part_rows: int = PART_
     return written
 
 
+def landed_parts(folder: Path, rows: int) -> list[Path] | None:
+    """The parts of a complete landing partition of ``rows`` rows already at ``folder`` (`--land-only` wrote it
+    ahead of the run), else None; a partial one is removed."""
+    import pyarrow.parquet as pq
+
+    if not folder.exists():
+        return None
+    parts = sorted(folder.glob("part-*.parquet"))
+    if (folder / "_SUCCESS").exists() and sum(pq.ParquetFile(p).metadata.num_rows for p in parts) == rows:
+        return parts
+    shutil.rmtree(folder)  # an interrupted landing: written again
+    return None
+
+
 def benchmark_usecases(workdir: Path, rows: int, driver_memory: str) -> dict[str, Path]:
     """The use case folders of each engine: `scaled_usecases` (row count, gate latency) with a 9-digit session
     counter; the Spark copy with `engine: spark` in local mode on two cores."""
@@ -312,6 +327,17 @@ def partition_folder(root: Path, dataset: str, day: dt.date, sub: str | None = N
     return folder / sub if sub else folder
 
 
+def remove_partition(folder: Path) -> None:
+    """A partition's data (GBs at these sizes): the folder, or the version folder a committed link points to,
+    and every other version of it (the storage layer keeps them beside the link)."""
+    if folder.is_symlink():
+        folder.unlink()
+    versions = folder.parent / VERSIONS_FOLDER / folder.name
+    for path in (folder, versions):
+        if path.exists():
+            shutil.rmtree(path)
+
+
 def predictions_folder(root: Path, day: dt.date) -> Path:
     """The champion's committed predictions of ``day`` (the only role scored here)."""
     from mlcycle.specs.names import ModelRole
@@ -335,12 +361,14 @@ def run_engine(
     root = Path(env[STORAGE_ROOT_ENV])
     env = {**env, USECASES_ENV: str(usecases)}
     validated = partition_folder(root, "validated", day)
-    spare = kept / "validated"
     measures = []
     for step in STEPS:
-        if step == Step.VALIDATE and validated.exists():
-            # Another engine's: moved aside so this one validates for real, and put back if this one cannot.
-            shutil.move(validated, spare)
+        spare = None
+        if step == Step.VALIDATE and validated.is_symlink():
+            # Another engine's (a committed partition is a link to its version folder): unlinked so this engine
+            # validates for real, and linked again if this one cannot finish (the version folder stays).
+            spare = os.readlink(validated)
+            validated.unlink()
         measure = StepMeasure(rows, engine, str(step))
         log = logs / f"{_short(rows)}-{engine}-{step}.log"
         started = time.monotonic()
@@ -357,14 +385,12 @@ def run_engine(
             f"CPU {done.cpu_seconds:8.1f} s  peak {done.peak_rss_mib:8,.0f} MiB  load {measure.load:4.1f}",
             flush=True,
         )
-        if step == Step.VALIDATE and spare.exists():
-            if measure.finished:
-                shutil.rmtree(spare)
-            else:
-                shutil.rmtree(validated, ignore_errors=True)
-                shutil.move(spare, validated)
-        if step == Step.SCORE and measure.finished:
-            shutil.move(predictions_folder(root, day), kept / f"predictions-{engine}")
+        if spare is not None and not measure.finished and not validated.is_symlink():
+            validated.symlink_to(spare)
+    served = predictions_folder(root, day)
+    if served.is_symlink():  # after monitor, which reads them: this engine's predictions, kept for the comparison
+        shutil.move(served.resolve(), kept / f"predictions-{engine}")
+        served.unlink()
     return measures
 
 
@@ -499,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="4g", help="the Spark driver's JVM (local mode: all of Spark)")
     parser.add_argument("--train-rows", type=int, default=2_000, help="sessions a day of the training window")
     parser.add_argument("--part-rows", type=int, default=PART_ROWS, help="rows per landing part file")
+    parser.add_argument(
+        "--land-only", action="store_true", help="write the landing partitions (and train) only; a later run uses them"
+    )
     parser.add_argument("--json", default=None, help="also write the measures and equality to this file")
     parser.add_argument(
         "--workdir",
@@ -536,8 +565,13 @@ def main(argv: list[str] | None = None) -> int:
             for index, rows in enumerate(args.rows):
                 day = FIRST_DAY + dt.timedelta(days=index)
                 started = time.perf_counter()
-                parts = land_partition(partition_folder(root, "landing", day), day, rows, args.part_rows)
+                parts = landed_parts(partition_folder(root, "landing", day), rows)
+                if parts is None:
+                    parts = land_partition(partition_folder(root, "landing", day), day, rows, args.part_rows)
                 landed = time.perf_counter() - started
+                if args.land_only:
+                    print(f"  {_short(rows):>4} landed {len(parts)} parts in {landed:.0f} s", flush=True)
+                    continue
                 ingest = run_watched(step_argv(Step.INGEST, day), env, logs / f"{_short(rows)}-ingest.log", 1e12)
                 if ingest.exit_code != 0:
                     raise RuntimeError(f"ingest of {_short(rows)} failed; see {logs}")
@@ -563,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {_short(rows):>4} equality: {json.dumps(equality)}", flush=True)
                 shutil.rmtree(kept)  # the predictions: GBs at these sizes
                 for dataset in ("landing", "raw", "validated"):
-                    shutil.rmtree(partition_folder(root, dataset, day), ignore_errors=True)
+                    remove_partition(partition_folder(root, dataset, day))
                 report["sizes"].append(
                     {
                         "rows": rows,
