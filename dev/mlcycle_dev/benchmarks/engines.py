@@ -356,13 +356,14 @@ def run_engine(
     load: LoadSampler,
     cap_mib: float,
     kept: Path,
+    steps: Sequence[str] = STEPS,
 ) -> list[StepMeasure]:
     """validate, score, monitor of ``day`` on one engine; the committed predictions moved to ``kept``."""
     root = Path(env[STORAGE_ROOT_ENV])
     env = {**env, USECASES_ENV: str(usecases)}
     validated = partition_folder(root, "validated", day)
     measures = []
-    for step in STEPS:
+    for step in steps:
         spare = None
         if step == Step.VALIDATE and validated.is_symlink():
             # Another engine's (a committed partition is a link to its version folder): unlinked so this engine
@@ -521,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=_sizes, default=[10_000_000], help="partition sizes, e.g. 10m,50m")
     parser.add_argument("--engines", default=",".join(ENGINES), help="in this order per size (default spark,local)")
+    parser.add_argument("--steps", default=",".join(STEPS), help="in this order (default validate,score,monitor)")
     parser.add_argument("--cap-gib", type=float, default=10.0, help="kill a step's process tree above this RSS")
     parser.add_argument("--driver-memory", default="4g", help="the Spark driver's JVM (local mode: all of Spark)")
     parser.add_argument("--train-rows", type=int, default=2_000, help="sessions a day of the training window")
@@ -536,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     engines = [e for e in args.engines.split(",") if e]
+    steps = [s for s in args.steps.split(",") if s]
+    if unknown := sorted(set(steps) - set(STEPS)):
+        parser.error(f"unknown step(s) {unknown}; expected some of {list(STEPS)}")
     if unknown := sorted(set(engines) - set(ENGINES)):
         parser.error(f"unknown engine(s) {unknown}; expected some of {list(ENGINES)}")
 
@@ -587,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
                 measures = []
                 for engine in engines:
                     measures += run_engine(
-                        engine, rows, day, env, folders[engine], logs, load, args.cap_gib * 2**10, kept
+                        engine, rows, day, env, folders[engine], logs, load, args.cap_gib * 2**10, kept, steps
                     )
                 try:
                     equality = compare_engines(measures, kept)
