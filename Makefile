@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock check-locks venv-airflow lint test test-fast demo demo-quality ui up down backfill bench bench-nightly bench-orchestration image image-cuda image-spark base-image test-containers clean
+.PHONY: help install lock check-locks venv-airflow lint test test-fast demo demo-quality ui up down backfill bench bench-nightly bench-orchestration bench-engines image image-cuda image-spark base-image test-containers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ bench-nightly: install  ## the whole nightly lifecycle (CLI steps) vs each step'
 
 bench-orchestration: install  ## Airflow's overhead around the steps under the `make up` stack + a 30-day scoring/monitoring backfill: ORCH_ROWS= ORCH_DAYS=30 ORCH_PORT=18200 (docs/benchmarks.md)
 	$(BIN)/python -m mlcycle_dev.benchmarks.orchestration --days $(or $(ORCH_DAYS),30) --base-port $(or $(ORCH_PORT),18200) $(if $(ORCH_ROWS),--rows $(ORCH_ROWS),)
+
+bench-engines: install  ## validate, score, monitor of one partition, local engine vs Spark local[2]: ENGINE_ROWS=10m,50m, cap 10 GiB (docs/benchmarks.md, Engines)
+	$(BIN)/python -m mlcycle_dev.benchmarks.engines --rows $(or $(ENGINE_ROWS),10m,50m) --cap-gib 10
 
 # docker when a daemon answers, else podman (with this machine's quirks handled: mlcycle_dev.containers.runtime).
 # Two images, two locks (ADR 0009): the task image (requirements-task.lock) and Airflow's (requirements-airflow.lock),
