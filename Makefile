@@ -106,8 +106,9 @@ bench-nightly: install  ## the whole nightly lifecycle (CLI steps) vs each step'
 bench-orchestration: install  ## Airflow's overhead around the steps under the `make up` stack + a 30-day scoring/monitoring backfill: ORCH_ROWS= ORCH_DAYS=30 ORCH_PORT=18200 (docs/benchmarks.md)
 	$(BIN)/python -m mlcycle_dev.benchmarks.orchestration --days $(or $(ORCH_DAYS),30) --base-port $(or $(ORCH_PORT),18200) $(if $(ORCH_ROWS),--rows $(ORCH_ROWS),)
 
+ENGINE_ROWS ?= 10m,50m
 bench-engines: install  ## validate, score, monitor of one partition, local engine vs Spark local[2]: ENGINE_ROWS=10m,50m, cap 10 GiB (docs/benchmarks.md, Engines)
-	$(BIN)/python -m mlcycle_dev.benchmarks.engines --rows $(or $(ENGINE_ROWS),10m,50m) --cap-gib 10
+	$(BIN)/python -m mlcycle_dev.benchmarks.engines --rows $(ENGINE_ROWS) --cap-gib 10
 
 # docker when a daemon answers, else podman (with this machine's quirks handled: mlcycle_dev.containers.runtime).
 # Two images, two locks (ADR 0009): the task image (requirements-task.lock) and Airflow's (requirements-airflow.lock),
