@@ -6,8 +6,8 @@
 #   docker build -t ghcr.io/mlcycle/mlcycle-task:<tag> .                             # CPU (default)
 #   docker build --build-arg VARIANT=cuda -t ghcr.io/mlcycle/mlcycle-task:<tag>-cuda .  # CUDA (torch on GPUs)
 #   docker build --target airflow -t ghcr.io/mlcycle/mlcycle-airflow:<tag> .          # Airflow's own image
-#   docker build --build-arg VARIANT=spark --target task-spark -t ghcr.io/mlcycle/mlcycle-task:<tag>-spark .
-#                                                  # Spark steps (SparkApplications): + Java 17, Spark's entrypoint
+#   docker build --target task-spark -t ghcr.io/mlcycle/mlcycle-task:<tag>-spark .    # Spark steps (SparkApplications):
+#                                         # the CPU image + Java 17, Spark's entrypoint (+ S3A: --build-arg SPARK_S3A=1)
 #
 # `make image` / `make image-cuda` / `make image-spark` run these. Two environments (docs/adr/0009-two-environments.md), each from
 # its own lock, hashes included: the task image from requirements-task.lock (the steps' stack, no Airflow), the
@@ -58,7 +58,7 @@ RUN set -eu; \
 FROM uv AS builder
 RUN uv venv /opt/mlcycle
 ENV VIRTUAL_ENV=/opt/mlcycle
-# cpu: torch's CPU build (the locked +cpu wheel, from PyTorch's CPU index); the Spark build (spark) has it too.
+# cpu: torch's CPU build (the locked +cpu wheel, from PyTorch's CPU index); the Spark build is this one (VARIANT=cpu).
 # cuda: PyPI's Linux build of the same torch version (CUDA 13), with its NVIDIA runtime wheels. Those wheels
 #       are resolved at build time (the lock is resolved for CPU); the image digest pins them. torch's other
 #       dependencies are then set to the lock's versions and hashes by the next layer.
@@ -149,13 +149,7 @@ FROM ${PYTHON_IMAGE} AS task-runtime
 RUN groupadd --system --gid 10001 mlcycle \
     && useradd --system --uid 10001 --gid 10001 --home-dir /home/mlcycle --create-home \
        --shell /usr/sbin/nologin mlcycle
-# The Spark build runs Spark's JVM: Debian's Java 17 runtime (pyspark itself, with Spark's jars, is in the lock).
-# Before the stack, so a lock bump keeps this layer; a no-op for the other builds.
 ARG VARIANT=cpu
-RUN if [ "$VARIANT" = spark ]; then \
-      apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
-      && rm -rf /var/lib/apt/lists/*; \
-    fi
 COPY --from=builder /opt/mlcycle /opt/mlcycle
 COPY --from=project /out/ /opt/mlcycle/
 # Use cases are configuration, read at run time (the package is installed, not the repository).
@@ -183,21 +177,49 @@ USER 10001:10001
 WORKDIR /home/mlcycle
 
 # ---------------------------------------------------------------------------------------------------------
-# The Spark build (`--build-arg VARIANT=spark --target task-spark`, `make image-spark`): the image of the
-# SparkApplications of `engine: spark` use cases (docs/adr/0011-spark-steps-as-sparkapplications.md). Spark's
-# Kubernetes backend starts its pods with the arguments `driver ...` or `executor ...` and no command: the
-# entrypoint runs spark-submit (client mode, in the driver pod) or the executor backend, and anything else as
-# `mlcycle`. SPARK_HOME is pyspark's package folder (bin/, jars/); PYSPARK_PYTHON the venv's Python; the
-# applications' mainApplicationFile is mlcycle-step.py (the CLI: spark-submit wants a .py file).
+# The Spark build (`--target task-spark`, `make image-spark`): the image of the SparkApplications of `engine: spark`
+# use cases (docs/adr/0011-spark-steps-as-sparkapplications.md). It is the CPU task image (VARIANT=cpu: the same
+# locked stack, torch's CPU build included) plus the layers below, so it shares every layer of `make image` (a
+# node that pulled one pulls a few hundred MB for the other). Spark's Kubernetes backend starts its pods with the
+# arguments `driver ...` or `executor ...` and no command: the entrypoint runs spark-submit (client mode, in the
+# driver pod) or the executor backend, and anything else as `mlcycle`. SPARK_HOME is pyspark's package folder
+# (bin/, jars/); PYSPARK_PYTHON the venv's Python; the applications' mainApplicationFile is mlcycle-step.py (the
+# CLI: spark-submit wants a .py file).
+#
+# S3 (a storage root s3://...): Spark reads it through Hadoop's S3A connector, which pyspark does not ship:
+# hadoop-aws at the version of pyspark's Hadoop (jars/hadoop-client-api-<version>.jar) and the AWS SDK v2 bundle
+# that hadoop-aws release names. Nothing is downloaded here (builds may have no Maven): put both jars in
+# docker/spark-jars/ and build with SPARK_S3A=1 (`make image-spark SPARK_S3A=1`; RELEASE=1 requires it); the build
+# then refuses a missing jar or a hadoop-aws of another Hadoop version. Without them the image says so in its
+# label io.mlcycle.s3a=0, and a Spark step given an s3:// root fails naming the missing classes.
 FROM task-runtime AS task-spark
+USER root
+# Spark's JVM: Debian's Java 17 runtime (pyspark itself, with Spark's jars, is in the lock).
+RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+    && rm -rf /var/lib/apt/lists/*
 ENV SPARK_HOME=/opt/mlcycle/lib/python3.11/site-packages/pyspark \
     PYSPARK_PYTHON=/opt/mlcycle/bin/python
+ARG SPARK_S3A=0
+COPY docker/spark-jars/ /tmp/spark-jars/
+RUN set -eu; \
+    hadoop="$(ls "$SPARK_HOME"/jars/hadoop-client-api-*.jar | sed 's/.*hadoop-client-api-\(.*\)\.jar/\1/')"; \
+    if [ "$SPARK_S3A" = 1 ]; then \
+      test -f "/tmp/spark-jars/hadoop-aws-$hadoop.jar" \
+        || { echo "SPARK_S3A=1: docker/spark-jars/ needs hadoop-aws-$hadoop.jar (pyspark's Hadoop is $hadoop)" >&2; exit 1; }; \
+      ls /tmp/spark-jars/bundle-2.*.jar >/dev/null 2>&1 \
+        || { echo "SPARK_S3A=1: docker/spark-jars/ needs the AWS SDK v2 bundle (bundle-2.*.jar) hadoop-aws-$hadoop names" >&2; exit 1; }; \
+      cp "/tmp/spark-jars/hadoop-aws-$hadoop.jar" /tmp/spark-jars/bundle-2.*.jar "$SPARK_HOME/jars/"; \
+    elif [ "$SPARK_S3A" != 0 ]; then echo "SPARK_S3A must be 0 or 1, not $SPARK_S3A" >&2; exit 1; fi; \
+    rm -rf /tmp/spark-jars
 COPY docker/spark-entrypoint.sh /opt/mlcycle/bin/spark-entrypoint
 COPY docker/mlcycle-step.py /opt/mlcycle/bin/mlcycle-step.py
 RUN java -version \
     && test -x "$SPARK_HOME/bin/spark-submit" \
     && ls "$SPARK_HOME"/jars/spark-kubernetes_*.jar \
-    || { echo "task-spark needs --build-arg VARIANT=spark (Java) and pyspark in requirements-task.lock" >&2; exit 1; }
+    || { echo "task-spark needs Java and pyspark (requirements-task.lock)" >&2; exit 1; }
+LABEL io.mlcycle.variant="spark" \
+      io.mlcycle.s3a="${SPARK_S3A}"
+USER 10001:10001
 ENTRYPOINT ["/opt/mlcycle/bin/spark-entrypoint"]
 CMD ["--help"]
 

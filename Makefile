@@ -15,7 +15,7 @@ UV_FIND_LINKS := $(if $(FIND_LINKS),--find-links $(FIND_LINKS),)
 
 export MLCYCLE_HOME
 
-.PHONY: help install lock check-locks venv-airflow lint test test-fast demo demo-quality ui up down backfill bench bench-nightly bench-orchestration bench-engines image image-cuda image-spark base-image test-containers clean
+.PHONY: help install lock check-locks venv-airflow lint test test-fast demo demo-quality demo-spark ui up down backfill bench bench-nightly bench-orchestration bench-engines image image-cuda image-spark base-image test-containers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ demo: install  ## generate 3 weeks of YarnIt data and run the lifecycle through 
 demo-quality: install  ## the ML Test Score's features through real Airflow: tuning, baseline, shadow canary, explain
 	$(BIN)/python -m mlcycle_dev.demo_quality
 
+demo-spark: install  ## a YarnIt copy with `engine: spark` through real Airflow, beside the local engine on the same days
+	$(BIN)/python -m mlcycle_dev.demo_spark
+
 ui: install  ## open the Airflow and MLflow UIs on the demo's stores
 	$(BIN)/python -m mlcycle_dev.demo ui
 
@@ -120,7 +123,7 @@ image: install  ## build the task image (CPU) and the Airflow image with docker 
 image-cuda: install  ## build the CUDA task image (<tag>-cuda, for GPU steps) with docker or podman
 	$(BIN)/python -m mlcycle_dev.containers.build --variant cuda
 
-image-spark: install  ## build the Spark task image (<tag>-spark: + Java 17, for the Spark steps) with docker or podman
+image-spark: install  ## the Spark task image (<tag>-spark: the CPU image + Java 17, for the Spark steps); SPARK_S3A=1: + S3A jars
 	$(BIN)/python -m mlcycle_dev.containers.build --variant spark
 
 base-image: install  ## podman, no registry: make the local Debian bookworm + Python 3.11 base and the xcom sidecar image

@@ -43,16 +43,37 @@ def test_the_spark_build_matches_the_spark_applications(stages: dict[str, Stage]
     # The applications' main file is the CLI wrapper the image holds, in the venv's bin/ (not on a package path).
     assert MAIN_APPLICATION_FILE == f"local://{copied['docker/mlcycle-step.py']}"
     assert MAIN_APPLICATION_FILE.endswith(".py"), "spark-submit runs a Python application only from a .py file"
-    assert spark.all("USER") == ["10001:10001"]
+    assert spark.all("USER")[-1] == "10001:10001", "root only to install Java, the image runs as the pods' uid"
 
 
 def test_java_only_in_the_spark_build_and_torch_for_cpu_in_it(stages: dict[str, Stage]) -> None:
     runtime = " ".join(stages["runtime"].all("RUN"))
-    assert re.search(r'if \[ "\$VARIANT" = spark \]; then .*apt-get install .*openjdk-17-jre-headless', runtime)
-    spark_checks = " ".join(stages["spark"].all("RUN")[-1:])
-    assert "java -version" in spark_checks and "spark-kubernetes_" in spark_checks, "the build proves Java and K8s jars"
+    assert "openjdk" not in runtime, "the CPU image (every step pod) carries no JVM"
+    spark_runs = stages["spark"].all("RUN")
+    assert any(re.search(r"apt-get install .*openjdk-17-jre-headless", r) for r in spark_runs)
+    assert "java -version" in spark_runs[-1] and "spark-kubernetes_" in spark_runs[-1], (
+        "the build proves Java and K8s jars"
+    )
     builder = " ".join(stages["builder"].all("RUN"))
     assert "cpu|spark) uv pip install --no-deps --require-hashes" in builder
+
+
+def test_s3a_is_a_build_input_never_a_silent_gap(stages: dict[str, Stage]) -> None:
+    """hadoop-aws must match pyspark's Hadoop (the build reads it from pyspark's jars) and come with the SDK bundle;
+    SPARK_S3A=1 refuses a build without them, and the image's label says which build it is."""
+    spark = stages["spark"]
+    assert "SPARK_S3A=0" in spark.all("ARG")
+    s3a = " ".join(r for r in spark.all("RUN") if "SPARK_S3A" in r)
+    assert "hadoop-client-api-*.jar" in s3a and "hadoop-aws-$hadoop.jar" in s3a and "bundle-2.*.jar" in s3a
+    assert "exit 1" in s3a
+    assert 'io.mlcycle.s3a="${SPARK_S3A}"' in " ".join(spark.all("LABEL"))
+    import pyspark
+
+    hadoop = sorted(Path(pyspark.__file__).parent.glob("jars/hadoop-client-api-*.jar"))
+    assert len(hadoop) == 1, hadoop
+    version = hadoop[0].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    readme = (REPO / "docker" / "spark-jars" / "README.md").read_text()
+    assert f"{version} for pyspark {pyspark.__version__}" in readme, "the README names the hadoop-aws to fetch"
 
 
 def test_the_spark_version_is_the_locked_pyspark() -> None:

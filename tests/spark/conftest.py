@@ -6,19 +6,19 @@ tests/conftest.py keeps this folder on one xdist worker, so the session is start
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-import yaml
 
-from mlcycle.config import Spark
+from mlcycle_dev.demo_spark import SPARK_RESOURCES, spark_usecases
+
+__all__ = ["SPARK", "spark_usecases"]
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-#: Two local cores and a small driver: the tests' data is a few thousand rows.
-SPARK = Spark(local_master="local[2]", driver_memory="1g")
+#: Two local cores and a small driver (`make demo-spark`'s): the tests' data is a few thousand rows.
+SPARK = SPARK_RESOURCES
 
 
 @pytest.fixture(scope="session")
@@ -29,16 +29,3 @@ def spark() -> Iterator[SparkSession]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
-
-
-def spark_usecases(local: Path, target: Path, usecase: str = "yarnit") -> Path:
-    """A copy of the use case folder ``local`` whose ``usecase`` runs on Spark (``SPARK``'s resources)."""
-    import shutil
-
-    shutil.copytree(local, target)
-    config = target / usecase / "usecase.yaml"
-    data: dict[str, Any] = yaml.safe_load(config.read_text())
-    data["engine"] = "spark"
-    data["spark"] = SPARK.model_dump()
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
-    return target

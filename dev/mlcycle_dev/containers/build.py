@@ -176,6 +176,29 @@ def git_sha(short: bool = False) -> str:
     return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
+#: `make image-spark SPARK_S3A=1`: the Spark build with Hadoop's S3A connector (docker/spark-jars/README.md).
+SPARK_S3A_ENV = "SPARK_S3A"
+
+
+def spark_s3a(release: bool) -> str:
+    """The Spark build's SPARK_S3A argument: 1 (S3A jars required) or 0; a release must read S3."""
+    value = os.environ.get(SPARK_S3A_ENV, "0")
+    if value not in ("0", "1"):
+        raise BuildRefused(f"{SPARK_S3A_ENV}={value!r}: expected 0 or 1")
+    if release and value != "1":
+        raise BuildRefused(
+            f"a release Spark image must read s3:// storage roots: set {SPARK_S3A_ENV}=1 with the S3A jars in "
+            "docker/spark-jars/ (see its README.md)"
+        )
+    if value == "0":
+        print(
+            "make image-spark: without S3A (SPARK_S3A=0): this image reads local storage roots only; a Spark step "
+            "given an s3:// root fails naming the missing connector (docker/spark-jars/README.md)",
+            file=sys.stderr,
+        )
+    return value
+
+
 def build_images(
     engine: Engine,
     *,
@@ -190,7 +213,11 @@ def build_images(
     if release:
         refuse_unpinned(bases)
     python_base = resolve_python_base(engine, bases["PYTHON_IMAGE"], release=release)
-    args = {"VARIANT": variant, "GIT_SHA": git_sha(), "PYTHON_IMAGE": python_base}
+    # The Spark build is the CPU build plus the task-spark stage (Dockerfile): the same VARIANT keeps every layer
+    # of `make image` shared, so only Java, Spark's entrypoint and the optional S3A jars are built for it.
+    args = {"VARIANT": "cpu" if variant == "spark" else variant, "GIT_SHA": git_sha(), "PYTHON_IMAGE": python_base}
+    if variant == "spark":
+        args["SPARK_S3A"] = spark_s3a(release)
     extra: list[str] = []
     wheels = torch_wheel_folder() if variant in ("cpu", "spark") else None
     if wheels and engine.name == "podman":

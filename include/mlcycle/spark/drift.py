@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mlcycle.config import UseCase
 from mlcycle.monitoring.drift import DEFAULT_SEED, current_sample_size
 from mlcycle.monitoring.reference_profile import CATEGORICAL, NUMERIC
+from mlcycle.spark.s3 import spark_paths
 from mlcycle.spark.session import column, get_session
 
 if TYPE_CHECKING:
@@ -41,12 +42,14 @@ BINS = 10
 _OTHER = "__other__"
 
 
-def read_current(session: SparkSession, path: Path, columns: list[str]) -> DataFrame:
-    """The day's ``columns``, with each row's position in the partition (file order, then Parquet's row index)."""
+def read_current(session: SparkSession, path: Path | str, columns: list[str]) -> DataFrame:
+    """The day's ``columns``, with each row's position in the partition (file order, then Parquet's row index).
+
+    ``path``: a local file or folder, or the s3:// URI of the committed object (read through S3A)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    frame = session.read.parquet(str(path)).select(
+    frame = session.read.parquet(*spark_paths(session, [str(path)])).select(
         *(column(c) for c in columns), "_metadata.file_path", "_metadata.row_index"
     )
     # A partition is one file or several part-* files (read in name order by the local engine): a row's position
@@ -150,7 +153,7 @@ def column_statistics(frame: DataFrame, kinds: Mapping[str, str], bins: Mapping[
 
 
 def current_for_drift(
-    usecase: UseCase, path: Path, reference: pd.DataFrame, columns: list[str]
+    usecase: UseCase, path: Path | str, reference: pd.DataFrame, columns: list[str]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(the rows the drift tests see, the day's statistics) of the validated partition at ``path``, on Spark.
 

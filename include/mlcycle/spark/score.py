@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlcycle.config import UseCase
 from mlcycle.registry import integrity
+from mlcycle.spark.s3 import spark_paths
 from mlcycle.spark.session import column, get_session
 from mlcycle.training.model_io import signature_columns
 
@@ -82,6 +83,23 @@ def _udf_score(session: Any, model_folder: Path, columns: list[str]) -> Column:
     return F.element_at(udf(F.struct(*(column(c) for c in columns))), 2)
 
 
+class ScratchNotShared(RuntimeError):
+    """Spark's executors cannot write where the driver commits from (an infrastructure error: exit code 1)."""
+
+
+def refuse_remote_executors(session: Any) -> None:
+    """Refuse a cluster master: the prediction parts are written to the driver's scratch folder and committed by
+    the storage layer from there, which only executors on the driver's machine (local mode) can write to.
+    Writing them to the storage root itself (s3a://) and committing from there is not built yet (ADR 0011)."""
+    master = str(session.sparkContext.master)
+    if not master.startswith("local"):
+        raise ScratchNotShared(
+            f"score on Spark writes its prediction parts to the driver's scratch folder, which executors of master "
+            f"{master} cannot reach; run the Spark score in local mode (spark.local_master) until the parts are "
+            "written to the storage root (docs/adr/0011-spark-steps-as-sparkapplications.md, S3)"
+        )
+
+
 def _move_parts(written: Path, staging: Path) -> int:
     """Spark's part files of one write into ``staging`` as part-00000.parquet, ... (task order); their count."""
     parts = sorted(written.glob("part-*.parquet"))
@@ -90,14 +108,16 @@ def _move_parts(written: Path, staging: Path) -> int:
     return len(parts)
 
 
-def score_partition_spark(usecase: UseCase, path: Path, scorers: Sequence[SparkScorer], partition: str) -> int:
-    """Score the validated partition at ``path`` with every scorer into its staging folder; the parts written
-    by the champion. The first scorer is the champion: its failure is raised; a shadow's failure is recorded
-    in its ``error`` and its output dropped, as on the local engine."""
+def score_partition_spark(usecase: UseCase, path: Path | str, scorers: Sequence[SparkScorer], partition: str) -> int:
+    """Score the validated partition at ``path`` (a local file, or the s3:// URI of its object: read through S3A)
+    with every scorer into its staging folder; the parts written by the champion. The first scorer is the
+    champion: its failure is raised; a shadow's failure is recorded in its ``error`` and its output dropped, as
+    on the local engine."""
     from pyspark.sql import functions as F
 
     session = get_session(usecase.spark)
-    frame = session.read.parquet(str(path))
+    refuse_remote_executors(session)
+    frame = session.read.parquet(*spark_paths(session, [str(path)]))
     parts = 0
     with tempfile.TemporaryDirectory(prefix="mlcycle-spark-score-") as scratch:
         for scorer in scorers:

@@ -27,6 +27,8 @@ LOCAL_SHUFFLE_PARTITIONS = 4
 def _common(builder: SparkSession.Builder) -> SparkSession.Builder:
     return (
         builder.config("spark.ui.enabled", "false")
+        # No console progress bars: a step's stderr is its task log, and a bar redraws a line per stage there.
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         # Arrow moves columns between the JVM and Python (toPandas, pandas UDFs such as MLflow's spark_udf).
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")

@@ -15,7 +15,7 @@ bytes instead of refusing the file, and the contract must refuse it the same way
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from mlcycle.contracts.gx_runner import run_suite
 from mlcycle.contracts.reading import UnreadableData, read_csv, unreadable_result
 from mlcycle.contracts.results import FIRST_VALUES, META_KEY, ContractResult
 from mlcycle.schema import DataContract
+from mlcycle.spark.s3 import spark_paths
 from mlcycle.spark.session import get_session
 from mlcycle.storage.layout import partition_files
 
@@ -62,15 +63,16 @@ class _Schema:
         return type("SparkColumn", (), {"dtype": self._types[column]})()
 
 
-def read_spark_parquet(session: SparkSession, paths: Sequence[Path]) -> DataFrame:
-    """The partition's Parquet files (one, or every ``part-*``) as a Spark DataFrame; :class:`UnreadableData`
-    if they cannot be read (truncated or corrupt files)."""
+def read_spark_parquet(session: SparkSession, paths: Sequence[Path | str]) -> DataFrame:
+    """The partition's Parquet files (one, or every ``part-*``: local paths or s3:// URIs, read through S3A) as a
+    Spark DataFrame; :class:`UnreadableData` if they cannot be read (truncated or corrupt files)."""
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
-    names = ", ".join(p.name for p in paths)
+    names = ", ".join(str(p).rsplit("/", 1)[-1] for p in paths)
+    readable = spark_paths(session, [str(p) for p in paths])  # no S3A: S3AUnavailable, an infrastructure error
     try:
-        frame = session.read.parquet(*(str(p) for p in paths))
+        frame = session.read.parquet(*readable)
         frame.count()  # reads every footer and page header now: a bad file is refused here, not mid-validation
     except (PySparkException, Py4JJavaError) as exc:
         text = str(exc).strip()
@@ -136,11 +138,13 @@ def check_partition(
     partition: datetime.date,
     serving: bool,
     history: Sequence[int],
+    remote: Mapping[str, str] | None = None,
 ) -> tuple[ContractResult, int | None, pd.DataFrame | None]:
     """The validate step's check of one raw partition on Spark: (outcome, rows, the frame read for a CSV).
 
     ``rows`` is None when the files could not be read; the CSV's typed frame is what validated/ stores as
-    Parquet (a Parquet partition's bytes are stored as they arrived, as on the local engine).
+    Parquet (a Parquet partition's bytes are stored as they arrived, as on the local engine). ``remote``: a
+    file's name -> its s3:// URI, for a partition on S3: Spark's executors read a Parquet partition from there.
     """
     session = get_session(spark)
     try:
@@ -150,7 +154,8 @@ def check_partition(
         typed = read_csv(files[0], contract) if fmt == "csv" else None
         if fmt not in ("csv", "parquet"):
             raise UnreadableData(f"{source.name}: unknown format {fmt!r}")
-        frame = session.createDataFrame(typed) if typed is not None else read_spark_parquet(session, files)
+        sources = [remote[f.name] for f in files] if remote else files
+        frame = session.createDataFrame(typed) if typed is not None else read_spark_parquet(session, sources)
     except UnreadableData as exc:
         return unreadable_result(str(exc), fmt), None, None
     frame = frame.persist()  # every expectation reads it again: read the files once

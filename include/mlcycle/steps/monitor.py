@@ -273,8 +273,12 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
     if usecase.engine == "spark":  # the day's statistics and test rows on Spark (mlcycle.spark.drift)
         from mlcycle.spark.drift import current_for_drift
 
-        with ctx.storage.local_copy(current_uri) as folder:
-            current, statistics = current_for_drift(usecase, folder / DATA_FILE, reference, columns)
+        if ctx.storage.is_local:
+            with ctx.storage.local_copy(current_uri) as folder:
+                current, statistics = current_for_drift(usecase, folder / DATA_FILE, reference, columns)
+        else:  # the executors read the day's object themselves (s3a://: mlcycle.spark.s3)
+            source = ctx.storage.file_uri(current_uri, DATA_FILE)
+            current, statistics = current_for_drift(usecase, source, reference, columns)
     else:
         current = _read(ctx, current_uri, DATA_FILE, columns=columns)
     summary, snapshot = _drift(usecase, reference, current, columns)

@@ -213,7 +213,9 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
         if usecase.engine == "spark":  # each version as MLflow's spark_udf (mlcycle.spark.score)
             from mlcycle.spark.score import score_partition_spark
 
-            score_partition_spark(usecase, folder / DATA_FILE, scorers, partition)
+            # On S3 the executors read the version's object themselves (s3a://: mlcycle.spark.s3).
+            data = folder / DATA_FILE if ctx.storage.is_local else ctx.storage.file_uri(source, DATA_FILE)
+            score_partition_spark(usecase, data, scorers, partition)
         else:
             score_partition(usecase, folder / DATA_FILE, scorers, partition)
         refuse_non_finite(usecase, scorers, source)

@@ -192,8 +192,21 @@ def validate_partition(ctx: StepContext, day: dt.date, profile: str = TRAINING) 
         if ctx.usecase.engine == "spark":  # the same contract, run by GX on Spark (mlcycle.spark.validate)
             from mlcycle.spark.validate import check_partition
 
+            # On S3 the executors read the partition's objects themselves (s3a://: mlcycle.spark.s3).
+            remote = (
+                None
+                if ctx.storage.is_local
+                else {n: ctx.storage.file_uri(raw, n) for n in raw_manifest.get("files", {})}
+            )
             outcome, rows, frame = check_partition(
-                ctx.usecase.spark, source, fmt, contract, partition=day, serving=profile == SERVING, history=history
+                ctx.usecase.spark,
+                source,
+                fmt,
+                contract,
+                partition=day,
+                serving=profile == SERVING,
+                history=history,
+                remote=remote,
             )
         else:
             try:

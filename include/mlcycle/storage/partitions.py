@@ -224,6 +224,18 @@ class Storage:
         prefix = manifest.get(DATA_PREFIX)
         return f"{self._path(uri)}/{prefix}" if prefix else self._path(uri)
 
+    def file_uri(self, uri: str, name: str) -> str:
+        """The s3:// URI of the file ``name`` of the committed S3 partition at ``uri`` (its version's object), for a
+        reader that fetches it itself (Spark's executors); local roots hand out folders (`local_copy`)."""
+        if self.is_local:
+            raise ValueError(f"{uri}: file_uri is for S3 storage roots; read a local partition with local_copy")
+        manifest = self.manifest(uri)
+        if manifest is None:
+            raise FileNotFoundError(f"no committed partition at {uri} (missing {SUCCESS})")
+        if name not in manifest.get("files", {}):
+            raise FileNotFoundError(f"the committed partition at {uri} has no file {name}")
+        return f"s3://{self._data_path(uri, manifest)}/{name}"
+
     def list_partitions(self, usecase: str, dataset: str, sub: str | None = None) -> list[dt.date]:
         """Dates of the committed partitions of a dataset (with `sub`: of that sub-partition of each), ascending."""
         filesystem, _ = self._fs()
