@@ -9,15 +9,26 @@ run that the *scheduler* created (an Asset-triggered retrain, and later partitio
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlcycle.airflow_api import AirflowAPIError
 from mlcycle_dev.stack.airflow import AirflowServices
 from mlcycle_dev.stack.process import ServiceError, wait_until
+
+
+def clean_slate(home: Path, say: Callable[[str], None]) -> None:
+    """A demo's own store, empty: what an earlier run left (its Airflow DB, MLflow, data) is removed first."""
+    if home.exists():
+        say(f"Starting from a clean slate: removing {home}")
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+
 
 # Settings for a 2-core machine running one story at a time (used where the caller's env does not set them).
 DEMO_AIRFLOW_SETTINGS = {

@@ -41,7 +41,7 @@ from mlcycle.settings import REPO_ROOT, embedded_environment
 from mlcycle.specs.names import DagFamily
 from mlcycle.tags import Tag
 from mlcycle_dev.demo import DemoError, answer_approval, monitoring_of
-from mlcycle_dev.demo_airflow import DEMO_AIRFLOW_SETTINGS, StoryClient
+from mlcycle_dev.demo_airflow import DEMO_AIRFLOW_SETTINGS, StoryClient, clean_slate
 from mlcycle_dev.demo_summary import AlertSink
 from mlcycle_dev.stack.airflow import AirflowServices
 
@@ -175,10 +175,7 @@ def explain(env: dict[str, str]) -> None:
 
 
 def demo() -> int:
-    if HOME.exists():
-        _say(f"Starting from a clean slate: removing {HOME}")
-        shutil.rmtree(HOME)
-    HOME.mkdir(parents=True)
+    clean_slate(HOME, _say)
     started = time.perf_counter()
     write_usecases(HOME)
     env = environment(HOME)

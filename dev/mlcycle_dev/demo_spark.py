@@ -358,14 +358,11 @@ def environment(home: Path) -> dict[str, str]:
 
 def demo() -> int:
     from mlcycle_dev.demo import answer_approval
-    from mlcycle_dev.demo_airflow import DEMO_AIRFLOW_SETTINGS, StoryClient
+    from mlcycle_dev.demo_airflow import DEMO_AIRFLOW_SETTINGS, StoryClient, clean_slate
     from mlcycle_dev.demo_summary import AlertSink
     from mlcycle_dev.stack.airflow import AirflowServices
 
-    if HOME.exists():
-        _say(f"Starting from a clean slate: removing {HOME}")
-        shutil.rmtree(HOME)
-    HOME.mkdir(parents=True)
+    clean_slate(HOME, _say)
     started = time.perf_counter()
     local_usecases = HOME / "local-usecases"
     shutil.copytree(DEFAULT_USECASES_DIR, local_usecases)

@@ -56,6 +56,7 @@ from mlcycle_dev.benchmarks.nightly import (
     LoadSampler,
     environment,
     generate,
+    json_object,
     mlcycle_command,
     scaled_usecases,
 )
@@ -281,14 +282,6 @@ class StepMeasure:
         return self.rows / self.cpu_seconds if self.finished and self.cpu_seconds > 0 else None
 
 
-def _json(line: str) -> dict[str, Any]:
-    try:
-        document = json.loads(line)
-    except json.JSONDecodeError:
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
 def step_argv(step: str, day: dt.date, *extra: str) -> list[str]:
     return [*mlcycle_command(), step, "--usecase", USECASE, "--partition", day.isoformat(), *extra]
 
@@ -312,7 +305,7 @@ def train_champion(env: dict[str, str], logs: Path, rows_per_day: int) -> str:
         done = run_watched(argv, env, log, float("inf"))
         if done.exit_code != 0:
             raise RuntimeError(f"set-up step {step} failed ({done.exit_code}); see {log}")
-        result = _json(done.last_line)
+        result = json_object(done.last_line)
         if step == Step.TRAIN:
             known["version"] = str(result["metrics"]["model_version"])
         if step == Step.EVALUATE:
@@ -378,7 +371,7 @@ def run_engine(
         measure.cpu_seconds, measure.peak_rss_mib = done.cpu_seconds, done.peak_rss_mib
         measure.exceeded_cap_gib = cap_mib / 2**10 if done.exceeded else None
         measure.load = load.mean(started, time.monotonic())
-        measure.result, measure.log = _json(done.last_line), str(log)
+        measure.result, measure.log = json_object(done.last_line), str(log)
         measures.append(measure)
         outcome = f"exceeded {measure.exceeded_cap_gib:g} GiB" if done.exceeded else f"exit {done.exit_code}"
         print(

@@ -228,7 +228,8 @@ def run_child(
     return child.returncode, wall, usage.ru_utime + usage.ru_stime, peak, last
 
 
-def _json(line: str) -> dict[str, Any]:
+def json_object(line: str) -> dict[str, Any]:
+    """A step's result line as a JSON object; {} for a line that is not one (a crash, a log line)."""
     try:
         document = json.loads(line)
     except json.JSONDecodeError:
@@ -241,7 +242,7 @@ def generate(root: Path, rows: int, first: dt.date, last: dt.date, env: dict[str
     code, wall, _, _, line = run_child([*argv, "--rows", str(rows)], env, logs / "generate.log")
     if code != OK:
         raise RuntimeError(f"generate failed ({code}); see {logs / 'generate.log'}")
-    per_day = _json(line).get("metrics", {}).get("rows", {})
+    per_day = json_object(line).get("metrics", {}).get("rows", {})
     return {"seconds": wall, "rows_per_day": per_day, "rows": sum(per_day.values())}
 
 
@@ -290,7 +291,7 @@ def nightly(
         code, wall, cpu, peak, line = run_child(argv, env, log, memory_cap_mib)
         run.exit_code, run.wall_seconds, run.cpu_seconds, run.peak_rss_mib = code, wall, cpu, peak
         run.load = load.mean(started, time.monotonic())
-        run.result = _json(line)
+        run.result = json_object(line)
         if step == Step.TRAIN:
             known["version"] = str(run.result.get("metrics", {}).get("model_version", ""))
         if step == Step.EVALUATE:
