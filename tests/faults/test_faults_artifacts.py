@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -198,8 +199,42 @@ def test_tampered_candidate_is_rejected_at_evaluate_and_never_promoted(
 def test_tampered_champion_is_rejected_at_monitor(
     champion_files: Path, storage: Storage, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """monitor refuses to compute prediction drift with a tampered champion (65): no monitoring partition."""
+    """A champion registered before reference scores were stored with versions: monitor loads the model to score
+    its splits, and refuses a tampered one (65): no monitoring partition."""
+    from mlflow.tracking import MlflowClient
+
+    from mlcycle.tags import Tag
+
+    ok_result(step(capsys, "score", SERVED))  # the day's predictions, so monitor computes prediction drift
     _poison(champion_files)
+    MlflowClient().delete_model_version_tag(MODEL, "1", Tag.REFERENCE_SCORES)  # put back by champion_files
     code, document = step(capsys, "monitor", SERVED)
     _assert_refused(code, document, "1", "model.skops")
+    assert not storage.exists(storage.partition_uri("yarnit", Dataset.MONITORING, SERVED))
+
+
+def test_tampered_reference_scores_are_rejected_at_monitor(
+    champion_files: Path, storage: Storage, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """monitor reads the champion's stored reference scores instead of its model: a changed file is refused (65)
+    like a changed model file, naming the version and the file; no monitoring partition."""
+    from mlflow.tracking import MlflowClient
+
+    from mlcycle.monitoring.reference_scores import ARTIFACT_PATH
+    from mlcycle.tags import Tag
+
+    ok_result(step(capsys, "score", SERVED))  # the day's predictions, so monitor computes prediction drift
+    client = MlflowClient()
+    run_id = client.get_model_version(MODEL, "1").tags[Tag.RUN_ID]
+    # The embedded default's artifact store is a local folder: the file the monitor will download, changed in place.
+    stored = Path(urlparse(client.get_run(run_id).info.artifact_uri).path) / ARTIFACT_PATH
+    target = stored / "performance_reference.parquet"
+    assert target.is_file(), sorted(p.name for p in stored.iterdir()) if stored.is_dir() else stored
+    pristine = target.read_bytes()
+    try:
+        target.write_bytes(pristine + b"\0")
+        code, document = step(capsys, "monitor", SERVED)
+    finally:
+        target.write_bytes(pristine)
+    _assert_refused(code, document, "1", "performance_reference.parquet")
     assert not storage.exists(storage.partition_uri("yarnit", Dataset.MONITORING, SERVED))

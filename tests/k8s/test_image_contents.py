@@ -28,6 +28,7 @@ COPIED = {
     "include/usecases",
     "docker/spark-entrypoint.sh",  # the Spark build's entrypoint (target task-spark)
     "docker/mlcycle-step.py",  # and its SparkApplications' main file
+    "docker/spark-jars/",  # the S3A jars a SPARK_S3A=1 build adds to Spark's classpath (none are committed)
 }
 
 

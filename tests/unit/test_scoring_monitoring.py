@@ -142,8 +142,8 @@ def test_monitor_reads_the_reference_scores_stored_with_the_version(
         assert stored["performance"] == computed["performance"]
         wrong = json.dumps({name: "0" * 64 for name in json.loads(recorded)})
         client.set_model_version_tag("yarnit_model", "1", Tag.REFERENCE_SCORES, wrong)
-        code, result = step(capsys, "monitor", CALM)
-        assert code == ExitCode.ERROR, result
+        code, result = step(capsys, "monitor", CALM)  # files that are not the recorded ones: refused, not retried
+        assert code == ExitCode.REJECTED, result
         assert "yarnit_model version 1 (reference scores)" in result["reason"] and "does not match" in result["reason"]
     finally:
         client.set_model_version_tag("yarnit_model", "1", Tag.REFERENCE_SCORES, recorded)

@@ -39,7 +39,7 @@ from mlcycle.registry import integrity, tracking
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.options import Options
 from mlcycle.specs.results import MonitorResult
-from mlcycle.steps.base import NothingToDo, StepContext
+from mlcycle.steps.base import NothingToDo, Rejected, StepContext
 from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import (
     DATA_FILE,
@@ -90,7 +90,12 @@ def _scores(model: Any, table: pd.DataFrame, what: str) -> Any:
 
 
 def _stored_references(usecase: UseCase, version: str, tags: dict[str, Any]) -> reference_scores.ReferenceScores | None:
-    stored = reference_scores.stored(usecase, version, tags)
+    try:
+        stored = reference_scores.stored(usecase, version, tags)
+    except integrity.ArtifactRejected as exc:
+        # Files that differ from their recorded digests were changed after registration: refused like a tampered
+        # model (65, no retry). A store that cannot be reached stays an error (ReferenceScoresUnreadable): retried.
+        raise Rejected(f"reference scores refused: {exc}") from exc
     if stored is None:
         log.info(
             "%s has no stored reference scores (registered before they were stored): scoring its splits instead",
