@@ -47,7 +47,7 @@ DEMO_AIRFLOW_SETTINGS = {
 
 POLL_SECONDS = 0.5
 # How long the demo's reviewer reads a pending approval before answering it (see _ready_for_review).
-REVIEW_DELAY_S = 5.0
+REVIEW_DELAY_S = 15.0
 
 
 @dataclass
@@ -282,8 +282,9 @@ def _ready_for_review(pending: dict[str, Any]) -> bool:
     `scheduled`, the scheduler queues it again, and only then handles the executor's "success" report of the
     worker that parked it; that stale report against a *queued* instance reads as "killed externally" and
     fails the task (scheduler_job_runner.py tolerates it only while the instance is still `scheduled`). The
-    report follows the parking within about a second; a reviewer who takes a few seconds to read the request
-    never meets it.
+    report comes when the parking worker's process exits: within about a second on an idle machine, but 5 s after
+    the request was created under load (measured: request 14:01:07.8, worker exit 14:01:12.8, a 5 s reviewer's
+    answer 14:01:12.9, the task failed); a reviewer who takes 15 s to read the request does not meet it.
     """
     if pending["task_instance"].get("state") != "awaiting_input":
         return False

@@ -28,8 +28,10 @@ from mlcycle_dev.containers.runtime import Engine
 from support.container_faults import Images, pod_outcome, session_images, step_pod
 
 DAY = dt.date(2026, 9, 14)
-#: Big enough that the pod's copy and hashing of it outlast the few milliseconds the drill takes to stop it.
-BIG_LANDING_BYTES = 128 * 2**20
+#: Big enough that the pod's copy and hashing of it outlast the drill's look-up of the pod's PID and the few
+#: milliseconds it takes to stop it. 128 MiB once sufficed, while a step's interpreter spent seconds in its exit;
+#: since `mlcycle.cli.entrypoint` exits at once, an idle machine finished that ingest before the look-up.
+BIG_LANDING_BYTES = 512 * 2**20
 
 
 @pytest.fixture(scope="module")
