@@ -23,7 +23,7 @@ from mlcycle.specs.names import ModelRole
 from mlcycle.storage.layout import Dataset, role_sub
 from mlcycle.storage.partitions import Storage
 from support import artifacts as tamper
-from support.cli import CaptureStdout, ok_result, step
+from support.cli import CaptureStdout, ok_result, step, train_to_champion
 
 FIRST, TRAINED, SERVED = dt.date(2026, 9, 1), dt.date(2026, 9, 10), dt.date(2026, 9, 11)
 ROWS = 900
@@ -41,9 +41,7 @@ def registry(module_env: dict[str, str], capture_stdout: CaptureStdout) -> dict[
         ok_result(step(out, "ingest", SERVED))
         ok_result(step(out, "validate", SERVED, "--serving"))
         ok_result(step(out, "features", TRAINED))
-        v1 = ok_result(step(out, "train", TRAINED))["metrics"]["model_version"]
-        decision = ok_result(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
-        ok_result(step(out, "promote", TRAINED, "--decision", decision))
+        v1 = train_to_champion(out, TRAINED)
         v2 = ok_result(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
     assert (v1, v2) == ("1", "2")
     return module_env

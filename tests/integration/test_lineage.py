@@ -28,7 +28,7 @@ from mlcycle.cli import main as cli_main
 from mlcycle.config import USECASES_ENV
 from mlcycle.settings import embedded_environment
 from mlcycle.storage.layout import SUCCESS
-from support.cli import ok_result, step
+from support.cli import ok_result, step, train_to_champion
 from support.fixtures import StdoutCapture
 from support.s3 import use_s3_endpoint
 from support.usecases import lenient_usecases
@@ -46,9 +46,7 @@ def _run_chain(out: StdoutCapture) -> str:
     ok_result(step(out, "ingest", TRAINED, "--lookback", "6"))
     ok_result(step(out, "validate", TRAINED, "--lookback", "6"))
     ok_result(step(out, "features", TRAINED))
-    version = str(ok_result(step(out, "train", TRAINED))["metrics"]["model_version"])
-    decision = ok_result(step(out, "evaluate", TRAINED, "--model-version", version))["outputs"]["decision"]
-    ok_result(step(out, "promote", TRAINED, "--decision", decision))
+    version = train_to_champion(out, TRAINED)
     ok_result(step(out, "ingest", SCORED))
     ok_result(step(out, "validate", SCORED, "--serving"))
     ok_result(step(out, "score", SCORED))

@@ -23,7 +23,7 @@ from mlcycle.cli import main as cli_main
 from mlcycle.config import USECASES_ENV
 from mlcycle.exitcodes import ExitCode
 from spark.conftest import spark_usecases
-from support.cli import CaptureStdout, ok_result, step
+from support.cli import CaptureStdout, ok_result, step, train_to_champion
 from support.cli import usecase_root as root
 from support.usecases import lenient_usecases
 
@@ -55,9 +55,7 @@ def world(folders: dict[str, Path], module_env: dict[str, str], capture_stdout: 
         ok_result(step(out, "validate", TRAINED, "--lookback", "9"))
         ok_result(step(out, "validate", SHIFTED, "--serving"))
         ok_result(step(out, "features", TRAINED))
-        v1 = ok_result(step(out, "train", TRAINED))["metrics"]["model_version"]
-        decision = ok_result(step(out, "evaluate", TRAINED, "--model-version", v1))["outputs"]["decision"]
-        ok_result(step(out, "promote", TRAINED, "--decision", decision))
+        v1 = train_to_champion(out, TRAINED)
         v2 = ok_result(step(out, "train", TRAINED, "--cache", "off"))["metrics"]["model_version"]
     return {"champion": v1, "challenger": v2}
 

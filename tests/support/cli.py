@@ -38,6 +38,14 @@ def step(capsys: _Capture, name: str, day: dt.date, *extra: str, usecase: str = 
     return run(capsys, name, "--usecase", usecase, "--partition", day.isoformat(), *extra)
 
 
+def train_to_champion(capsys: _Capture, day: dt.date, usecase: str = "yarnit") -> str:
+    """Train on ``day``'s features, evaluate and promote: the new version (the gate must promote it)."""
+    version = str(ok_result(step(capsys, "train", day, usecase=usecase))["metrics"]["model_version"])
+    evaluated = ok_result(step(capsys, "evaluate", day, "--model-version", version, usecase=usecase))
+    ok_result(step(capsys, "promote", day, "--decision", evaluated["outputs"]["decision"], usecase=usecase))
+    return version
+
+
 def usecase_root(env: dict[str, str], usecase: str = "yarnit") -> Path:
     """The use case's folder under the storage root of an embedded environment."""
     return Path(env["MLCYCLE_STORAGE_ROOT"]) / usecase
