@@ -50,9 +50,27 @@ FIRST, TRAINED, DAY = dt.date(2026, 9, 1), dt.date(2026, 9, 5), dt.date(2026, 9,
 ROWS = 700
 
 
+Story = tuple[list[StepRun], Path, Path, dict[str, Any]]
+
+
+def _spark_outputs(runs: list[StepRun]) -> dict[str, Any]:
+    """What the Spark steps committed, read before the local engine rewrites those partitions (pytest-randomly may
+    run the local-engine test first; it validates, scores and monitors the same days in the same store): the
+    scoring run's `_SUCCESS` markers by output name, and whether the monitor wrote Spark's aggregates."""
+    results = {(r.dag_id, r.task): r.result for r in runs if r.result is not None}
+    folders = {
+        "validated": results[(SCORING, Step.VALIDATE)]["outputs"]["validated"],
+        "predictions": results[(SCORING, Step.SCORE)]["outputs"]["predictions"],
+    }
+    markers: dict[str, Any] = {name: json.loads((Path(f) / "_SUCCESS").read_text()) for name, f in folders.items()}
+    monitoring = Path(results[(MONITORING, Step.MONITOR)]["outputs"]["monitoring"])
+    return {**markers, "statistics": (monitoring / "statistics.json").is_file()}
+
+
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[StepRun], Path, Path]:
-    """(the Spark tasks of the three DAG runs, the store's home, the local-engine use cases folder)."""
+def story(tmp_path_factory: pytest.TempPathFactory) -> Story:
+    """(the Spark tasks of the three DAG runs, the store's home, the local-engine use cases folder, the scoring
+    steps' committed outputs)."""
     home = tmp_path_factory.mktemp("sparkflow")
     local = without_cron_runs(lenient_usecases(home / "local"))
     spark = spark_usecases(local, home / "spark")
@@ -66,11 +84,11 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[StepRun], Path
         for dag_id in (TRAINING, SCORING, MONITORING):
             airflow.unpause(dag_id)
         runs = tell_story(StoryClient(airflow, answer_approval, run_timeout=RUN_TIMEOUT_S), TRAINED, [DAY])
-    return runs, home, local
+    return runs, home, local, _spark_outputs(runs)
 
 
-def test_each_spark_step_ran_on_spark_through_airflow(story: tuple[list[StepRun], Path, Path]) -> None:
-    runs, _, _ = story
+def test_each_spark_step_ran_on_spark_through_airflow(story: Story) -> None:
+    runs, _, _, outputs = story
     assert [(r.dag_id, r.task, r.partition) for r in runs] == [
         (TRAINING, Step.VALIDATE, str(TRAINED)),
         (SCORING, Step.VALIDATE, str(DAY)),
@@ -85,20 +103,19 @@ def test_each_spark_step_ran_on_spark_through_airflow(story: tuple[list[StepRun]
     scored = by_task[(SCORING, Step.SCORE)]
     assert served["passed"] == [str(DAY)] and served["profile"] == "serving"
     assert served["summary"]["success"] is True and served["summary"]["evaluated"] > 0
-    validated = json.loads((Path(by_task[(SCORING, Step.VALIDATE)]["outputs"]["validated"]) / "_SUCCESS").read_text())
+    validated = outputs["validated"]
     assert validated["engine"] == "spark"
     assert scored["metrics"]["rows"] == validated["rows"] > 0
-    committed = json.loads((Path(scored["outputs"]["predictions"]) / "_SUCCESS").read_text())
-    assert committed["engine"] == "spark"
+    assert outputs["predictions"]["engine"] == "spark"
     monitored = by_task[(MONITORING, Step.MONITOR)]
     assert monitored["metrics"]["dataset_drift"] is True, "the heatwave day drifts"
-    assert (Path(monitored["outputs"]["monitoring"]) / "statistics.json").is_file(), "Spark's aggregates"
+    assert outputs["statistics"], "Spark's aggregates"
 
 
 def test_the_local_engine_agrees_on_the_same_partitions(
-    story: tuple[list[StepRun], Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    story: Story, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runs, home, local_usecases = story
+    runs, home, local_usecases, _ = story
 
     def in_process(argv: list[str], env: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         with monkeypatch.context() as patch:

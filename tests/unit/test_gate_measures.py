@@ -3,10 +3,25 @@ regressions (Monitoring 6) and the streak of features without value (Data 2)."""
 
 from __future__ import annotations
 
-from mlcycle.config import GateThresholds
-from mlcycle.evaluation.compute import REGRESSION_PREFIX, regressions
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlcycle.config import GateThresholds, get_usecase
+from mlcycle.evaluation import evidence
+from mlcycle.evaluation.compute import (
+    REGRESSION_PREFIX,
+    THROUGHPUT_CALLS,
+    THROUGHPUT_MIN_ROWS,
+    regressions,
+    throughput_rows_s,
+)
 from mlcycle.evaluation.feature_value import unimportant_for, warnings_for
 from mlcycle.evaluation.gate import Evidence, SimpleModel, decide
+from mlcycle.synthetic.yarnit import generate_day
 
 GATE = GateThresholds(metric="roc_auc", min_metric=0.6, baseline_hurdle=0.05, baseline_model_hurdle=0.01)
 PRIOR = {"roc_auc": 0.5, "log_loss": 0.4}
@@ -89,3 +104,47 @@ def test_a_feature_without_value_for_n_trainings_is_a_warning_never_a_rejection(
         and gated.warnings == warnings
         and gated.reasons == ["roc_auc=0.8200 no champion yet"]
     )
+
+
+def test_the_simple_model_is_fitted_on_a_bounded_seeded_sample_of_the_train_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    usecase = get_usecase("yarnit")
+    days = [dt.date(2026, 9, 1) + dt.timedelta(days=i) for i in range(3)]
+    train = pd.concat([generate_day(d, base_rows=400) for d in days[:2]], ignore_index=True)
+    test = generate_day(days[2], base_rows=400)
+    fitted_rows: list[int] = []
+    real_build = evidence.build_model
+
+    def counting_build(config: Any) -> Any:
+        model = real_build(config)
+        real_fit = model.fit
+
+        def fit(features: pd.DataFrame, target: pd.Series) -> Any:
+            fitted_rows.append(len(features))
+            return real_fit(features, target)
+
+        model.fit = fit
+        return model
+
+    monkeypatch.setattr(evidence, "build_model", counting_build)
+    monkeypatch.setattr(evidence, "SIMPLE_MODEL_MAX_ROWS", 300)
+    first = evidence.simple_model(usecase, train, test)
+    again = evidence.simple_model(usecase, train, test)
+    assert len(train) > 300 and fitted_rows == [300, 300]
+    assert first is not None and again is not None and first.metrics == again.metrics, "the same seeded rows"
+
+
+def test_throughput_is_timed_on_at_least_the_minimum_batch() -> None:
+    batches: list[int] = []
+
+    class Recording:
+        def predict(self, frame: pd.DataFrame) -> np.ndarray:
+            batches.append(len(frame))
+            return np.tile([0.5, 0.5], (len(frame), 1))
+
+    rows_s = throughput_rows_s(Recording(), pd.DataFrame({"x": range(7)}))
+    assert rows_s > 0 and batches[0] == 10, "the warm-up call"
+    assert batches[1:] == [THROUGHPUT_MIN_ROWS + 1] * THROUGHPUT_CALLS, "7 rows repeated past the minimum"
+    with pytest.raises(ValueError, match="at least one row"):
+        throughput_rows_s(Recording(), pd.DataFrame({"x": []}))
