@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -60,7 +61,7 @@ def throughput_rows_s(model: Any, inputs: pd.DataFrame) -> float:
 
 
 def regressions(
-    candidate: dict[str, float | None], champion: dict[str, float | None], factor: float
+    candidate: Mapping[str, float | None], champion: Mapping[str, float | None], factor: float
 ) -> list[ComputeRegression]:
     """Each figure where the candidate is worse than ``factor`` times the champion (missing figures skip)."""
     out = []
