@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from mlcycle.config import get_usecase
 from mlcycle.synthetic import yarnit
 from mlcycle.synthetic.yarnit import (
     SCENARIOS,
@@ -487,3 +488,11 @@ def test_generate_day_validates_its_arguments() -> None:
         generate_day(DAY, seed=-1)
     with pytest.raises(ValueError, match="before YarnIt opened"):
         generate_day(datetime.date(2000, 1, 1))
+
+
+def test_session_ids_past_a_million_a_day_widen_and_pass_the_contract() -> None:
+    regex = str(get_usecase("yarnit").data_contract.columns["session_id"].regex)
+    last = yarnit._session_ids(datetime.date(2026, 9, 16), 1_000_001)[-3:].tolist()
+    assert last == ["20260916-999999", "20260916-1000000", "20260916-1000001"]
+    assert all(re.fullmatch(regex, i) for i in last)
+    assert not re.fullmatch(regex, "20260916-12345"), "fewer than 6 digits is still malformed"

@@ -138,7 +138,9 @@ def active_scenarios(day: datetime.date, scenarios: Sequence[ScenarioWindow]) ->
 # days. 7 digits last until the 2140s.
 _SHOP_OPENED = datetime.date(2012, 1, 1)
 _NEW_CUSTOMERS_PER_DAY = 200
-_MAX_BASE_ROWS = 400_000  # keeps the 6-digit session counter from overflowing on the busiest day
+# The session counter has 6 digits, more past 999,999 sessions (the contract admits 6 to 9): the busiest day
+# (a winter weekend, ~1.9x the base) stays under a billion at this base.
+_MAX_BASE_ROWS = 100_000_000
 
 _COUNTRIES = ("US", "GB", "DE", "FR", "NL", "CA", "AU", "IE")
 _COUNTRY_P = np.array([0.35, 0.18, 0.12, 0.08, 0.06, 0.08, 0.08, 0.05])
@@ -243,7 +245,8 @@ def generate_day(
     columns that scenario is about; e.g. the same day under ``concept_shift`` has exactly the same
     features and only different labels.
 
-    Rows come sorted by ``event_ts``; ``session_id`` numbers them from ``YYYYMMDD-000001``. The day has
+    Rows come sorted by ``event_ts``; ``session_id`` numbers them from ``YYYYMMDD-000001`` (7 digits from the
+    millionth session of a day on). The day has
     about ``base_rows`` rows, more at weekends and in winter. Scenario windows that cover ``day`` are
     applied; see ``SCENARIOS`` and the module documentation for what each one does.
     """
