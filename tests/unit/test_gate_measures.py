@@ -4,6 +4,7 @@ regressions (Monitoring 6) and the streak of features without value (Data 2)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,11 +108,12 @@ def test_a_feature_without_value_for_n_trainings_is_a_warning_never_a_rejection(
 
 
 def test_the_simple_model_is_fitted_on_a_bounded_seeded_sample_of_the_train_split(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     usecase = get_usecase("yarnit")
     days = [dt.date(2026, 9, 1) + dt.timedelta(days=i) for i in range(3)]
     train = pd.concat([generate_day(d, base_rows=400) for d in days[:2]], ignore_index=True)
+    train.to_parquet(tmp_path / "train.parquet", index=False)
     test = generate_day(days[2], base_rows=400)
     fitted_rows: list[int] = []
     real_build = evidence.build_model
@@ -129,8 +131,8 @@ def test_the_simple_model_is_fitted_on_a_bounded_seeded_sample_of_the_train_spli
 
     monkeypatch.setattr(evidence, "build_model", counting_build)
     monkeypatch.setattr(evidence, "SIMPLE_MODEL_MAX_ROWS", 300)
-    first = evidence.simple_model(usecase, train, test)
-    again = evidence.simple_model(usecase, train, test)
+    first = evidence.simple_model(usecase, tmp_path / "train.parquet", test)
+    again = evidence.simple_model(usecase, tmp_path / "train.parquet", test)
     assert len(train) > 300 and fitted_rows == [300, 300]
     assert first is not None and again is not None and first.metrics == again.metrics, "the same seeded rows"
 

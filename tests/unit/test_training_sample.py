@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -46,13 +47,26 @@ def test_a_larger_window_is_a_seeded_uniform_sample_in_window_order() -> None:
     assert sample.params() == {"max_train_rows": 1000, "rows_train_window": 5000, "train_sample_seed": 42}
 
 
-def test_only_the_train_split_is_sampled_with_the_use_cases_seed() -> None:
-    from mlcycle.steps.train import bounded_splits
+def _write_splits(folder: Path, sizes: dict[str, int], target: str = "y") -> None:
+    from mlcycle.storage.layout import split_file
 
-    splits = {"train": _frame(3000), "valid": _frame(2000), "test": _frame(2000)}
-    bounded, sample = bounded_splits(_usecase(1500), splits)
+    for name, rows in sizes.items():
+        _frame(rows).rename(columns={"y": target}).to_parquet(folder / split_file(name), index=False)
+
+
+def test_only_the_train_split_is_sampled_with_the_use_cases_seed(tmp_path: Path) -> None:
+    from mlcycle.steps.train import read_splits
+    from mlcycle.training.sampling import sample_train
+
+    _write_splits(tmp_path, {"train": 3000, "valid": 2000, "test": 2000})
+    bounded, sample = read_splits(_usecase(1500), tmp_path)
     assert len(bounded["train"]) == 1500 and sample.seed == get_usecase("yarnit").model.seed
-    assert bounded["valid"] is splits["valid"] and bounded["test"] is splits["test"], "the gate's test set stays whole"
+    assert sample.window_rows == 3000 and sample.sampled
+    assert len(bounded["valid"]) == 2000 and len(bounded["test"]) == 2000, "the gate's test set stays whole"
+    in_memory, _ = sample_train(pd.read_parquet(tmp_path / "train.parquet"), 1500, sample.seed)
+    assert bounded["train"]["x"].tolist() == in_memory["x"].tolist(), "the file's sample is the frame's"
+    whole, unbounded = read_splits(_usecase(None), tmp_path)
+    assert len(whole["train"]) == 3000 and not unbounded.sampled
 
 
 def test_the_bound_is_part_of_the_training_cache_key() -> None:
@@ -66,17 +80,16 @@ def test_the_bound_is_part_of_the_training_cache_key() -> None:
     assert len({unbounded, cache_key(_usecase(1000), manifest), cache_key(_usecase(2000), manifest)}) == 3
 
 
-def test_the_sample_is_recorded_on_the_candidate_run(mlcycle_env: dict[str, str]) -> None:
+def test_the_sample_is_recorded_on_the_candidate_run(mlcycle_env: dict[str, str], tmp_path: Path) -> None:
     """The train step's `log_inputs` on a real MLflow run: the bound, the window's size and the seed are params."""
     import mlflow
 
-    from mlcycle.steps.train import bounded_splits, log_inputs
+    from mlcycle.steps.train import log_inputs, read_splits
 
     usecase = _usecase(1000)
-    target = usecase.target.name
-    splits = {s: _frame(n).rename(columns={"y": target}) for s, n in (("train", 4000), ("valid", 500), ("test", 500))}
-    bounded, sample = bounded_splits(usecase, splits)
-    manifest = {"window": ["2026-09-01", "2026-09-14"], "days": {s: ["2026-09-01"] for s in splits}}
+    _write_splits(tmp_path, {"train": 4000, "valid": 500, "test": 500}, usecase.target.name)
+    bounded, sample = read_splits(usecase, tmp_path)
+    manifest = {"window": ["2026-09-01", "2026-09-14"], "days": {s: ["2026-09-01"] for s in bounded}}
     with mlflow.start_run() as run:
         log_inputs(usecase, "file:///features/ds=2026-09-14", manifest, bounded, sample)
     params = mlflow.get_run(run.info.run_id).data.params

@@ -7,7 +7,8 @@ implementation of the step can avoid (wall seconds, and this process's CPU secon
 
 - ingest: copying the window's landing files (the bytes raw/ must hold);
 - validate: per day, reading raw Parquet, the compiled GX suite run directly (`batch.validate`), writing Parquet;
-- features: reading the window's validated columns, concatenating, writing the three splits;
+- features: reading the window's validated columns, concatenating, writing the three splits (Arrow tables, as
+  the step does since it stopped building pandas frames);
 - train: the pipeline's `fit` (ordinal encoding + HistGradientBoostingClassifier) on the train split;
 - evaluate: `predict_proba` of the candidate on the test split and the recent window;
 - promote: the registry calls alone (read the champion alias and version, tag the version, set the alias);
@@ -105,7 +106,8 @@ def validate(root: Path, partition: dt.date, days: int, **_: Any) -> dict[str, A
 
 
 def features(root: Path, partition: dt.date, days: int, **_: Any) -> dict[str, Any]:
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from mlcycle.config import get_usecase
     from mlcycle.steps.features import model_columns, split_of
@@ -116,14 +118,14 @@ def features(root: Path, partition: dt.date, days: int, **_: Any) -> dict[str, A
     columns = model_columns(usecase)
     with tempfile.TemporaryDirectory(prefix="mlcycle-bench-nightly-") as scratch:
         started, cpu_started = time.perf_counter(), time.process_time()
-        frames: dict[str, list[pd.DataFrame]] = {s: [] for s in SPLITS}
+        tables: dict[str, list[Any]] = {s: [] for s in SPLITS}
         for day in window:
-            frame = pd.read_parquet(_folder(root, Dataset.VALIDATED, day) / DATA_FILE, columns=columns)
-            frames[split_of(day, window, usecase)].append(frame)
+            table = pq.read_table(_folder(root, Dataset.VALIDATED, day) / DATA_FILE, columns=columns)
+            tables[split_of(day, window, usecase)].append(table)
         for split in SPLITS:
-            pd.concat(frames[split], ignore_index=True).to_parquet(Path(scratch) / split_file(split), index=False)
+            pq.write_table(pa.concat_tables(tables[split]), Path(scratch) / split_file(split))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return {"seconds": seconds, "cpu_seconds": cpu, "what": f"read {len(window)} days, concat, write 3 splits"}
+    return {"seconds": seconds, "cpu_seconds": cpu, "what": f"read {len(window)} days, concat, write 3 splits (Arrow)"}
 
 
 def _features_split(root: Path, partition: dt.date, split: str, columns: list[str] | None = None) -> Any:

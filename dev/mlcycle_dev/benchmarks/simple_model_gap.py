@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -38,7 +40,10 @@ def gap(seed: int, days: int, rows: int) -> tuple[float, float, float]:
     target = usecase.target.name
     trees = build_model(usecase).fit(feature_frame(usecase, train), train[target])
     trees_auc = float(roc_auc_score(test[target], trees.predict_proba(feature_frame(usecase, test))[:, 1]))
-    simple = simple_model(usecase, train, test)  # what evaluate fits: the gate's baseline_family, default params
+    with tempfile.TemporaryDirectory() as folder:  # evaluate reads the train split from its file
+        train.to_parquet(Path(folder) / "train.parquet", index=False)
+        # What evaluate fits: the gate's baseline_family, default params.
+        simple = simple_model(usecase, Path(folder) / "train.parquet", test)
     if simple is None:
         raise ValueError("yarnit's usecase.yaml names no thresholds.gate.baseline_family to compare with")
     return trees_auc, simple.metrics["roc_auc"], float(pd.concat(frames)[target].mean())

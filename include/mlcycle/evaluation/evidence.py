@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from mlcycle.config import UseCase
 from mlcycle.evaluation.gate import Evidence, SimpleModel
 from mlcycle.training.metrics import classification_metrics, slice_metrics
 from mlcycle.training.model_io import feature_frame, model_input, predict_score
-from mlcycle.training.sampling import sample_train
+from mlcycle.training.sampling import read_sample
 from mlcycle.training.trainers import build_model
 
 # The rows the simple model is fitted on: a logistic regression's test metric is settled well before this, and
@@ -91,23 +92,25 @@ def measure(
     return evidence, safe
 
 
-def baseline_metrics(usecase: UseCase, train: pd.DataFrame, test: pd.DataFrame) -> dict[str, float]:
-    """The rule baseline: predict the training positive rate for everyone."""
+def baseline_metrics(usecase: UseCase, train_target: pd.Series, test: pd.DataFrame) -> dict[str, float]:
+    """The rule baseline: predict the training positive rate (of ``train_target``, the train split's labels) for
+    everyone."""
+    prior = float(train_target.mean())
     target = usecase.target.name
-    prior = float(train[target].mean())
     return classification_metrics(test[target].to_numpy(), np.full(len(test), prior), usecase.model.decision_threshold)
 
 
-def simple_model(usecase: UseCase, train: pd.DataFrame, test: pd.DataFrame) -> SimpleModel | None:
+def simple_model(usecase: UseCase, train_split: Path, test: pd.DataFrame) -> SimpleModel | None:
     """The use case's simple model family with its default parameters, fitted on a seeded sample of at most
-    `SIMPLE_MODEL_MAX_ROWS` rows of the frozen train split and measured on the whole frozen test set; None when
-    none is configured or the candidate is of that family itself."""
+    `SIMPLE_MODEL_MAX_ROWS` rows of the frozen train split (the Parquet file ``train_split``, sampled before it
+    becomes a DataFrame) and measured on the whole frozen test set; None when none is configured or the candidate
+    is of that family itself."""
     family = usecase.thresholds.gate.baseline_family
     if family is None or family == usecase.model.family:
         return None
     config = usecase.model_copy(update={"model": usecase.model.model_copy(update={"family": family, "params": {}})})
     target = usecase.target.name
-    train, _ = sample_train(train, SIMPLE_MODEL_MAX_ROWS, usecase.model.seed)
+    train, _ = read_sample(train_split, SIMPLE_MODEL_MAX_ROWS, usecase.model.seed)
     model = build_model(config).fit(feature_frame(config, train), train[target])
     score = model.predict_proba(feature_frame(config, test))[:, 1]
     return SimpleModel(family, classification_metrics(test[target].to_numpy(), score, usecase.model.decision_threshold))

@@ -138,7 +138,9 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
     features_uri = ctx.uri(Dataset.FEATURES)
     with ctx.storage.local_copy(features_uri) as folder:
         test = pd.read_parquet(folder / split_file(Split.TEST))
-        train = pd.read_parquet(folder / split_file(Split.TRAIN))
+        # The train split only for the baselines: its labels (the prior) and the simple model's bounded sample.
+        train_target = pd.read_parquet(folder / split_file(Split.TRAIN), columns=[usecase.target.name])
+        simple = simple_model(usecase, folder / split_file(Split.TRAIN), test)
         features_manifest = json.loads((folder / SUCCESS).read_text())
     recent, recent_days = recent_window(ctx)
 
@@ -167,8 +169,7 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
             run_metrics(usecase, champion_version),
             compute.throughput_rows_s(champion_model, model_input(champion_model, champion_test, what)),
         )
-    baseline = baseline_metrics(usecase, train, test)
-    simple = simple_model(usecase, train, test)
+    baseline = baseline_metrics(usecase, train_target[usecase.target.name], test)
     importance = feature_value.permutation_importance(usecase, candidate_model, test)
     unimportant = feature_value.unimportant_for(
         importance,

@@ -32,12 +32,12 @@ from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import TrainResult
 from mlcycle.steps.base import StepContext
 from mlcycle.steps.tune import tuned_params
-from mlcycle.storage.layout import SPLITS, Dataset, split_file
+from mlcycle.storage.layout import SPLITS, Dataset, Split, split_file
 from mlcycle.tags import Tag
 from mlcycle.training.datasets import split_dataset
 from mlcycle.training.fit import FittedCandidate, fit_and_measure
 from mlcycle.training.model_io import feature_frame
-from mlcycle.training.sampling import TrainSample, sample_train
+from mlcycle.training.sampling import TrainSample, read_sample
 from mlcycle.training.search import with_params
 from mlcycle.training.trainers import SKOPS_TRUSTED_TYPES, build_model
 
@@ -115,7 +115,7 @@ def main(ctx: StepContext, options: TrainOptions) -> TrainResult:
     if hit is not None:
         return reuse_cached(ctx, hit, parent_id)
 
-    splits, sample = bounded_splits(usecase, load_splits(ctx, features_uri))
+    splits, sample = load_splits(ctx, features_uri)
     model = build_model(usecase)
     with (
         mlflow.start_run(run_id=parent_id),
@@ -170,18 +170,25 @@ def reuse_cached(ctx: StepContext, hit: Any, parent_id: str) -> TrainResult:
     return _result(ctx, str(hit.version), run_id, parent_id, cached_metrics, cache_hit=True)
 
 
-def load_splits(ctx: StepContext, features_uri: str) -> dict[str, pd.DataFrame]:
-    """The train / valid / test frames of the features partition."""
+def load_splits(ctx: StepContext, features_uri: str) -> tuple[dict[str, pd.DataFrame], TrainSample]:
+    """The train / valid / test frames of the features partition (`read_splits`)."""
     with ctx.storage.local_copy(features_uri) as folder:
-        return {s: pd.read_parquet(folder / split_file(s)) for s in SPLITS}
+        return read_splits(ctx.usecase, folder)
 
 
-def bounded_splits(usecase: UseCase, splits: dict[str, pd.DataFrame]) -> tuple[dict[str, pd.DataFrame], TrainSample]:
-    """The splits with the train split cut to `split.max_train_rows` (a seeded sample; valid and test whole)."""
-    train, sample = sample_train(splits["train"], usecase.split.max_train_rows, usecase.model.seed)
+def read_splits(usecase: UseCase, folder: Path) -> tuple[dict[str, pd.DataFrame], TrainSample]:
+    """The splits in ``folder``, the train split cut to `split.max_train_rows` (a seeded sample drawn before the
+    rows become a DataFrame, `read_sample`; valid and test whole: the gate's frozen test set)."""
+    splits: dict[str, pd.DataFrame] = {}
+    for name in SPLITS:
+        if name == Split.TRAIN:
+            bound, seed = usecase.split.max_train_rows, usecase.model.seed
+            splits[name], sample = read_sample(folder / split_file(name), bound, seed)
+        else:
+            splits[name] = pd.read_parquet(folder / split_file(name))
     if sample.sampled:
         log.info("training on %d of the window's %d train rows (seed %d)", sample.rows, sample.window_rows, sample.seed)
-    return {**splits, "train": train}, sample
+    return splits, sample
 
 
 def checkpoint_dir(ctx: StepContext) -> Path:

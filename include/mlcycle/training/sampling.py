@@ -10,8 +10,11 @@ data draws the same rows (the training cache's key includes the bound), and the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,33 @@ class TrainSample:
         return {**bound, "rows_train_window": self.window_rows, "train_sample_seed": self.seed}
 
 
+def sample_positions(rows: int, max_rows: int | None, seed: int) -> np.ndarray | None:
+    """The ascending positions of a uniform sample of `max_rows` of `rows` rows without replacement, drawn with
+    `seed`; None when no bound is set or all rows fit. The rows `DataFrame.sample(n=max_rows, random_state=seed)`
+    draws, so a frame in memory and a file read by `read_sample` give the same sample."""
+    if max_rows is None or rows <= max_rows:
+        return None
+    return np.sort(np.random.RandomState(seed).choice(rows, size=max_rows, replace=False))
+
+
 def sample_train(train: pd.DataFrame, max_rows: int | None, seed: int) -> tuple[pd.DataFrame, TrainSample]:
     """`train` itself when it has at most `max_rows` rows (or no bound is set), else `max_rows` of its rows drawn
     uniformly without replacement with `seed`, in their original order."""
-    if max_rows is None or len(train) <= max_rows:
+    positions = sample_positions(len(train), max_rows, seed)
+    if positions is None:
         return train, TrainSample(len(train), len(train), max_rows, seed)
-    sample = train.sample(n=max_rows, random_state=seed).sort_index(kind="stable")
-    return sample, TrainSample(len(train), len(sample), max_rows, seed)
+    return train.iloc[positions], TrainSample(len(train), len(positions), max_rows, seed)
+
+
+def read_sample(
+    path: Path, max_rows: int | None, seed: int, columns: list[str] | None = None
+) -> tuple[pd.DataFrame, TrainSample]:
+    """`sample_train` of the Parquet file at `path`, drawn before the rows become a DataFrame: the whole file is
+    held only as Arrow columns (text a few bytes a value, against ~60 as Python strings), so a window larger
+    than the bound costs the sample's memory, not the window's, once in pandas."""
+    table = pq.read_table(path, columns=columns)
+    window_rows = table.num_rows
+    positions = sample_positions(window_rows, max_rows, seed)
+    if positions is not None:
+        table = table.take(positions)
+    return table.to_pandas(), TrainSample(window_rows, table.num_rows, max_rows, seed)
