@@ -37,3 +37,22 @@ def test_time_split_puts_the_newest_days_in_test() -> None:
     usecase = get_usecase("yarnit")
     days = [dt.date(2026, 9, 1) + dt.timedelta(days=i) for i in range(8)]
     assert [split_of(d, days, usecase) for d in days] == ["train"] * 4 + ["valid"] * 2 + ["test"] * 2
+
+
+def test_days_are_joined_in_time_order_with_their_types_promoted_as_pandas_did() -> None:
+    import pyarrow as pa
+
+    from mlcycle.steps.features import _concat, _in_time_order
+
+    ts = pd.to_datetime(["2026-09-01 10:00", "2026-09-01 09:00", "2026-09-02 08:00"], utc=True)
+    first = pa.Table.from_pandas(pd.DataFrame({"t": ts[:2], "n": [1, 2], "note": [None, None]}))
+    second = pa.Table.from_pandas(pd.DataFrame({"t": ts[2:], "n": [float("nan")], "note": ["late"]}))
+    joined = _concat([first, second])
+    assert joined.schema.metadata is None, "no day's pandas index metadata"
+    assert str(joined.schema.field("n").type) == "double" and str(joined.schema.field("note").type) == "string"
+    ordered = _in_time_order(joined, "t").to_pandas()
+    assert ordered["n"].tolist()[:2] == [2.0, 1.0] and ordered["note"].tolist()[-1] == "late"
+    already = _in_time_order(ordered_table := pa.Table.from_pandas(ordered, preserve_index=False), "t")
+    assert already is ordered_table, "an ordered split is written as read (no second copy)"
+    ties = pa.table({"t": pa.array([2, 1, 1, 2]), "day": pa.array([1, 1, 2, 2])})
+    assert _in_time_order(ties, "t").column("day").to_pylist() == [1, 2, 1, 2], "a stable sort: ties keep day order"

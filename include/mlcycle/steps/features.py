@@ -22,6 +22,7 @@ import logging
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
@@ -66,6 +67,16 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
     """
     table = pa.concat_tables(tables, promote_options="permissive")
     return table.replace_schema_metadata(None)
+
+
+def _in_time_order(table: pa.Table, column: str) -> pa.Table:
+    """``table`` stably sorted by ``column`` (ties keep day order); ``table`` itself when it already is: days come
+    in order, each usually sorted by its events, and sorting is a second copy of the split (1.5 of the step's
+    2.5 GB at 1M rows a day)."""
+    values = table.column(column)
+    if values.null_count == 0 and (table.num_rows < 2 or pc.all(pc.greater_equal(values[1:], values[:-1])).as_py()):
+        return table
+    return table.sort_by(column)
 
 
 def split_of(day: dt.date, days: list[dt.date], usecase: UseCase) -> str:
@@ -164,7 +175,7 @@ def main(ctx: StepContext, options: Options) -> FeaturesResult:
     rows = {}
     with ctx.storage.writer(target, manifest) as staging:
         for split in SPLITS:
-            table = _concat(tables.pop(split)).sort_by(usecase.timestamp)  # a stable sort: ties keep day order
+            table = _in_time_order(_concat(tables.pop(split)), usecase.timestamp)
             pq.write_table(table, staging / split_file(split))
             rows[split] = table.num_rows
             del table
