@@ -70,13 +70,13 @@ def test_only_the_train_split_is_sampled_with_the_use_cases_seed(tmp_path: Path)
 
 
 def test_the_bound_is_part_of_the_training_cache_key() -> None:
-    """A version fitted on a sample is not reused for a whole window (or another bound), and the keys of use cases
-    without a bound do not change."""
+    """A version fitted on a sample is not reused for a whole window (or another bound)."""
     from mlcycle.steps.train import cache_key
 
     manifest = {"input_digests": {"2026-09-01": "abc"}, "days": {"train": ["2026-09-01"]}}
     unbounded = cache_key(_usecase(None), manifest)
-    assert unbounded == cache_key(get_usecase("yarnit"), manifest)
+    assert get_usecase("yarnit").split.max_train_rows == 2_000_000, "the shipped bound"
+    assert cache_key(get_usecase("yarnit"), manifest) == cache_key(_usecase(2_000_000), manifest)
     assert len({unbounded, cache_key(_usecase(1000), manifest), cache_key(_usecase(2000), manifest)}) == 3
 
 

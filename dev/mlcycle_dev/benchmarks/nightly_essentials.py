@@ -9,7 +9,8 @@ implementation of the step can avoid (wall seconds, and this process's CPU secon
 - validate: per day, reading raw Parquet, the compiled GX suite run directly (`batch.validate`), writing Parquet;
 - features: reading the window's validated columns, concatenating, writing the three splits (Arrow tables, as
   the step does since it stopped building pandas frames);
-- train: the pipeline's `fit` (ordinal encoding + HistGradientBoostingClassifier) on the train split;
+- train: the pipeline's `fit` (ordinal encoding + HistGradientBoostingClassifier) on the rows the step fits (the
+  train split, or its `split.max_train_rows` sample);
 - evaluate: `predict_proba` of the candidate on the test split and the recent window;
 - promote: the registry calls alone (read the champion alias and version, tag the version, set the alias);
 - score: reading the day, `predict_proba` on its rows, writing the scores;
@@ -138,12 +139,15 @@ def _features_split(root: Path, partition: dt.date, split: str, columns: list[st
 
 def train(root: Path, partition: dt.date, **_: Any) -> dict[str, Any]:
     from mlcycle.config import get_usecase
-    from mlcycle.storage.layout import Split
+    from mlcycle.storage.layout import Dataset, Split, split_file
     from mlcycle.training.model_io import feature_frame
+    from mlcycle.training.sampling import read_sample
     from mlcycle.training.trainers import build_model
 
     usecase = get_usecase(USECASE)
-    table = _features_split(root, partition, Split.TRAIN)
+    # The rows the step fits: the train split, cut to the use case's `split.max_train_rows` as the step cuts it.
+    path = _folder(root, Dataset.FEATURES, partition) / split_file(Split.TRAIN)
+    table, _ = read_sample(path, usecase.split.max_train_rows, usecase.model.seed)
     X, y = feature_frame(usecase, table), table[usecase.target.name]
     model = build_model(usecase)
     started, cpu_started = time.perf_counter(), time.process_time()

@@ -56,10 +56,15 @@ from mlcycle.storage.layout import (
 )
 from mlcycle.tags import Tag
 from mlcycle.training.model_io import model_input, predict_score
+from mlcycle.training.sampling import read_sample
 
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMN = "score"
+# The rows of the champion's train split the data-drift reference is built from: a seeded uniform sample past
+# this (the reference is sketched to `drift.sample_rows` quantiles and levels, which 2M rows estimate as well
+# as the whole split), so the step's memory stops growing with the window (9.3M rows at 1M sessions a day).
+REFERENCE_MAX_ROWS = 2_000_000
 
 
 def _read(ctx: StepContext, uri: str, file: str | None, columns: list[str] | None = None) -> pd.DataFrame:
@@ -273,7 +278,9 @@ def main(ctx: StepContext, options: Options) -> MonitorResult:
     if not ctx.storage.exists(current_uri):
         raise NothingToDo(f"no validated data for {partition} (not landed yet, or rejected and quarantined)")
     columns = [c.name for c in usecase.features]
-    reference = _read(ctx, reference_uri, split_file(Split.TRAIN), columns=columns)
+    with ctx.storage.local_copy(reference_uri) as folder:
+        path = folder / split_file(Split.TRAIN)
+        reference, _ = read_sample(path, REFERENCE_MAX_ROWS, usecase.model.seed, columns=columns)
     statistics: dict[str, Any] | None = None
     if usecase.engine == "spark":  # the day's statistics and test rows on Spark (mlcycle.spark.drift)
         from mlcycle.spark.drift import current_for_drift
