@@ -3,13 +3,15 @@ pod's environment, and a Spark without the S3A connector (pyspark as installed h
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import pytest
 
 from mlcycle.spark.s3 import CREDENTIALS_PROVIDER, S3AUnavailable, require_s3a, s3a_settings, spark_paths, spark_uri
-from mlcycle.spark.score import ScratchNotShared, refuse_remote_executors
+from mlcycle.spark.score import ScratchNotShared, check_parts_visible, refuse_remote_executors
 from mlcycle.storage.partitions import Storage
 
 if TYPE_CHECKING:
@@ -51,6 +53,17 @@ def test_a_spark_without_s3a_is_refused_naming_the_jars(spark: SparkSession) -> 
 def test_a_local_root_hands_out_folders_not_object_uris(tmp_path: object) -> None:
     with pytest.raises(ValueError, match="file_uri is for S3 storage roots"):
         Storage(str(tmp_path)).file_uri(f"{tmp_path}/yarnit/validated/ds=2026-09-06", "data.parquet")
+
+
+def test_the_driver_must_see_every_row_the_executors_wrote(tmp_path: Path) -> None:
+    """An executor that does not mount the scratch's volume writes its parts to its own disk: committing what the
+    driver sees would lose rows silently."""
+    written = tmp_path / "spark-champion"
+    written.mkdir()
+    pd.DataFrame({"score": [0.1, 0.9]}).to_parquet(written / "part-00000-a.parquet")
+    check_parts_visible(written, 2)
+    with pytest.raises(ScratchNotShared, match=r"the driver sees 2 of the 5 prediction rows .* same path"):
+        check_parts_visible(written, 5)
 
 
 def test_the_spark_score_refuses_executors_that_cannot_reach_its_scratch() -> None:

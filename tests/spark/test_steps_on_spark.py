@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ import pytest
 from mlcycle.cli import main as cli_main
 from mlcycle.config import USECASES_ENV
 from mlcycle.exitcodes import ExitCode
-from spark.conftest import spark_usecases
+from mlcycle.storage.partitions import SCRATCH
+from spark.conftest import SPARK, spark_usecases
 from support.cli import CaptureStdout, ok_result, step, train_to_champion
 from support.cli import usecase_root as root
 from support.usecases import lenient_usecases
@@ -31,6 +34,9 @@ FIRST, TRAINED = dt.date(2026, 9, 1), dt.date(2026, 9, 10)
 SHIFTED = dt.date(2026, 9, 11)
 PARTS_LOCAL, PARTS_SPARK, REJECTED = (dt.date(2026, 9, d) for d in (12, 13, 14))
 ROWS = 900
+#: A standalone master with two executors of one core and 1 GiB each, in JVMs of their own (Spark's own tests'
+#: stand-in for a cluster).
+CLUSTER = {"local_master": "local-cluster[2,1,1024]", "driver_memory": "1g"}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +108,35 @@ def test_scores_and_decisions_match_the_local_engine(
         assert sorted(p.name for p in committed.iterdir()) == ["_SUCCESS", "part-00000.parquet"]
     assert set(expected["predictions"]["model_version"]) == {world["champion"]}
     assert set(expected["predictions_challenger"]["model_version"]) == {world["challenger"]}
+
+
+def test_a_cluster_master_writes_the_parts_on_the_storage_roots_volume(
+    world: dict[str, str],
+    folders: dict[str, Path],
+    module_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """`local-cluster[2,1,1024]`: a standalone master with two executor JVMs of their own, each with its own Python
+    workers, as on a cluster. Their parts go to the step's scratch on the storage root's volume (`.scratch/`, which
+    executors on other nodes would mount), the driver counts every row there, and the committed predictions are
+    the local engine's. It runs as its own process: this folder's session is a local-mode one."""
+    local = ok_result(step(capsys, "score", SHIFTED))
+    want = predictions(local, "predictions")
+    cluster = spark_usecases(folders["local"], tmp_path / "usecases", spark=SPARK.model_copy(update=CLUSTER))
+    command = [sys.executable, "-m", "mlcycle.cli", "score", "--usecase", "yarnit", "--partition", str(SHIFTED)]
+    done = subprocess.run(
+        command, env={**os.environ, USECASES_ENV: str(cluster)}, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    spark = json.loads(done.stdout.strip().splitlines()[-1])
+    assert spark["metrics"]["engine"] == "spark" and spark["metrics"]["rows"] == local["metrics"]["rows"]
+    got = predictions(spark, "predictions")
+    assert got["prediction_id"].tolist() == want["prediction_id"].tolist()
+    assert got["decision"].tolist() == want["decision"].tolist()
+    assert (got["score"] - want["score"]).abs().max() <= 1e-9
+    scratch = root(module_env).parent / SCRATCH
+    assert scratch.is_dir() and not any(scratch.iterdir()), "written on the root's volume, then removed"
 
 
 def test_drift_verdicts_match_the_local_engine(

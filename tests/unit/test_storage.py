@@ -297,3 +297,26 @@ def test_an_s3_key_outside_the_root_is_refused() -> None:
     storage = Storage("s3://bucket/prefix")
     with pytest.raises(ValueError, match="outside the storage root"):
         storage.manifest("s3://bucket/prefix/uc/../../other/raw/ds=2026-09-14")
+
+
+def test_a_local_roots_scratch_is_on_its_volume_and_killed_steps_leftovers_go_after_a_day(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path / "root"))
+    parent = tmp_path / "root" / partitions.SCRATCH
+    parent.mkdir(parents=True)
+    stale, fresh = parent / "score-killed", parent / "score-running"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "part-00000.parquet").write_bytes(b"x")
+    day_old = time.time() - partitions.SCRATCH_GRACE_SECONDS - 60
+    os.utime(stale, (day_old, day_old))
+    with storage.scratch("score-") as scratch:
+        assert scratch.parent == parent and scratch.name.startswith("score-")
+        (scratch / "part").write_bytes(b"y")
+        assert not stale.exists() and fresh.exists(), "only what is older than the grace goes"
+    assert not scratch.exists()
+    with pytest.raises(RuntimeError, match="boom"), storage.scratch("score-") as failing:
+        raise RuntimeError("boom")
+    assert not failing.exists(), "removed on an error too"
+    with Storage("s3://bucket/prefix").scratch("score-") as elsewhere:
+        assert elsewhere.is_dir() and not elsewhere.is_relative_to(tmp_path), "S3: the machine's temporary folder"
+    assert not elsewhere.exists()

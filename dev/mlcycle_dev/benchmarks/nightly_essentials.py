@@ -147,13 +147,14 @@ def train(root: Path, partition: dt.date, **_: Any) -> dict[str, Any]:
     usecase = get_usecase(USECASE)
     # The rows the step fits: the train split, cut to the use case's `split.max_train_rows` as the step cuts it.
     path = _folder(root, Dataset.FEATURES, partition) / split_file(Split.TRAIN)
-    table, _ = read_sample(path, usecase.split.max_train_rows, usecase.model.seed)
+    table, sample = read_sample(path, usecase.split.max_train_rows, usecase.model.seed)
     X, y = feature_frame(usecase, table), table[usecase.target.name]
     model = build_model(usecase)
     started, cpu_started = time.perf_counter(), time.process_time()
     model.fit(X, y)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return {"seconds": seconds, "cpu_seconds": cpu, "what": "pipeline fit (HGB) on the train split", "rows": len(table)}
+    what = "pipeline fit (HGB) on the train split" + (f"'s {sample.rows:,}-row sample" if sample.sampled else "")
+    return {"seconds": seconds, "cpu_seconds": cpu, "what": what, "rows": len(table)}
 
 
 def _recent(root: Path, partition: dt.date) -> Any:

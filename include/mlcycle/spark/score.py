@@ -6,8 +6,14 @@ the digests recorded at registration) — the folder `spark_udf` ships to the ex
 the train step logged. The prediction rows are those of the local engine (:func:`mlcycle.steps.score.predictions`):
 the same columns, types and ``prediction_id``s, the positive-class probability of the pyfunc's
 ``predict_proba`` output as the score and ``score >= decision_threshold`` as the decision. Each role's rows are
-written by Spark into a scratch folder and moved, as ``part-NNNNN.parquet``, into the role's staging folder,
-which the step commits atomically through the storage layer as on the local engine.
+written by Spark's executors into the step's scratch folder and moved, as ``part-NNNNN.parquet``, into the role's
+staging folder, which the step commits atomically through the storage layer as on the local engine.
+
+Where the executors may run: under a local storage root the scratch folder is on the root's volume
+(`Storage.scratch`), so executors on other nodes that mount that volume at the same path write there (a cluster
+master; checked: the driver must see every row the executors wrote). Under an S3 root the scratch folder is the
+driver's, which only local-mode executors reach; writing the parts through S3A and committing them in place is
+not built (ADR 0011), so a cluster master is refused there.
 """
 
 from __future__ import annotations
@@ -88,15 +94,29 @@ class ScratchNotShared(RuntimeError):
 
 
 def refuse_remote_executors(session: Any) -> None:
-    """Refuse a cluster master: the prediction parts are written to the driver's scratch folder and committed by
-    the storage layer from there, which only executors on the driver's machine (local mode) can write to.
-    Writing them to the storage root itself (s3a://) and committing from there is not built yet (ADR 0011)."""
+    """Refuse a cluster master when the scratch folder is the driver's own (an S3 storage root): only executors on
+    the driver's machine (local mode) can write there. Writing the parts to the storage root itself (s3a://) and
+    committing from there is not built yet (ADR 0011)."""
     master = str(session.sparkContext.master)
     if not master.startswith("local"):
         raise ScratchNotShared(
             f"score on Spark writes its prediction parts to the driver's scratch folder, which executors of master "
-            f"{master} cannot reach; run the Spark score in local mode (spark.local_master) until the parts are "
-            "written to the storage root (docs/adr/0011-spark-steps-as-sparkapplications.md, S3)"
+            f"{master} cannot reach under an S3 storage root; run the Spark score in local mode (spark.local_master)"
+            " or on a storage root that driver and executors mount as one volume "
+            "(docs/adr/0011-spark-steps-as-sparkapplications.md, S3)"
+        )
+
+
+def check_parts_visible(written: Path, rows: int) -> None:
+    """The driver must see every row the executors wrote: an executor that does not mount the scratch's volume at
+    the same path writes its parts to its own disk, and committing the rest would lose rows silently."""
+    import pyarrow.parquet as pq
+
+    visible = sum(pq.ParquetFile(p).metadata.num_rows for p in written.glob("part-*.parquet"))
+    if visible != rows:
+        raise ScratchNotShared(
+            f"the driver sees {visible} of the {rows} prediction rows Spark wrote to {written}: the storage root "
+            "must be one volume mounted at the same path on the driver and on every executor"
         )
 
 
@@ -108,17 +128,28 @@ def _move_parts(written: Path, staging: Path) -> int:
     return len(parts)
 
 
-def score_partition_spark(usecase: UseCase, path: Path | str, scorers: Sequence[SparkScorer], partition: str) -> int:
+def score_partition_spark(
+    usecase: UseCase,
+    path: Path | str,
+    scorers: Sequence[SparkScorer],
+    partition: str,
+    *,
+    shared_scratch: bool = False,
+) -> int:
     """Score the validated partition at ``path`` (a local file, or the s3:// URI of its object: read through S3A)
     with every scorer into its staging folder; the parts written by the champion. The first scorer is the
     champion: its failure is raised; a shadow's failure is recorded in its ``error`` and its output dropped, as
-    on the local engine."""
+    on the local engine. ``shared_scratch``: the staging folders' volume is the storage root's, which executors
+    of a cluster master may share (else only local mode is allowed)."""
     from pyspark.sql import functions as F
 
     session = get_session(usecase.spark)
-    refuse_remote_executors(session)
+    if not shared_scratch:
+        refuse_remote_executors(session)
     frame = session.read.parquet(*spark_paths(session, [str(path)]))
+    rows = frame.count()  # one prediction a row: what the driver must find in each role's parts
     parts = 0
+    # The model folders stay on the driver: spark_udf ships them to the executors itself.
     with tempfile.TemporaryDirectory(prefix="mlcycle-spark-score-") as scratch:
         for scorer in scorers:
             is_champion = scorer is scorers[0]
@@ -133,7 +164,8 @@ def score_partition_spark(usecase: UseCase, path: Path | str, scorers: Sequence[
                 out = prediction_frame(
                     usecase, frame, scorer.version, str(scorer.role), _udf_score(session, folder, columns), partition
                 )
-                written = Path(scratch) / f"out-{scorer.role}"
+                assert scorer.staging is not None
+                written = scorer.staging.parent / f"spark-{scorer.role}"  # beside the staging: the same volume
                 out.write.mode("error").parquet(str(written))
                 score = F.col("score")
                 non_finite = F.isnan(score) | score.isNull() | (F.abs(score) == float("inf"))
@@ -148,6 +180,7 @@ def score_partition_spark(usecase: UseCase, path: Path | str, scorers: Sequence[
                 scorer.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 continue
             assert scorer.staging is not None and totals is not None
+            check_parts_visible(written, rows)
             moved = _move_parts(written, scorer.staging)
             scorer.rows, scorer.positives = int(totals[0]), int(totals[1] or 0)
             scorer.non_finite = int(totals[2] or 0)  # `refuse_non_finite` then refuses the role, as locally

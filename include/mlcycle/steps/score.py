@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,10 +203,11 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
     source = ctx.uri(Dataset.VALIDATED)
     targets = {s.role: ctx.uri(Dataset.PREDICTIONS, sub=role_sub(s.role)) for s in scorers}
     champion = scorers[0]
-    with ctx.storage.local_copy(source) as folder, tempfile.TemporaryDirectory(prefix="mlcycle-score-") as scratch:
+    # The scratch is on the storage root's volume when it is local: Spark's executors write the parts there.
+    with ctx.storage.local_copy(source) as folder, ctx.storage.scratch("score-") as scratch:
         scored = json.loads((folder / SUCCESS).read_text())  # the manifest of the very version scored
         for scorer in scorers:
-            scorer.staging = Path(scratch) / scorer.role
+            scorer.staging = scratch / scorer.role
             scorer.staging.mkdir()
         check_inputs(usecase, folder / DATA_FILE, scorers)
         if usecase.engine == "spark":  # each version as MLflow's spark_udf (mlcycle.spark.score)
@@ -215,7 +215,7 @@ def main(ctx: StepContext, options: Options) -> ScoreResult:
 
             # On S3 the executors read the version's object themselves (s3a://: mlcycle.spark.s3).
             data = folder / DATA_FILE if ctx.storage.is_local else ctx.storage.file_uri(source, DATA_FILE)
-            score_partition_spark(usecase, data, scorers, partition)
+            score_partition_spark(usecase, data, scorers, partition, shared_scratch=ctx.storage.is_local)
         else:
             score_partition(usecase, folder / DATA_FILE, scorers, partition)
         refuse_non_finite(usecase, scorers, source)

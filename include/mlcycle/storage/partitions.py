@@ -60,6 +60,10 @@ from mlcycle.storage.manifest import ManifestError, decode_manifest, read_local_
 # version) must be before the sweeper removes it: old enough that no writer is still busy with it and no
 # reader still holds it.
 ORPHAN_SECONDS = 3600
+# The folder under a local root that holds steps' scratch folders, and how old a left-over one (its step killed)
+# must be before another step removes it: a day, longer than any step may run.
+SCRATCH = ".scratch"
+SCRATCH_GRACE_SECONDS = 86_400
 # Leftovers of the earlier local commit (two renames), swept like the others.
 _EARLIER_LEFTOVERS = (".old-", ".staging-")
 
@@ -250,6 +254,30 @@ class Storage:
         return sorted(dates)
 
     # ---- writing ----
+    @contextlib.contextmanager
+    def scratch(self, prefix: str) -> Iterator[Path]:
+        """A temporary folder, removed on exit. Under a local root it is on the root's own file system
+        (`<root>/.scratch/`): moving its files into a writer's staging is a rename, and whatever mounts the root's
+        volume at the same path (Spark executors on other nodes) can write there. Under S3, the machine's
+        temporary folder. Left-overs of killed steps are removed once `SCRATCH_GRACE_SECONDS` old."""
+        if not self.is_local:
+            with tempfile.TemporaryDirectory(prefix=f"mlcycle-{prefix}") as temporary:
+                yield Path(temporary)
+            return
+        parent = self._local_root / SCRATCH
+        parent.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - SCRATCH_GRACE_SECONDS
+        for old in parent.iterdir():
+            # FileNotFoundError only: another step may be removing the same left-over.
+            with contextlib.suppress(FileNotFoundError):
+                if old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old)
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     @contextlib.contextmanager
     def writer(self, uri: str, manifest: dict[str, Any]) -> Iterator[Path]:
         """Stage files in a local folder; on a clean exit commit them to `uri` with their manifest."""
