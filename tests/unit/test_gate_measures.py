@@ -16,6 +16,7 @@ from mlcycle.evaluation import evidence
 from mlcycle.evaluation.compute import (
     REGRESSION_PREFIX,
     THROUGHPUT_CALLS,
+    THROUGHPUT_MAX_ROWS,
     THROUGHPUT_MIN_ROWS,
     regressions,
     throughput_rows_s,
@@ -148,5 +149,8 @@ def test_throughput_is_timed_on_at_least_the_minimum_batch() -> None:
     rows_s = throughput_rows_s(Recording(), pd.DataFrame({"x": range(7)}))
     assert rows_s > 0 and batches[0] == 10, "the warm-up call"
     assert batches[1:] == [THROUGHPUT_MIN_ROWS + 1] * THROUGHPUT_CALLS, "7 rows repeated past the minimum"
+    batches.clear()
+    throughput_rows_s(Recording(), pd.DataFrame({"x": range(THROUGHPUT_MAX_ROWS + 5)}))
+    assert batches[1:] == [THROUGHPUT_MAX_ROWS] * THROUGHPUT_CALLS, "a large test split: its first rows only"
     with pytest.raises(ValueError, match="at least one row"):
         throughput_rows_s(Recording(), pd.DataFrame({"x": []}))

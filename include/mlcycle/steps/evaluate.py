@@ -6,10 +6,12 @@ import datetime as dt
 import json
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import mlflow
 import pandas as pd
+import pyarrow.parquet as pq
 
 from mlcycle.config import UseCase
 from mlcycle.evaluation import compute, feature_value
@@ -21,6 +23,7 @@ from mlcycle.specs.catalog import EvaluateOptions
 from mlcycle.specs.names import ModelRole, Step
 from mlcycle.specs.results import EvaluateResult
 from mlcycle.steps.base import Rejected, StepContext
+from mlcycle.steps.features import model_columns
 from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, SUCCESS, Dataset, Split, split_file
 from mlcycle.tags import Tag
@@ -29,9 +32,10 @@ from mlcycle.training.model_io import model_input, signature_columns
 log = logging.getLogger(__name__)
 
 
-def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
-    """The latest labelled days before the partition (label delay respected), as one frame."""
-    usecase = ctx.usecase
+def recent_window(ctx: StepContext, columns: Iterable[str]) -> tuple[pd.DataFrame | None, list[str]]:
+    """The latest labelled days before the partition (label delay respected), as one frame of those of
+    ``columns`` each day has (the versions' inputs, the label, slices: not every column of three whole days)."""
+    usecase, wanted = ctx.usecase, list(dict.fromkeys(columns))
     last = ctx.partition - dt.timedelta(days=usecase.target.label_delay_days)
     days = [last - dt.timedelta(days=i) for i in range(usecase.thresholds.gate.recent_days)]
     frames, used = [], []
@@ -39,7 +43,8 @@ def recent_window(ctx: StepContext) -> tuple[pd.DataFrame | None, list[str]]:
         uri = ctx.uri(Dataset.VALIDATED, day)
         if ctx.storage.exists(uri):
             with ctx.storage.local_copy(uri) as folder:
-                frames.append(pd.read_parquet(folder / DATA_FILE))
+                present = set(pq.read_schema(folder / DATA_FILE).names)
+                frames.append(pd.read_parquet(folder / DATA_FILE, columns=[c for c in wanted if c in present]))
             used.append(day.isoformat())
     return (pd.concat(frames, ignore_index=True) if frames else None), used
 
@@ -142,13 +147,20 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         train_target = pd.read_parquet(folder / split_file(Split.TRAIN), columns=[usecase.target.name])
         simple = simple_model(usecase, folder / split_file(Split.TRAIN), test)
         features_manifest = json.loads((folder / SUCCESS).read_text())
-    recent, recent_days = recent_window(ctx)
 
     # Pin the champion seen now: promotion later is a compare-and-set against exactly this version.
     champion = tracking.alias_version(usecase, ModelRole.CHAMPION)
     champion_version = str(champion.version) if champion else None
     candidate_model = load_model(usecase, candidate_version)
+    compared = champion_version is not None and champion_version != candidate_version
+    champion_model = load_model(usecase, champion_version) if compared and champion_version else None
     thresholds, what = usecase.thresholds.gate, f"candidate version {candidate_version}"
+    champion_what = f"champion version {champion_version}"
+    inputs = [
+        *signature_columns(candidate_model, what),
+        *(signature_columns(champion_model, champion_what) if champion_model is not None else []),
+    ]
+    recent, recent_days = recent_window(ctx, [*model_columns(usecase), *inputs])
     # Each version gets the columns of its own logged signature (as scoring feeds it), not the YAML's list now.
     candidate, _ = measure(usecase, candidate_model, test, recent, with_latency=True, what=what)
     candidate_compute = compute_figures(
@@ -157,17 +169,17 @@ def main(ctx: StepContext, options: EvaluateOptions) -> EvaluateResult:
         compute.throughput_rows_s(candidate_model, model_input(candidate_model, test, what)),
     )
     champion_evidence, champion_compute = None, None
-    if champion_version is not None and champion_version != candidate_version:
-        champion_model = load_model(usecase, champion_version)
+    if champion_model is not None:
         # The champion's latency and throughput are measured again here, beside the candidate's: a figure logged
         # on another day would compare two states of the machine, not two models.
-        what = f"champion version {champion_version}"
-        champion_test = with_columns(ctx, test, features_manifest, signature_columns(champion_model, what))
-        champion_evidence, _ = measure(usecase, champion_model, champion_test, recent, with_latency=True, what=what)
+        champion_test = with_columns(ctx, test, features_manifest, signature_columns(champion_model, champion_what))
+        champion_evidence, _ = measure(
+            usecase, champion_model, champion_test, recent, with_latency=True, what=champion_what
+        )
         champion_compute = compute_figures(
             champion_evidence,
-            run_metrics(usecase, champion_version),
-            compute.throughput_rows_s(champion_model, model_input(champion_model, champion_test, what)),
+            run_metrics(usecase, str(champion_version)),
+            compute.throughput_rows_s(champion_model, model_input(champion_model, champion_test, champion_what)),
         )
     baseline = baseline_metrics(usecase, train_target[usecase.target.name], test)
     importance = feature_value.permutation_importance(usecase, candidate_model, test)
