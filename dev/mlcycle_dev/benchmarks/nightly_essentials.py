@@ -14,7 +14,8 @@ implementation of the step can avoid (wall seconds, and this process's CPU secon
 - evaluate: `predict_proba` of the candidate on the test split and the recent window;
 - promote: the registry calls alone (read the champion alias and version, tag the version, set the alias);
 - score: reading the day, `predict_proba` on its rows, writing the scores;
-- monitor: reading the reference and the day's columns, then the drift statistics alone (KS / chi-squared on
+- monitor: reading the reference (the step's seeded sample of at most 2M rows) and the day's columns, then the
+  drift statistics alone (KS / chi-squared on
   the same sketch and sample the step tests, scipy), without Evidently's report.
 
 Steps with nothing to do beyond a manifest check (scoring's ingest and validate of a day the training run
@@ -243,14 +244,18 @@ def monitor(root: Path, partition: dt.date, **_: Any) -> dict[str, Any]:
 
     from mlcycle.config import get_usecase
     from mlcycle.monitoring.drift import DEFAULT_SEED, build_reference_profile, current_sample_size, sample_current
-    from mlcycle.storage.layout import DATA_FILE, Dataset, Split
+    from mlcycle.steps.monitor import REFERENCE_MAX_ROWS
+    from mlcycle.storage.layout import DATA_FILE, Dataset, Split, split_file
+    from mlcycle.training.sampling import read_sample
 
     usecase = get_usecase(USECASE)
     numeric, categorical = list(usecase.numeric_features), list(usecase.categorical_features)
     columns = [c.name for c in usecase.features]
     sample_rows = usecase.thresholds.drift.sample_rows
     started, cpu_started = time.perf_counter(), time.process_time()
-    reference = _features_split(root, partition, Split.TRAIN, columns)
+    # As the step: a seeded sample of at most REFERENCE_MAX_ROWS of the train split, drawn before pandas.
+    path = _folder(root, Dataset.FEATURES, partition) / split_file(Split.TRAIN)
+    reference, _sample = read_sample(path, REFERENCE_MAX_ROWS, usecase.model.seed, columns=columns)
     current = pd.read_parquet(_folder(root, Dataset.VALIDATED, partition) / DATA_FILE, columns=columns)
     # As the step: a sketch of the reference and a seeded sample of the day, or (no sample_rows) every row.
     if sample_rows is None:
@@ -270,7 +275,7 @@ def monitor(root: Path, partition: dt.date, **_: Any) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
-        "what": "read ref + day, sketch/sample, KS + chi2",
+        "what": "read ref (its 2M-row sample) + day, sketch/sample, KS + chi2",
         "columns": len(columns),
     }
 
