@@ -28,13 +28,21 @@ from mlcycle.steps.models import load_model
 from mlcycle.storage.layout import DATA_FILE, DECISION_FILE, SUCCESS, Dataset, Split, split_file
 from mlcycle.tags import Tag
 from mlcycle.training.model_io import model_input, signature_columns
+from mlcycle.training.sampling import read_sample
 
 log = logging.getLogger(__name__)
 
 
+# The rows of each recent day the gate's recent-window check reads at most: a seeded uniform sample past it (the
+# metric of 300,000 rows is within ~0.002 ROC AUC of the day's; three whole days of 2M rows held 9 GB with the
+# frozen test set).
+RECENT_DAY_MAX_ROWS = 300_000
+
+
 def recent_window(ctx: StepContext, columns: Iterable[str]) -> tuple[pd.DataFrame | None, list[str]]:
     """The latest labelled days before the partition (label delay respected), as one frame of those of
-    ``columns`` each day has (the versions' inputs, the label, slices: not every column of three whole days)."""
+    ``columns`` each day has (the versions' inputs, the label, slices: not every column of three whole days),
+    each day cut to a seeded sample of `RECENT_DAY_MAX_ROWS` rows."""
     usecase, wanted = ctx.usecase, list(dict.fromkeys(columns))
     last = ctx.partition - dt.timedelta(days=usecase.target.label_delay_days)
     days = [last - dt.timedelta(days=i) for i in range(usecase.thresholds.gate.recent_days)]
@@ -44,7 +52,9 @@ def recent_window(ctx: StepContext, columns: Iterable[str]) -> tuple[pd.DataFram
         if ctx.storage.exists(uri):
             with ctx.storage.local_copy(uri) as folder:
                 present = set(pq.read_schema(folder / DATA_FILE).names)
-                frames.append(pd.read_parquet(folder / DATA_FILE, columns=[c for c in wanted if c in present]))
+                read = [c for c in wanted if c in present]
+                frame, _ = read_sample(folder / DATA_FILE, RECENT_DAY_MAX_ROWS, usecase.model.seed, columns=read)
+                frames.append(frame)
             used.append(day.isoformat())
     return (pd.concat(frames, ignore_index=True) if frames else None), used
 
