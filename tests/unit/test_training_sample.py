@@ -101,3 +101,22 @@ def test_the_bound_must_be_positive() -> None:
     assert Split(max_train_rows=1).max_train_rows == 1
     with pytest.raises(ValueError, match="max_train_rows"):
         Split(max_train_rows=0)
+
+
+def test_a_file_is_sampled_row_group_by_row_group_to_the_frames_rows(tmp_path: Path) -> None:
+    """The file's sample is drawn one row group at a time (never the whole file in memory): the same rows, in the
+    same order, as the in-memory frame's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlcycle.training.sampling import read_sample, sample_train
+
+    frame = _frame(3000).reset_index(drop=True)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "t.parquet", row_group_size=700)
+    assert pq.ParquetFile(tmp_path / "t.parquet").num_row_groups == 5
+    sampled, sample = read_sample(tmp_path / "t.parquet", 1000, seed=42, columns=["x"])
+    expected, _ = sample_train(frame, 1000, seed=42)
+    assert sampled["x"].tolist() == expected["x"].tolist() and list(sampled.columns) == ["x"]
+    assert (sample.window_rows, sample.rows) == (3000, 1000)
+    whole, unbounded = read_sample(tmp_path / "t.parquet", None, seed=42)
+    assert whole.equals(frame) and not unbounded.sampled

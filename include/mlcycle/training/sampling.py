@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 
@@ -59,12 +60,21 @@ def sample_train(train: pd.DataFrame, max_rows: int | None, seed: int) -> tuple[
 def read_sample(
     path: Path, max_rows: int | None, seed: int, columns: list[str] | None = None
 ) -> tuple[pd.DataFrame, TrainSample]:
-    """`sample_train` of the Parquet file at `path`, drawn before the rows become a DataFrame: the whole file is
-    held only as Arrow columns (text a few bytes a value, against ~60 as Python strings), so a window larger
-    than the bound costs the sample's memory, not the window's, once in pandas."""
-    table = pq.read_table(path, columns=columns)
-    window_rows = table.num_rows
+    """`sample_train` of the Parquet file at `path`, drawn before the rows become a DataFrame: one row group at a
+    time, each cut to the sampled rows it holds, so a file larger than the bound costs one row group's memory
+    (~1M rows as Arrow columns) and the sample's, never the whole file's (2.7 GB of Arrow for the 18.6M-row train
+    split at 2M rows a day)."""
+    file = pq.ParquetFile(path)
+    window_rows = file.metadata.num_rows
     positions = sample_positions(window_rows, max_rows, seed)
-    if positions is not None:
-        table = table.take(positions)
+    if positions is None:
+        return file.read(columns=columns).to_pandas(), TrainSample(window_rows, window_rows, max_rows, seed)
+    pieces, offset = [], 0
+    for group in range(file.num_row_groups):
+        rows = file.metadata.row_group(group).num_rows
+        low, high = np.searchsorted(positions, [offset, offset + rows])
+        if high > low:
+            pieces.append(file.read_row_group(group, columns=columns).take(positions[low:high] - offset))
+        offset += rows
+    table = pa.concat_tables(pieces)
     return table.to_pandas(), TrainSample(window_rows, table.num_rows, max_rows, seed)
