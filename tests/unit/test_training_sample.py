@@ -69,6 +69,20 @@ def test_only_the_train_split_is_sampled_with_the_use_cases_seed(tmp_path: Path)
     assert len(whole["train"]) == 3000 and not unbounded.sampled
 
 
+def test_valid_and_test_are_scored_on_a_bounded_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The train step's valid and test metrics come from a seeded sample past `METRIC_SPLIT_MAX_ROWS` (evaluate
+    scores the whole frozen test set for the gate)."""
+    from mlcycle.steps import train
+    from mlcycle.training.sampling import sample_train
+
+    monkeypatch.setattr(train, "METRIC_SPLIT_MAX_ROWS", 800)
+    _write_splits(tmp_path, {"train": 3000, "valid": 2000, "test": 700})
+    splits, sample = train.read_splits(_usecase(None), tmp_path)
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [3000, 800, 700] and not sample.sampled
+    expected, _ = sample_train(pd.read_parquet(tmp_path / "valid.parquet"), 800, get_usecase("yarnit").model.seed)
+    assert splits["valid"]["x"].tolist() == expected["x"].tolist()
+
+
 def test_the_bound_is_part_of_the_training_cache_key() -> None:
     """A version fitted on a sample is not reused for a whole window (or another bound)."""
     from mlcycle.steps.train import cache_key

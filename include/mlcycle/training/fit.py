@@ -70,8 +70,9 @@ def fit_and_measure(
     train_metric_rows: int | None,
     checkpoint_dir: Path | None = None,
 ) -> FittedCandidate:
-    """Fit ``model`` (unfitted, from ``build_model``) on ``splits["train"]``; score valid and test whole and the
-    train split on a sample of ``train_metric_rows`` rows drawn with ``model.seed`` (None: all of it).
+    """Fit ``model`` (unfitted, from ``build_model``) on ``splits["train"]``; score valid and test as given (the
+    train step reads each cut to a seeded sample of `METRIC_SPLIT_MAX_ROWS`) and the train split on a sample of
+    ``train_metric_rows`` rows drawn with ``model.seed`` (None: all of it).
 
     A torch pipeline early-stops on ``splits["valid"]`` and checkpoints every epoch under
     ``checkpoint_dir`` (a retried fit resumes); the other families ignore ``checkpoint_dir``.
