@@ -126,7 +126,7 @@ def validate_spark_frame(
     """:func:`mlcycle.contracts.gx_runner.validate_frame` for a Spark DataFrame: same suite, same description."""
     suite = spark_suite(contract, partition=partition, serving=serving, history=history, present=frame.columns)
     batch = _batch(frame)
-    return run_suite(batch, suite, _Schema(frame), sample_rows)
+    return run_suite(batch, suite, _Schema(frame), sample_rows, counts_first=True)
 
 
 def check_partition(
