@@ -165,9 +165,7 @@ def _first_values_later(batch: Any, suite: gx.ExpectationSuite, raw: dict[str, A
             results[where]["result"] = res.get("result")
 
 
-def run_suite(
-    batch: Any, suite: Any, columns: Any, sample_rows: int, *, counts_first: bool = False
-) -> ContractResult:
+def run_suite(batch: Any, suite: Any, columns: Any, sample_rows: int, *, counts_first: bool = False) -> ContractResult:
     """Validate a GX batch (pandas or Spark) against the compiled suite; `columns` is what `describe_check`
     reads the columns' types from (the frame, or the Spark engine's schema view).
 
