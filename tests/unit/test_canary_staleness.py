@@ -224,6 +224,7 @@ def test_staleness_curve_from_two_champions(
     assert measured["budget"]["source"] == expected.source and measured["budget"]["days"] == expected.days
     stored = json.loads(Path(curve["measured"]["outputs"]["curve"]).read_text())
     assert stored["points"] == measured["points"]
+    assert stored["unscored"] == measured["unscored"] == []  # both champions' signatures are in the data
 
 
 def test_decay_budget_is_the_age_at_which_the_drop_is_lost() -> None:
@@ -261,7 +262,7 @@ def test_freshness_uses_the_measured_budget_and_falls_back_without_one(
     assert (budget.source, budget.days) == ("measured", 1)
     storage = Storage(storage_root())
     with storage.writer(storage.partition_uri("yarnit", Dataset.STALENESS, SHADOW_2), {"step": "staleness"}) as staging:
-        staleness.save_curve(staging, staleness.curve_document(str(SHADOW_2), "roc_auc", [], points, budget))
+        staleness.save_curve(staging, staleness.curve_document(str(SHADOW_2), "roc_auc", [], points, budget, []))
     with capture_stdout() as out:
         code, stale = step(out, "freshness", SHADOW_2)
     assert code == ExitCode.REJECTED, stale

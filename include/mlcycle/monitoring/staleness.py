@@ -37,6 +37,15 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Unscored:
+    """A champion that could not score a labelled day: the day lacks a column of its logged signature."""
+
+    version: str
+    partition: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class AgeBudget:
     """The champion age budget: measured from the curve, or the documented fallback, and why."""
 
@@ -73,7 +82,7 @@ def decay_budget(points: Sequence[Point], *, metric: str, drop: float, min_champ
 
 
 def curve_document(
-    partition: str, metric: str, days: list[str], points: list[Point], budget: AgeBudget
+    partition: str, metric: str, days: list[str], points: list[Point], budget: AgeBudget, unscored: list[Unscored]
 ) -> dict[str, Any]:
     """What staleness/ds=D/curve.json holds."""
     return {
@@ -81,6 +90,7 @@ def curve_document(
         "metric": metric,
         "labelled_days": days,
         "points": [asdict(p) for p in points],
+        "unscored": [asdict(u) for u in unscored],
         "budget": asdict(budget),
     }
 

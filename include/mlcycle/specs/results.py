@@ -393,6 +393,9 @@ class StalenessMetrics(Part):
     metric: str
     champions: list[str]
     points: list[dict[str, Any]]
+    unscored: list[
+        dict[str, Any]
+    ]  # (version, partition, reason): a day that lacks a column of that version's signature
     budget: dict[str, Any]
 
 

@@ -34,15 +34,51 @@ def _labelled_days(ctx: StepContext) -> list[dt.date]:
     return days[-usecase.staleness.labelled_days :]
 
 
-def measure(ctx: StepContext) -> tuple[list[staleness.Point], list[dt.date], list[str]]:
-    """(points, labelled days, champion versions): every champion's metric on each labelled day after its window."""
+def champion_points(
+    model: Any,
+    version: str,
+    trained_through: dt.date,
+    frames: dict[dt.date, Any],
+    *,
+    target: str,
+    metric: str,
+    threshold: float,
+    what: str,
+) -> tuple[list[staleness.Point], list[staleness.Unscored]]:
+    """One champion's points: its metric on each labelled day after its window, fed the columns of its own logged
+    signature (a version keeps the features it was trained on). A day that lacks one of them is an `Unscored`
+    entry naming the columns, not a silent gap in the curve and not a failure of every weekly run to come."""
     import pandas as pd
 
     from mlcycle.monitoring.performance import MIN_LABELLED_ROWS, metric_of
+    from mlcycle.training.model_io import MissingModelInput, model_input, predict_score
+
+    points, unscored = [], []
+    for day, frame in frames.items():
+        # A day of its own training window says nothing about its age.
+        if day <= trained_through or len(frame) < MIN_LABELLED_ROWS or frame[target].nunique() < 2:
+            continue
+        try:
+            features = model_input(model, frame, what)
+        except MissingModelInput as exc:
+            unscored.append(staleness.Unscored(version, day.isoformat(), str(exc)))
+            continue
+        scored = pd.DataFrame({"target": frame[target].astype("int64"), "score": predict_score(model, features)})
+        value = metric_of(scored, metric, threshold)
+        points.append(
+            staleness.Point(version, day.isoformat(), (day - trained_through).days, round(value, 6), len(frame))
+        )
+    return points, unscored
+
+
+def measure(ctx: StepContext) -> tuple[list[staleness.Point], list[staleness.Unscored], list[dt.date], list[str]]:
+    """(points, unscored, labelled days, champion versions): every champion's metric on each labelled day after its
+    window (:func:`champion_points`)."""
+    import pandas as pd
+
     from mlcycle.registry import tracking
     from mlcycle.registry.champion import champion_periods
     from mlcycle.steps.models import load_model
-    from mlcycle.training.model_io import feature_frame, predict_score
 
     usecase = ctx.usecase
     target, metric, threshold = usecase.target.name, usecase.thresholds.gate.metric, usecase.model.decision_threshold
@@ -57,21 +93,25 @@ def measure(ctx: StepContext) -> tuple[list[staleness.Point], list[dt.date], lis
         with ctx.storage.local_copy(ctx.uri(Dataset.VALIDATED, day)) as folder:
             frame = pd.read_parquet(folder / DATA_FILE)
         frames[day] = frame[frame[target].notna()]
-    points = []
+    points: list[staleness.Point] = []
+    unscored: list[staleness.Unscored] = []
     for version, trained_through in champions:
-        model = load_model(usecase, version)
-        for day, frame in frames.items():
-            # A day of its own training window says nothing about its age.
-            if day <= trained_through or len(frame) < MIN_LABELLED_ROWS or frame[target].nunique() < 2:
-                continue
-            scored = pd.DataFrame(
-                {"target": frame[target].astype("int64"), "score": predict_score(model, feature_frame(usecase, frame))}
-            )
-            value = metric_of(scored, metric, threshold)
-            points.append(
-                staleness.Point(version, day.isoformat(), (day - trained_through).days, round(value, 6), len(frame))
-            )
-    return points, days, [v for v, _ in champions]
+        what = f"{usecase.registered_model_name} version {version}"
+        got, missed = champion_points(
+            load_model(usecase, version),
+            version,
+            trained_through,
+            frames,
+            target=target,
+            metric=metric,
+            threshold=threshold,
+            what=what,
+        )
+        points += got
+        unscored += missed
+    for miss in unscored:
+        log.warning("staleness: %s not scored on %s: %s", miss.version, miss.partition, miss.reason)
+    return points, unscored, days, [v for v, _ in champions]
 
 
 def _log_to_mlflow(ctx: StepContext, folder: Path, points: list[staleness.Point], budget: staleness.AgeBudget) -> str:
@@ -98,14 +138,14 @@ def main(ctx: StepContext, options: Options) -> StalenessResult:
             f"staleness is measured weekly, on the partition of a {settings.weekday} ({partition} is a "
             f"{ctx.partition.strftime('%a').lower()})"
         )
-    points, days, champions = measure(ctx)
+    points, unscored, days, champions = measure(ctx)
     if not champions:
         raise NothingToDo(f"{usecase.registered_model_name} has had no @champion yet: no age to measure")
     metric = usecase.thresholds.gate.metric
     budget = staleness.decay_budget(
         points, metric=metric, drop=usecase.retraining.performance_drop, min_champions=settings.min_champions
     )
-    document = staleness.curve_document(partition, metric, [d.isoformat() for d in days], points, budget)
+    document = staleness.curve_document(partition, metric, [d.isoformat() for d in days], points, budget, unscored)
     target = ctx.uri(Dataset.STALENESS)
     with ctx.storage.writer(
         target, {"step": "staleness", "champions": champions, "airflow": ctx.produced_by()}
@@ -118,6 +158,7 @@ def main(ctx: StepContext, options: Options) -> StalenessResult:
         "champions": champions,
         "labelled_days": document["labelled_days"],
         "points": document["points"],
+        "unscored": document["unscored"],
         "budget": document["budget"],
     }
     return StalenessResult.of(
