@@ -137,3 +137,27 @@ def test_nanosecond_timestamps_are_refused_by_name_on_spark(spark: Any, clean: p
     assert rows is None and [f.rule for f in outcome.hard_failures] == ["readable"]
     assert "TIMESTAMP(NANOS" in outcome.hard_failures[0].observed
     assert local_check(path, "parquet", [])[0].success
+
+
+def test_the_median_on_spark_is_spark_s_approximate_one_within_its_rank_error(spark: Any) -> None:
+    # GX's own Spark median is exact: one task merges a summary of every value (a 4 GiB heap ran out at 50M rows).
+    # The Spark engine registers Spark's approximate median instead; pandas keeps the exact one.
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.expectations.registry import _registered_metrics
+
+    from mlcycle.contracts.gx_patch import MEDIAN_RELATIVE_ERROR, approximate_spark_median
+    from mlcycle.spark.validate import _batch
+
+    approximate_spark_median()
+    providers = _registered_metrics["column.median"]["providers"]
+    assert providers["SparkDFExecutionEngine"][0].__name__ == "ApproximateSparkMedian"
+    assert providers["PandasExecutionEngine"][0].__name__ == "ColumnMedian"
+
+    rows = 200_001  # 0..200,000 in shuffled partitions: the exact median is 100,000
+    frame = spark.range(rows).selectExpr("cast(id as double) as x").repartition(8)
+    suite = gx.ExpectationSuite(
+        name="median", expectations=[gxe.ExpectColumnMedianToBeBetween(column="x", min_value=0, max_value=rows)]
+    )
+    observed = _batch(frame).validate(suite).results[0].result["observed_value"]
+    assert abs(observed - 100_000) <= MEDIAN_RELATIVE_ERROR * rows

@@ -28,6 +28,7 @@ from great_expectations.data_context.types.base import (
 
 from mlcycle.config import Spark
 from mlcycle.contracts.compile import build_suite
+from mlcycle.contracts.gx_patch import approximate_spark_median
 from mlcycle.contracts.gx_runner import run_suite
 from mlcycle.contracts.reading import UnreadableData, read_csv, unreadable_result
 from mlcycle.contracts.results import FIRST_VALUES, META_KEY, ContractResult
@@ -125,6 +126,7 @@ def validate_spark_frame(
 ) -> ContractResult:
     """:func:`mlcycle.contracts.gx_runner.validate_frame` for a Spark DataFrame: same suite, same description."""
     suite = spark_suite(contract, partition=partition, serving=serving, history=history, present=frame.columns)
+    approximate_spark_median()  # GX's exact median holds the whole column in one task (gx_patch)
     batch = _batch(frame)
     return run_suite(batch, suite, _Schema(frame), sample_rows, counts_first=True)
 
