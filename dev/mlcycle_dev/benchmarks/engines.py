@@ -2,6 +2,7 @@
 
     python -m mlcycle_dev.benchmarks.engines --rows 10m,50m [--engines spark,local] [--cap-gib 10]
                                              [--driver-memory 4g] [--train-rows 2000] [--json FILE] [--workdir DIR]
+    python -m mlcycle_dev.benchmarks.engines --render 30k.json,10m.json,50m.json   # saved runs: one table
 
 Set-up (timed, reported apart): a fresh storage root and a local MLflow (`embedded_environment`); a use case
 copy whose contract admits the benchmark's day (`table.row_count`; the benchmark numbers sessions with 9 digits,
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -504,6 +506,27 @@ def markdown_table(measures: list[StepMeasure]) -> str:
     return "\n".join(lines)
 
 
+def marginal_rates(measures: list[StepMeasure]) -> str:
+    """Per engine and step, the rows per CPU second that each size adds over the smallest finished one:
+    (rows - rows₀) / (CPU s - CPU s₀), the fixed part (imports, JVM start, GX set-up) taken out (docs/scale.md)."""
+    lines = ["| engine | step | from | to | marginal rows per CPU s |", "|---|---|---|---|---|"]
+    done = sorted((m for m in measures if m.finished), key=lambda m: (m.engine, STEPS.index(Step(m.step)), m.rows))
+    for (engine, step), group in itertools.groupby(done, key=lambda m: (m.engine, m.step)):
+        base, *larger = list(group)
+        for m in larger:
+            rate = (
+                (m.rows - base.rows) / (m.cpu_seconds - base.cpu_seconds) if m.cpu_seconds > base.cpu_seconds else None
+            )
+            lines.append(f"| {engine} | {step} | {_short(base.rows)} | {_short(m.rows)} | {_figure(rate)} |")
+    return "\n".join(lines)
+
+
+def render(files: list[str]) -> str:
+    """The table and the marginal rates of saved runs (``--json`` files), one table across them."""
+    measures = [StepMeasure(**m) for f in files for m in json.loads(Path(f).read_text())["measures"]]
+    return markdown_table(measures) + "\n\n" + marginal_rates(measures)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=_sizes, default=[10_000_000], help="partition sizes, e.g. 10m,50m")
@@ -522,7 +545,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep everything here; a second run reuses its champion (default: a temp folder)",
     )
+    parser.add_argument(
+        "--render", default=None, help="print the table of saved --json runs (comma-separated) and stop"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        print(render([f for f in args.render.split(",") if f]))
+        return 0
     engines = [e for e in args.engines.split(",") if e]
     steps = [s for s in args.steps.split(",") if s]
     if unknown := sorted(set(steps) - set(STEPS)):
