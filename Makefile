@@ -52,7 +52,7 @@ $(AIRFLOW_VENV)/.installed: requirements-airflow.lock pyproject.toml | $(BIN)/uv
 lock: install  ## re-resolve the three locks from pyproject.toml (with hashes; existing pins are kept where they fit)
 	$(BIN)/python -m mlcycle_dev.locks write
 
-check-locks: install  ## the three locks still follow pyproject.toml (re-resolved offline from uv's cache)
+check-locks: install  ## the three locks still follow pyproject.toml (re-resolved from uv's cache; the registry where it lacks metadata)
 	$(BIN)/python -m mlcycle_dev.locks check --offline
 
 lint: install  ## ruff + mypy + the layer contracts (import-linter, pyproject.toml)

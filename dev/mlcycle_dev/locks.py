@@ -85,9 +85,19 @@ def compile_argv(locked: LockedSet, *, offline: bool = False) -> list[str]:
 
 
 def resolve(folder: Path, *, offline: bool = False) -> None:
-    """Resolve the sets into folder, which holds pyproject.toml (the declared sets) and any existing locks."""
+    """Resolve the sets into folder, which holds pyproject.toml (the declared sets) and any existing locks.
+
+    ``offline``: from uv's cache first; a set that fails offline is resolved again from the registry (said on
+    stderr), and only that verdict counts. `make install` syncs the locked wheels without resolving, so whether
+    their metadata is in the cache depends on what else ran on the machine (a fresh machine's cache was seen both
+    ways; offline, uv then reports a missing version, not a missing cache entry): the retry makes the verdict
+    independent of the cache and is never lenient, as it resolves from the same pins.
+    """
     for locked in LOCKED_SETS:
         done = subprocess.run(compile_argv(locked, offline=offline), cwd=folder, capture_output=True, text=True)
+        if done.returncode != 0 and offline:
+            print(f"locks: {locked.file} does not resolve from uv's cache alone; from the registry", file=sys.stderr)
+            done = subprocess.run(compile_argv(locked), cwd=folder, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(
                 f"uv pip compile of {locked.file} failed (exit {done.returncode}): {done.stderr[-2000:]}"
@@ -117,7 +127,9 @@ def check(*, offline: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("write", "check"))
-    parser.add_argument("--offline", action="store_true", help="resolve from uv's cache only")
+    parser.add_argument(
+        "--offline", action="store_true", help="resolve from uv's cache (the registry where it lacks metadata)"
+    )
     args = parser.parse_args(argv)
     if args.action == "write":
         resolve(REPO, offline=args.offline)

@@ -24,7 +24,7 @@ def stanzas(locked: LockedSet) -> dict[str, tuple[str, frozenset[str]]]:
 
 
 def test_the_locks_follow_pyproject() -> None:
-    """Re-resolving pyproject.toml offline (uv's cache, which `make install` filled), starting from the locked
+    """Re-resolving pyproject.toml (from uv's cache, the registry for what it lacks), starting from the locked
     pins, gives the checked-in files byte for byte: a dependency added, removed or narrowed without `make lock`
     fails here (and in `make check-locks`)."""
     check(offline=True)
