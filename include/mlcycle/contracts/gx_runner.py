@@ -71,6 +71,21 @@ def _rows_json(rows: Any) -> list[dict[str, Any]]:
     return loaded
 
 
+def _order(res: dict[str, Any]) -> int:
+    """An expectation result's place in the suite (its ``meta`` order; -1 if it has none)."""
+    meta = ((res.get("expectation_config") or {}).get("meta") or {}).get(META_KEY) or {}
+    return int(meta.get("order", -1))
+
+
+def _run_again(
+    batch: Any, suite: gx.ExpectationSuite, orders: Sequence[int], name: str, result_format: dict[str, Any]
+) -> dict[int, Any]:
+    """Each of ``orders``' expectations run again with ``result_format``: its GX result object, by suite order."""
+    again = gx.ExpectationSuite(name=f"{suite.name}-{name}", expectations=[suite.expectations[o] for o in orders])
+    results = batch.validate(again, result_format=result_format).results
+    return {int(((r.expectation_config.meta or {}).get(META_KEY) or {}).get("order", -1)): r for r in results}
+
+
 def _sample_rows(
     batch: Any, suite: gx.ExpectationSuite, failed: dict[int, FailedExpectation], sample_rows: int
 ) -> None:
@@ -82,18 +97,14 @@ def _sample_rows(
     orders = [order for order, f in failed.items() if f.unexpected_count]
     if not orders:
         return
-    again = gx.ExpectationSuite(name=f"{suite.name}-rows", expectations=[suite.expectations[o] for o in orders])
     result_format = {
         "result_format": "BASIC",
         "partial_unexpected_count": sample_rows,
         "include_unexpected_rows": True,
     }
-    result = batch.validate(again, result_format=result_format)
-    for res in result.results:
-        meta = (res.expectation_config.meta or {}).get(META_KEY) or {}
-        target = failed.get(int(meta.get("order", -1)))
-        if target is not None and isinstance(res.result, dict):
-            target.rows = _rows_json(res.result.get("unexpected_rows"))[:sample_rows]
+    for order, res in _run_again(batch, suite, orders, "rows", result_format).items():
+        if order in failed and isinstance(res.result, dict):
+            failed[order].rows = _rows_json(res.result.get("unexpected_rows"))[:sample_rows]
 
 
 def arrow_strings(df: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
@@ -137,12 +148,6 @@ def validate_frame(
     return run_suite(batch, suite, df, sample_rows)
 
 
-def _order(res: dict[str, Any]) -> int:
-    """An expectation result's place in the suite (its ``meta`` order; -1 if it has none)."""
-    meta = ((res.get("expectation_config") or {}).get("meta") or {}).get(META_KEY) or {}
-    return int(meta.get("order", -1))
-
-
 def _first_values_later(batch: Any, suite: gx.ExpectationSuite, raw: dict[str, Any]) -> None:
     """Replace, in ``raw``, the result of every row-level rule that found offending rows by a BASIC one that
     quotes their first values (passing rules with ``mostly`` included): what one BASIC pass would have given."""
@@ -154,15 +159,9 @@ def _first_values_later(batch: Any, suite: gx.ExpectationSuite, raw: dict[str, A
         and isinstance(res.get("result"), dict)
         and (res["result"].get("unexpected_count") or 0) > 0
     }
-    if not found:
-        return
-    again = gx.ExpectationSuite(
-        name=f"{suite.name}-values", expectations=[suite.expectations[o] for o in sorted(found) if o >= 0]
-    )
-    for res in batch.validate(again, result_format=_RESULT_FORMAT).to_json_dict().get("results", []):
-        where = found.get(_order(res))
-        if where is not None:
-            results[where]["result"] = res.get("result")
+    if found:
+        for order, res in _run_again(batch, suite, sorted(found), "values", _RESULT_FORMAT).items():
+            results[found[order]]["result"] = res.to_json_dict().get("result")
 
 
 def run_suite(batch: Any, suite: Any, columns: Any, sample_rows: int, *, counts_first: bool = False) -> ContractResult:

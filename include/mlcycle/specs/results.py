@@ -393,9 +393,8 @@ class StalenessMetrics(Part):
     metric: str
     champions: list[str]
     points: list[dict[str, Any]]
-    unscored: list[
-        dict[str, Any]
-    ]  # (version, partition, reason): a day that lacks a column of that version's signature
+    # (version, partition, reason) of a labelled day that lacks a column of that version's signature
+    unscored: list[dict[str, Any]] = []
     budget: dict[str, Any]
 
 
